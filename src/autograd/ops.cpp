@@ -1,0 +1,363 @@
+#include "autograd/ops.h"
+
+#include "core/error.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/embedding.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/loss.h"
+
+namespace tfm::ag {
+
+namespace k = tfm::kernels;
+
+namespace {
+
+const Tensor& contiguous_input(const Var& v, const char* op) {
+  TFM_CHECK(v.defined(), "{}: undefined input", op);
+  const Tensor& t = v.value();
+  TFM_CHECK(t.is_contiguous(), "{} needs a contiguous input, got {}", op, t.str());
+  TFM_CHECK(t.dtype() == DType::F32, "{} needs float32, got {}", op, t.str());
+  return t;
+}
+
+// The gradient buffer of input `slot` of node n, or nullptr when it needs none.
+float* grad_ptr(Tape& t, const Node& n, int slot) {
+  int32_t id = n.in[slot];
+  return t.requires_grad(id) ? t.grad(id).f32() : nullptr;
+}
+
+const float* out_grad(Tape& t, const Node& n) { return t.grad(n.out).f32(); }
+
+Shape with_last(const Shape& s, int64_t last) {
+  Shape r = s;
+  r[r.size() - 1] = last;
+  return r;
+}
+
+void check_same_shape(const Tensor& a, const Tensor& b, const char* op) {
+  TFM_CHECK(a.shape() == b.shape(), "{}: shapes {} and {} differ", op, a.shape().str(), b.shape().str());
+}
+
+}  // namespace
+
+// ---- linear: y = x W^T + b;  dx = dy W,  dW += dy^T x,  db += sum_rows dy
+Var linear(Var x, Var w, Var b) {
+  const Tensor& xv = contiguous_input(x, "linear");
+  const Tensor& wv = contiguous_input(w, "linear");
+  int64_t in = wv.size(1), out = wv.size(0), rows = xv.numel() / in;
+  TFM_CHECK(xv.size(-1) == in, "linear: input {} vs weight {}", xv.shape().str(), wv.shape().str());
+  Tensor y = Tensor::empty(with_last(xv.shape(), out));
+  k::gemm(false, true, rows, out, in, 1.0f, xv.f32(), in, wv.f32(), in, 0.0f, y.f32(), out);
+  if (b.defined()) k::bias_add(y.f32(), contiguous_input(b, "linear").f32(), rows, out);
+  Var r;
+  x.tape()->record(r, y, "linear",
+                   [](Tape& t, const Node& n) {
+                     const Tensor& xv = t.value(n.in[0]);
+                     const Tensor& wv = t.value(n.in[1]);
+                     int64_t in = wv.size(1), out = wv.size(0), rows = xv.numel() / in;
+                     const float* dy = out_grad(t, n);
+                     if (float* dx = grad_ptr(t, n, 0))
+                       k::gemm(false, false, rows, in, out, 1.0f, dy, out, wv.f32(), in, 1.0f, dx, in);
+                     if (float* dw = grad_ptr(t, n, 1))
+                       k::gemm(true, false, out, in, rows, 1.0f, dy, out, xv.f32(), in, 1.0f, dw, in);
+                     if (float* db = grad_ptr(t, n, 2)) k::bias_grad(dy, db, rows, out);
+                   },
+                   {x, w, b});
+  return r;
+}
+
+// ---- matmul: C = A B;  dA += dC B^T,  dB += A^T dC
+Var matmul(Var a, Var b) {
+  const Tensor& av = contiguous_input(a, "matmul");
+  const Tensor& bv = contiguous_input(b, "matmul");
+  TFM_CHECK(av.dim() == 2 && bv.dim() == 2 && av.size(1) == bv.size(0), "matmul: {} @ {}", av.shape().str(),
+            bv.shape().str());
+  int64_t M = av.size(0), K = av.size(1), N = bv.size(1);
+  Tensor c = Tensor::empty({M, N});
+  k::gemm(false, false, M, N, K, 1.0f, av.f32(), K, bv.f32(), N, 0.0f, c.f32(), N);
+  Var r;
+  a.tape()->record(r, c, "matmul",
+                   [](Tape& t, const Node& n) {
+                     const Tensor& av = t.value(n.in[0]);
+                     const Tensor& bv = t.value(n.in[1]);
+                     int64_t M = av.size(0), K = av.size(1), N = bv.size(1);
+                     const float* dc = out_grad(t, n);
+                     if (float* da = grad_ptr(t, n, 0))
+                       k::gemm(false, true, M, K, N, 1.0f, dc, N, bv.f32(), N, 1.0f, da, K);
+                     if (float* db = grad_ptr(t, n, 1))
+                       k::gemm(true, false, K, N, M, 1.0f, av.f32(), K, dc, N, 1.0f, db, N);
+                   },
+                   {a, b});
+  return r;
+}
+
+// ---- add
+Var add(Var a, Var b) {
+  const Tensor& av = contiguous_input(a, "add");
+  const Tensor& bv = contiguous_input(b, "add");
+  check_same_shape(av, bv, "add");
+  Tensor y = Tensor::empty(av.shape());
+  k::add(av.f32(), bv.f32(), y.f32(), y.numel());
+  Var r;
+  a.tape()->record(r, y, "add",
+                   [](Tape& t, const Node& n) {
+                     const float* dy = out_grad(t, n);
+                     int64_t size = t.value(n.out).numel();
+                     if (float* da = grad_ptr(t, n, 0)) k::accumulate(da, dy, size);
+                     if (float* db = grad_ptr(t, n, 1)) k::accumulate(db, dy, size);
+                   },
+                   {a, b});
+  return r;
+}
+
+// ---- scale
+Var scale(Var x, float s) {
+  const Tensor& xv = contiguous_input(x, "scale");
+  Tensor y = Tensor::empty(xv.shape());
+  k::scale(xv.f32(), s, y.f32(), y.numel());
+  Var r;
+  if (Node* n = x.tape()->record(r, y, "scale",
+                                 [](Tape& t, const Node& n) {
+                                   if (float* dx = grad_ptr(t, n, 0))
+                                     k::accumulate_scaled(dx, out_grad(t, n), n.f[0], t.value(n.out).numel());
+                                 },
+                                 {x}))
+    n->f[0] = s;
+  return r;
+}
+
+// ---- add_positions: a constant table, so the gradient passes through unchanged
+Var add_positions(Var x, const Tensor& table) {
+  const Tensor& xv = contiguous_input(x, "add_positions");
+  TFM_CHECK(xv.dim() == 3, "add_positions needs [batch, time, dim], got {}", xv.shape().str());
+  int64_t time = xv.size(1), dim = xv.size(2);
+  if (time > table.size(0))
+    fail("sequence of {} positions exceeds the model's maximum length of {}", time, table.size(0));
+  TFM_CHECK(table.size(1) == dim && table.is_contiguous(), "position table {} for dim {}", table.str(), dim);
+  Tensor y = Tensor::empty(xv.shape());
+  k::add_rows_periodic(xv.f32(), table.f32(), y.f32(), xv.size(0) * time, dim, time);
+  Var r;
+  x.tape()->record(r, y, "add_positions",
+                   [](Tape& t, const Node& n) {
+                     if (float* dx = grad_ptr(t, n, 0)) k::accumulate(dx, out_grad(t, n), t.value(n.out).numel());
+                   },
+                   {x});
+  return r;
+}
+
+// ---- relu
+Var relu(Var x) {
+  const Tensor& xv = contiguous_input(x, "relu");
+  Tensor y = Tensor::empty(xv.shape());
+  k::relu_forward(xv.f32(), y.f32(), y.numel());
+  Var r;
+  x.tape()->record(r, y, "relu",
+                   [](Tape& t, const Node& n) {
+                     const Tensor& y = t.value(n.out);
+                     if (float* dx = grad_ptr(t, n, 0)) k::relu_backward(y.f32(), out_grad(t, n), dx, y.numel());
+                   },
+                   {x});
+  return r;
+}
+
+// ---- dropout: the mask is regenerated from (seed, offset) in backward, never stored
+Var dropout(Var x, float p, Rng* rng, bool training) {
+  if (!training || p <= 0.0f) return x;
+  TFM_CHECK(rng, "dropout needs an rng");
+  const Tensor& xv = contiguous_input(x, "dropout");
+  uint64_t offset = rng->take(uint64_t(xv.numel()));
+  Tensor y = Tensor::empty(xv.shape());
+  k::dropout_forward(xv.f32(), y.f32(), y.numel(), p, rng->seed(), offset);
+  Var r;
+  if (Node* n = x.tape()->record(r, y, "dropout",
+                                 [](Tape& t, const Node& n) {
+                                   if (float* dx = grad_ptr(t, n, 0))
+                                     k::dropout_backward(out_grad(t, n), dx, t.value(n.out).numel(), n.f[0],
+                                                         uint64_t(n.i[0]), uint64_t(n.i[1]));
+                                 },
+                                 {x})) {
+    n->f[0] = p;
+    n->i[0] = int64_t(rng->seed());
+    n->i[1] = int64_t(offset);
+  }
+  return r;
+}
+
+// ---- layer_norm
+Var layer_norm(Var x, Var gamma, Var beta, float eps, kernels::NormKind kind) {
+  const Tensor& xv = contiguous_input(x, "layer_norm");
+  int64_t cols = xv.size(-1), rows = xv.numel() / cols;
+  TFM_CHECK(gamma.value().numel() == cols && beta.value().numel() == cols, "layer_norm: weight {} for input {}",
+            gamma.value().str(), xv.str());
+  Tensor y = Tensor::empty(xv.shape());
+  Tensor mean = Tensor::empty({rows}), inv = Tensor::empty({rows});
+  k::layer_norm_forward(kind, xv.f32(), gamma.value().f32(), beta.value().f32(), y.f32(), mean.f32(), inv.f32(), rows,
+                        cols, eps);
+  Var r;
+  if (Node* n = x.tape()->record(
+          r, y, "layer_norm",
+          [](Tape& t, const Node& n) {
+            const Tensor& xv = t.value(n.in[0]);
+            int64_t cols = xv.size(-1), rows = xv.numel() / cols;
+            k::layer_norm_backward(k::NormKind(n.i[0]), xv.f32(), t.value(n.in[1]).f32(), n.saved[0].f32(),
+                                   n.saved[1].f32(), out_grad(t, n), grad_ptr(t, n, 0), grad_ptr(t, n, 1),
+                                   grad_ptr(t, n, 2), rows, cols, n.f[0]);
+          },
+          {x, gamma, beta})) {
+    n->saved[0] = mean;
+    n->saved[1] = inv;
+    n->f[0] = eps;
+    n->i[0] = int64_t(kind);
+  }
+  return r;
+}
+
+// ---- embedding
+Var embedding(Var table, const Tensor& ids, float scale) {
+  const Tensor& w = contiguous_input(table, "embedding");
+  TFM_CHECK(ids.dtype() == DType::I64 && ids.is_contiguous(), "embedding ids must be contiguous int64, got {}",
+            ids.str());
+  int64_t dim = w.size(1);
+  Shape shape = ids.shape();
+  shape.push_back(dim);
+  Tensor y = Tensor::empty(shape);
+  k::embedding_forward(w.f32(), w.size(0), dim, ids.data<int64_t>(), ids.numel(), scale, y.f32());
+  Var r;
+  if (Node* n = table.tape()->record(r, y, "embedding",
+                                     [](Tape& t, const Node& n) {
+                                       if (float* dw = grad_ptr(t, n, 0))
+                                         k::embedding_backward(out_grad(t, n), n.saved[0].data<int64_t>(),
+                                                               n.saved[0].numel(), t.value(n.in[0]).size(1), n.f[0],
+                                                               dw);
+                                     },
+                                     {table})) {
+    n->saved[0] = ids;
+    n->f[0] = scale;
+  }
+  return r;
+}
+
+// ---- sum
+Var sum(Var x) {
+  const Tensor& xv = contiguous_input(x, "sum");
+  double s = 0;
+  const float* p = xv.f32();
+  for (int64_t i = 0; i < xv.numel(); ++i) s += p[i];
+  Tensor y = Tensor::full({1}, float(s));
+  Var r;
+  x.tape()->record(r, y, "sum",
+                   [](Tape& t, const Node& n) {
+                     float* dx = grad_ptr(t, n, 0);
+                     if (!dx) return;
+                     float g = out_grad(t, n)[0];
+                     for (int64_t i = 0, e = t.value(n.in[0]).numel(); i < e; ++i) dx[i] += g;
+                   },
+                   {x});
+  return r;
+}
+
+// ---- attention
+namespace {
+k::AttentionDims attention_dims(const Tensor& q, const Tensor& kk, int heads) {
+  k::AttentionDims d;
+  d.batch = q.size(0);
+  d.q_len = q.size(1);
+  d.k_len = kk.size(1);
+  d.heads = heads;
+  d.head_dim = q.size(2) / heads;
+  d.q_stride = d.k_stride = d.v_stride = q.size(2);
+  return d;
+}
+}  // namespace
+
+Var attention(Var q, Var kv, Var v, const AttentionOptions& o, bool training) {
+  const Tensor& qv = contiguous_input(q, "attention");
+  const Tensor& kt = contiguous_input(kv, "attention");
+  const Tensor& vt = contiguous_input(v, "attention");
+  TFM_CHECK(qv.dim() == 3 && kt.dim() == 3 && qv.size(2) % o.heads == 0 && kt.shape() == vt.shape() &&
+                kt.size(2) == qv.size(2) && kt.size(0) == qv.size(0),
+            "attention: q {} k {} v {} heads {}", qv.shape().str(), kt.shape().str(), vt.shape().str(), o.heads);
+  k::AttentionDims d = attention_dims(qv, kt, o.heads);
+  k::AttentionMask mask;
+  if (o.key_valid.defined()) {
+    TFM_CHECK(o.key_valid.dtype() == DType::U8 && o.key_valid.numel() == d.batch * d.k_len,
+              "attention key mask {} for batch {} keys {}", o.key_valid.str(), d.batch, d.k_len);
+    mask.key_valid = o.key_valid.data<uint8_t>();
+  }
+  mask.causal = o.causal;
+  k::DropoutSpec drop;
+  if (training && o.dropout > 0) {
+    TFM_CHECK(o.rng, "attention dropout needs an rng");
+    drop.p = o.dropout;
+    drop.seed = o.rng->seed();
+    drop.offset = o.rng->take(uint64_t(d.batch * d.heads * d.q_len * d.k_len));
+  }
+  Tape& tape = *q.tape();
+  bool need_probs = tape.grad_enabled() || o.keep_probs;
+  Tensor probs = need_probs ? Tensor::empty({d.batch, d.heads, d.q_len, d.k_len}) : Tensor();
+  Tensor y = Tensor::empty(qv.shape());
+  k::attention_forward(d, mask, o.scale, drop, qv.f32(), kt.f32(), vt.f32(), y.f32(),
+                       need_probs ? probs.f32() : nullptr);
+  if (o.keep_probs) *o.keep_probs = probs;
+  Var r;
+  if (Node* n = tape.record(
+          r, y, "attention",
+          [](Tape& t, const Node& n) {
+            const Tensor& qv = t.value(n.in[0]);
+            const Tensor& kt = t.value(n.in[1]);
+            const Tensor& vt = t.value(n.in[2]);
+            k::AttentionDims d = attention_dims(qv, kt, int(n.i[0]));
+            k::AttentionMask mask;
+            mask.key_valid = n.saved[1].defined() ? n.saved[1].data<uint8_t>() : nullptr;
+            mask.causal = n.i[1] != 0;
+            k::DropoutSpec drop{n.f[1], uint64_t(n.i[2]), uint64_t(n.i[3])};
+            k::attention_backward(d, mask, n.f[0], drop, qv.f32(), kt.f32(), vt.f32(), n.saved[0].f32(),
+                                  out_grad(t, n), grad_ptr(t, n, 0), grad_ptr(t, n, 1), grad_ptr(t, n, 2));
+          },
+          {q, kv, v})) {
+    n->saved[0] = probs;
+    n->saved[1] = o.key_valid;
+    n->f[0] = o.scale;
+    n->f[1] = drop.p;
+    n->i[0] = o.heads;
+    n->i[1] = o.causal;
+    n->i[2] = int64_t(drop.seed);
+    n->i[3] = int64_t(drop.offset);
+  }
+  return r;
+}
+
+// ---- cross_entropy
+Var cross_entropy(Var logits, const Tensor& labels, int64_t ignore_index, float smoothing) {
+  const Tensor& z = contiguous_input(logits, "cross_entropy");
+  int64_t classes = z.size(-1), rows = z.numel() / classes;
+  TFM_CHECK(labels.dtype() == DType::I64 && labels.is_contiguous() && labels.numel() == rows,
+            "cross_entropy: labels {} for logits {}", labels.str(), z.str());
+  Tensor lse = Tensor::empty({rows});
+  int64_t count = 0;
+  double loss = k::cross_entropy_forward(z.f32(), labels.data<int64_t>(), rows, classes, ignore_index, smoothing,
+                                         lse.f32(), &count);
+  Tensor y = Tensor::full({1}, float(loss));
+  Var r;
+  if (Node* n = logits.tape()->record(r, y, "cross_entropy",
+                                      [](Tape& t, const Node& n) {
+                                        float* dz = grad_ptr(t, n, 0);
+                                        if (!dz) return;
+                                        const Tensor& z = t.value(n.in[0]);
+                                        int64_t classes = z.size(-1), rows = z.numel() / classes;
+                                        k::cross_entropy_backward(z.f32(), n.saved[0].data<int64_t>(),
+                                                                  n.saved[1].f32(), rows, classes, n.i[0], n.f[0],
+                                                                  n.i[1], out_grad(t, n)[0], dz);
+                                      },
+                                      {logits})) {
+    n->saved[0] = labels;
+    n->saved[1] = lse;
+    n->f[0] = smoothing;
+    n->i[0] = ignore_index;
+    n->i[1] = count;
+  }
+  return r;
+}
+
+}  // namespace tfm::ag

@@ -1,0 +1,139 @@
+#include "kernels/cpu/attention.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/random.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/scratch.h"
+
+namespace tfm::kernels {
+
+namespace {
+
+constexpr float kMaskedScore = -1e9f;
+
+struct HeadPointers {
+  int64_t q, k, v;  // element offsets of head (b, h) in q/out, k, v
+};
+
+HeadPointers head_offsets(const AttentionDims& d, int64_t b, int64_t h) {
+  int64_t qb = d.q_batch_stride ? d.q_batch_stride : d.q_len * d.q_stride;
+  int64_t kb = d.k_batch_stride ? d.k_batch_stride : d.k_len * d.k_stride;
+  int64_t vb = d.v_batch_stride ? d.v_batch_stride : d.k_len * d.v_stride;
+  return {b * qb + h * d.head_dim, b * kb + h * d.head_dim, b * vb + h * d.head_dim};
+}
+
+// Masks and softmaxes one head's [q_len, k_len] score block in place.
+void masked_softmax(const AttentionDims& d, const AttentionMask& mask, int64_t b, float* s) {
+  const uint8_t* valid = mask.key_valid ? mask.key_valid + b * d.k_len : nullptr;
+  for (int64_t i = 0; i < d.q_len; ++i) {
+    float* row = s + i * d.k_len;
+    int64_t last = mask.causal ? i + mask.causal_offset : d.k_len - 1;  // last visible key
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < d.k_len; ++j) {
+      if (j > last || (valid && !valid[j])) row[j] = kMaskedScore;
+      mx = std::max(mx, row[j]);
+    }
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < d.k_len; ++j) {
+      row[j] = std::exp(row[j] - mx);
+      sum += row[j];
+    }
+    float r = 1.0f / sum;
+#pragma omp simd
+    for (int64_t j = 0; j < d.k_len; ++j) row[j] *= r;
+  }
+}
+
+uint64_t head_stream(const AttentionDims& d, const DropoutSpec& drop, int64_t b, int64_t h) {
+  return drop.offset + uint64_t((b * d.heads + h) * d.q_len * d.k_len);
+}
+
+}  // namespace
+
+void attention_forward(const AttentionDims& d, const AttentionMask& mask, float scale, const DropoutSpec& drop,
+                       const float* q, const float* k, const float* v, float* out, float* probs) {
+  const int64_t block = d.q_len * d.k_len;
+  const float keep_scale = drop.p > 0 ? 1.0f / (1.0f - drop.p) : 1.0f;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < d.batch; ++b) {
+    for (int64_t h = 0; h < d.heads; ++h) {
+      HeadPointers o = head_offsets(d, b, h);
+      float* p = probs ? probs + (b * d.heads + h) * block : thread_scratch(size_t(block), 0);
+      gemm(false, true, d.q_len, d.k_len, d.head_dim, scale, q + o.q, d.q_stride, k + o.k, d.k_stride, 0.0f, p,
+           d.k_len);
+      masked_softmax(d, mask, b, p);
+      const float* pv = p;
+      if (drop.p > 0) {  // P' = dropout(P) in scratch; P itself is kept for backward
+        float* pd = thread_scratch(size_t(block), 1);
+        uint64_t base = head_stream(d, drop, b, h);
+        for (int64_t i = 0; i < block; ++i)
+          pd[i] = uniform_at(drop.seed, base + uint64_t(i)) >= drop.p ? p[i] * keep_scale : 0.0f;
+        pv = pd;
+      }
+      gemm(false, false, d.q_len, d.head_dim, d.k_len, 1.0f, pv, d.k_len, v + o.v, d.v_stride, 0.0f, out + o.q,
+           d.q_stride);
+    }
+  }
+}
+
+void attention_backward(const AttentionDims& d, const AttentionMask& mask, float scale, const DropoutSpec& drop,
+                        const float* q,
+                        const float* k, const float* v, const float* probs, const float* dout, float* dq,
+                        float* dk, float* dv) {
+  const int64_t block = d.q_len * d.k_len;
+  const float keep_scale = drop.p > 0 ? 1.0f / (1.0f - drop.p) : 1.0f;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < d.batch; ++b) {
+    for (int64_t h = 0; h < d.heads; ++h) {
+      HeadPointers o = head_offsets(d, b, h);
+      const float* p = probs + (b * d.heads + h) * block;
+      float* dp = thread_scratch(size_t(block), 0);
+      uint64_t base = head_stream(d, drop, b, h);
+      if (dv) {  // dV += P'^T dO
+        const float* pv = p;
+        if (drop.p > 0) {
+          float* pd = thread_scratch(size_t(block), 1);
+          for (int64_t i = 0; i < block; ++i)
+            pd[i] = uniform_at(drop.seed, base + uint64_t(i)) >= drop.p ? p[i] * keep_scale : 0.0f;
+          pv = pd;
+        }
+        gemm(true, false, d.k_len, d.head_dim, d.q_len, 1.0f, pv, d.k_len, dout + o.q, d.q_stride, 1.0f, dv + o.v,
+             d.v_stride);
+      }
+      if (!dq && !dk) continue;
+      // dP' = dO V^T; dP = dP' * keep / (1 - p)
+      gemm(false, true, d.q_len, d.k_len, d.head_dim, 1.0f, dout + o.q, d.q_stride, v + o.v, d.v_stride, 0.0f, dp,
+           d.k_len);
+      if (drop.p > 0)
+        for (int64_t i = 0; i < block; ++i)
+          dp[i] = uniform_at(drop.seed, base + uint64_t(i)) >= drop.p ? dp[i] * keep_scale : 0.0f;
+      // Softmax backward: dS = P * (dP - sum_j(dP * P)), times the score scale.
+      const uint8_t* valid = mask.key_valid ? mask.key_valid + b * d.k_len : nullptr;
+      for (int64_t i = 0; i < d.q_len; ++i) {
+        const float* pr = p + i * d.k_len;
+        float* dr = dp + i * d.k_len;
+        float dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int64_t j = 0; j < d.k_len; ++j) dot += pr[j] * dr[j];
+#pragma omp simd
+        for (int64_t j = 0; j < d.k_len; ++j) dr[j] = scale * pr[j] * (dr[j] - dot);
+        int64_t last = mask.causal ? i + mask.causal_offset : d.k_len - 1;
+        for (int64_t j = 0; j < d.k_len; ++j)
+          if (j > last || (valid && !valid[j])) dr[j] = 0.0f;
+      }
+      if (dq)  // dQ += dS K
+        gemm(false, false, d.q_len, d.head_dim, d.k_len, 1.0f, dp, d.k_len, k + o.k, d.k_stride, 1.0f, dq + o.q,
+             d.q_stride);
+      if (dk)  // dK += dS^T Q
+        gemm(true, false, d.k_len, d.head_dim, d.q_len, 1.0f, dp, d.k_len, q + o.q, d.q_stride, 1.0f, dk + o.k,
+             d.k_stride);
+    }
+  }
+}
+
+}  // namespace tfm::kernels

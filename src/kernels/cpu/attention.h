@@ -1,0 +1,46 @@
+// Scaled dot-product attention over heads, on [batch, time, heads * head_dim] buffers (the layout
+// the Q/K/V projections produce, so no transposes are needed):
+//   S = scale * Q_h K_h^T,  S[i, j] = -1e9 where masked (as the seed's masked_fill(mask == 0, -1e9)),
+//   P = softmax_rows(S),  P' = dropout(P),  O_h = P' V_h.
+// Keys are masked when key_valid[b, j] == 0 or, if causal, when j > i + causal_offset (query i sits at
+// position i + causal_offset of the key sequence; 0 for training, past length for cached decoding).
+#pragma once
+
+#include <cstdint>
+
+namespace tfm::kernels {
+
+struct AttentionDims {
+  int64_t batch = 0, q_len = 0, k_len = 0, heads = 0, head_dim = 0;
+  int64_t q_stride = 0;  // elements between consecutive time steps in q and out (and dq)
+  int64_t k_stride = 0;  // ... in k (and dk)
+  int64_t v_stride = 0;  // ... in v (and dv)
+  // elements between consecutive batch rows; 0 means time * stride (dense)
+  int64_t q_batch_stride = 0, k_batch_stride = 0, v_batch_stride = 0;
+};
+
+struct AttentionMask {
+  const uint8_t* key_valid = nullptr;  // [batch, k_len], nullptr: all valid
+  bool causal = false;
+  int64_t causal_offset = 0;
+};
+
+struct DropoutSpec {
+  float p = 0.0f;
+  uint64_t seed = 0;
+  uint64_t offset = 0;  // stream position of element [0, 0, 0, 0]
+};
+
+// probs (optional, [batch, heads, q_len, k_len]) receives P (before dropout), for backward or display.
+void attention_forward(const AttentionDims& d, const AttentionMask& mask, float scale, const DropoutSpec& drop,
+                       const float* q, const float* k, const float* v, float* out, float* probs);
+
+// Accumulates into dq, dk, dv (each may be null). Needs the P saved by the forward pass.
+// Masked scores are constants (as after masked_fill), so they get no gradient even in a row where
+// every key is masked.
+void attention_backward(const AttentionDims& d, const AttentionMask& mask, float scale, const DropoutSpec& drop,
+                        const float* q,
+                        const float* k, const float* v, const float* probs, const float* dout, float* dq,
+                        float* dk, float* dv);
+
+}  // namespace tfm::kernels
