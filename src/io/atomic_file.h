@@ -12,7 +12,7 @@ namespace tfm::io {
 class AtomicFileWriter {
  public:
   explicit AtomicFileWriter(std::string path);  // creates the temporary file; throws tfm::Error
-  ~AtomicFileWriter();                           // removes the temporary file unless committed
+  ~AtomicFileWriter();                          // removes the temporary file unless committed
   AtomicFileWriter(const AtomicFileWriter&) = delete;
   AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
 

@@ -2,6 +2,8 @@
 // N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}},
 // then the raw little-endian tensor bytes. Read through a memory map; every header field is
 // validated, and errors name the file and the tensor.
+// Dtypes: F32, F16, BF16, F64, I64, I32, U8 (BOOL is read as U8). Gaps between tensors' bytes are
+// accepted on reading; save_safetensors writes none.
 #pragma once
 
 #include <map>
@@ -30,22 +32,27 @@ class SafetensorsFile {
   static SafetensorsFile open(const std::string& path);
 
   const std::string& path() const { return path_; }
-  const std::vector<std::string>& names() const { return names_; }  // in file order
+  // In the order of their bytes in the data section (ties, e.g. empty tensors, in header order).
+  // For files written by save_safetensors that is the order they were given in.
+  const std::vector<std::string>& names() const { return names_; }
   bool contains(const std::string& name) const { return index_.count(name) > 0; }
-  const TensorInfo& info(const std::string& name) const;            // throws if absent
+  const TensorInfo& info(const std::string& name) const;  // throws if absent
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
   // Zero-copy view of the mapped bytes in the stored dtype (valid while any copy of this object or
-  // of the returned tensor lives).
+  // of the returned tensor lives). The mapping is read-only: never write through the view.
+  // Safetensors does not align tensors, so the view may be misaligned for its dtype (e.g. an F32
+  // after a 3-byte U8 tensor); check raw() before using typed pointers, or use get_f32/get_i64,
+  // which handle any alignment. A file truncated while mapped makes reads of the view fault.
   Tensor view(const std::string& name) const;
   // A persistent float32 copy (F32, F16, BF16, F64 converted; integer types rejected).
   Tensor get_f32(const std::string& name) const;
-  // A persistent int64 copy (I64, I32 converted; float types rejected).
+  // A persistent int64 copy (I64, I32, U8 converted; float types rejected).
   Tensor get_i64(const std::string& name) const;
 
  private:
   std::string path_;
-  std::shared_ptr<void> map_;  // the mapping; unmapped when the last user goes
+  std::shared_ptr<void> map_;   // the mapping; unmapped when the last user goes
   const char* data_ = nullptr;  // start of the data section
   std::vector<std::string> names_;
   std::map<std::string, TensorInfo> index_;
