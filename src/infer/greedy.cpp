@@ -1,0 +1,46 @@
+#include "infer/greedy.h"
+
+#include <algorithm>
+
+namespace tfm::infer {
+
+std::vector<std::vector<int64_t>> greedy_decode(const Transformer& model, const Tensor& src_ids,
+                                                const GreedyOptions& options) {
+  const ModelConfig& cfg = model.config();
+  const int64_t batch = src_ids.size(0);
+  const int64_t max_steps = std::min(options.max_new_tokens, cfg.max_len - 1);
+  std::vector<std::vector<int64_t>> out(size_t(batch), std::vector<int64_t>{cfg.bos_id});
+  std::vector<bool> done(size_t(batch), false);
+
+  ag::Tape tape;
+  ag::Tape::Scope scope(tape);
+  ag::NoGrad no_grad(tape);
+  nn::Context c{tape, false, nullptr};
+  Tensor memory = model.encode(c, src_ids).value().clone(/*persistent=*/true);
+  for (int64_t step = 0; step < max_steps; ++step) {
+    tape.reset();
+    // Finished rows are padded; padding is masked, so it does not change the other rows.
+    const int64_t len = step + 1;
+    Tensor tgt = Tensor::empty({batch, len}, DType::I64);
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t t = 0; t < len; ++t)
+        tgt.data<int64_t>()[b * len + t] = t < int64_t(out[b].size()) ? out[b][t] : cfg.pad_id;
+    ag::Var hidden = model.decode(c, tape.leaf(memory), src_ids, tgt);
+    Tensor last = hidden.value().narrow(1, len - 1, 1).contiguous();
+    Tensor logits = model.project(c, tape.leaf(last)).value();  // [batch, 1, vocab]
+    const int64_t vocab = logits.size(-1);
+    bool all_done = true;
+    for (int64_t b = 0; b < batch; ++b) {
+      if (done[b]) continue;
+      const float* z = logits.f32() + b * vocab;
+      int64_t best = std::max_element(z, z + vocab) - z;  // first maximum, as torch.argmax
+      out[b].push_back(best);
+      if (options.stop_at_eos && best == cfg.eos_id) done[b] = true;
+      all_done = all_done && done[b];
+    }
+    if (all_done) break;
+  }
+  return out;
+}
+
+}  // namespace tfm::infer
