@@ -1,0 +1,143 @@
+// Training / inference throughput of the seed Transformer, the same workload as the PyTorch peer
+// (shared/peers/bench_torch.py): random token batches, forward + label-smoothed cross-entropy +
+// backward + Adam(lr 1e-4, eps 1e-9) per step; --mode infer runs the forward pass only; --mode greedy
+// decodes --gen tokens for one source. Prints one JSON line with the median step time, tokens/s
+// (source + target), achieved GFLOP/s and peak RSS, so the two can be compared side by side.
+//
+//   build/bench/tfm_bench_train --config seed-base --mode train --threads 2
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <random>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "autograd/ops.h"
+#include "infer/greedy.h"
+#include "models/transformer.h"
+#include "train/optimizer.h"
+
+namespace {
+
+using namespace tfm;
+
+struct BenchConfig {
+  int64_t d_model, heads, layers, d_ff, vocab, seq_len, batch;
+};
+const std::map<std::string, BenchConfig> kConfigs = {
+    {"seed-base", {512, 8, 6, 2048, 16000, 128, 8}},
+    {"small", {256, 4, 3, 1024, 8000, 64, 32}},
+};
+
+// Matrix-multiply FLOPs of one forward pass (2 per multiply-add): projections, attention products,
+// FFN and the vocabulary projection. A training step is counted as 3x (backward = 2x forward).
+double forward_flops(const BenchConfig& c) {
+  double d = double(c.d_model), ff = double(c.d_ff), S = double(c.seq_len), T = S, B = double(c.batch);
+  double enc = c.layers * (B * S * (4 * d * d + 2 * d * ff) + B * 2 * S * S * d);
+  double dec = c.layers * (B * T * (4 * d * d + 2 * d * ff) + B * 2 * T * T * d     // self-attention, FFN
+                           + B * T * 2 * d * d + B * S * 2 * d * d + B * 2 * T * S * d);  // cross-attention
+  return 2 * (enc + dec + B * T * d * double(c.vocab));
+}
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;
+}
+
+Tensor random_ids(std::mt19937_64& g, int64_t rows, int64_t cols, int64_t vocab) {
+  Tensor t = Tensor::empty_persistent({rows, cols}, DType::I64);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<int64_t>()[i] = 3 + int64_t(g() % uint64_t(vocab - 3));
+  return t;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"tfm training/inference benchmark (same workload as shared/peers/bench_torch.py)"};
+  std::string config = "small", mode = "train";
+  int threads = 2, warmup = 3, steps = 7, gen = 64;
+  app.add_option("--config", config)->check(CLI::IsMember({"seed-base", "small"}));
+  app.add_option("--mode", mode)->check(CLI::IsMember({"train", "infer", "greedy"}));
+  app.add_option("--threads", threads);
+  app.add_option("--warmup", warmup);
+  app.add_option("--steps", steps);
+  app.add_option("--gen", gen);
+  CLI11_PARSE(app, argc, argv);
+  omp_set_num_threads(threads);
+
+  const BenchConfig bc = kConfigs.at(config);
+  ModelConfig mc;
+  mc.src_vocab = mc.tgt_vocab = bc.vocab;
+  mc.d_model = bc.d_model;
+  mc.heads = int(bc.heads);
+  mc.d_ff = bc.d_ff;
+  mc.encoder_layers = mc.decoder_layers = int(bc.layers);
+  mc.max_len = std::max<int64_t>(bc.seq_len, gen + 1);
+  mc.dropout = 0.1f;
+  mc.pad_id = 0;
+  mc.bos_id = 1;
+  mc.eos_id = 2;
+  Transformer model(mc);
+  model.init_weights(0);
+  train::AdamOptions ao;
+  ao.lr = 1e-4f;
+  ao.eps = 1e-9f;
+  train::Adam opt(model.parameters().list(), ao);
+  std::mt19937_64 g(0);
+  Rng rng(1);
+  ag::Tape tape;
+  std::vector<double> times;
+  for (int i = 0; i < warmup + steps; ++i) {
+    Tensor src = random_ids(g, mode == "greedy" ? 1 : bc.batch, bc.seq_len, bc.vocab);
+    Tensor tgt = random_ids(g, bc.batch, bc.seq_len, bc.vocab), label = random_ids(g, bc.batch, bc.seq_len, bc.vocab);
+    auto t0 = std::chrono::steady_clock::now();
+    if (mode == "train") {
+      tape.reset();
+      {
+        ag::Tape::Scope scope(tape);
+        nn::Context c{tape, true, &rng};
+        ag::Var loss = model.loss(c, src, tgt, label, 0.1f);
+        tape.backward(loss);
+      }
+      opt.step(1e-4f);
+      opt.zero_grad();
+    } else if (mode == "infer") {
+      tape.reset();
+      ag::Tape::Scope scope(tape);
+      ag::NoGrad off(tape);
+      nn::Context c{tape, false, nullptr};
+      model.project(c, model.decode(c, model.encode(c, src), src, tgt));
+    } else {
+      infer::GreedyOptions o;
+      o.max_new_tokens = gen;
+      o.stop_at_eos = false;
+      infer::greedy_decode(model, src, o);
+    }
+    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (i >= warmup) times.push_back(dt);
+  }
+  std::sort(times.begin(), times.end());
+  double med = times[times.size() / 2];
+  double tokens = mode == "greedy" ? double(gen) : 2.0 * double(bc.batch * bc.seq_len);
+  double flops = mode == "train" ? 3 * forward_flops(bc) : mode == "infer" ? forward_flops(bc) : 0.0;
+  nlohmann::json j = {{"config", config},
+                      {"mode", mode},
+                      {"threads", threads},
+                      {"params_M", double(model.parameters().numel()) / 1e6},
+                      {"step_ms_median", med * 1e3},
+                      {"step_ms_min", times.front() * 1e3},
+                      {"step_ms_max", times.back() * 1e3},
+                      {"steps", times.size()},
+                      {"tok_per_s", tokens / med},
+                      {"gflops", flops / med / 1e9},
+                      {"peak_rss_MB", peak_rss_mb()}};
+  std::printf("%s\n", j.dump().c_str());
+  return 0;
+}

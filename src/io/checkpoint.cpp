@@ -1,0 +1,97 @@
+#include "io/checkpoint.h"
+
+#include "core/error.h"
+#include "io/safetensors.h"
+
+namespace tfm::io {
+
+namespace {
+
+constexpr int kFormatVersion = 1;
+
+nlohmann::json state_to_json(const TrainingState& s) {
+  return {{"step", s.step},           {"epoch", s.epoch},           {"batch_index", s.batch_index},
+          {"rng_seed", s.rng_seed},   {"rng_offset", s.rng_offset}, {"tokens_seen", s.tokens_seen},
+          {"elapsed_seconds", s.elapsed_seconds}};
+}
+
+TrainingState state_from_json(const nlohmann::json& j) {
+  TrainingState s;
+  j.at("step").get_to(s.step);
+  j.at("epoch").get_to(s.epoch);
+  j.at("batch_index").get_to(s.batch_index);
+  j.at("rng_seed").get_to(s.rng_seed);
+  j.at("rng_offset").get_to(s.rng_offset);
+  j.at("tokens_seen").get_to(s.tokens_seen);
+  j.at("elapsed_seconds").get_to(s.elapsed_seconds);
+  return s;
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, ParameterStore& params, const train::Adam* optimizer,
+                     const CheckpointInfo& info) {
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (Parameter* p : params.list()) tensors.emplace_back("model." + p->name, p->value);
+  if (optimizer)
+    for (auto& [name, t] : optimizer->state()) tensors.emplace_back("optim." + name, t);
+  nlohmann::json meta = {{"format_version", kFormatVersion},
+                         {"model_config", info.model_config},
+                         {"train_config", info.train_config},
+                         {"src_tokenizer", info.src_tokenizer},
+                         {"tgt_tokenizer", info.tgt_tokenizer},
+                         {"state", state_to_json(info.state)},
+                         {"optimizer_steps", optimizer ? optimizer->steps() : 0}};
+  with_context("saving checkpoint " + path, [&] { save_safetensors(path, tensors, {{"tfm", meta.dump()}}); });
+}
+
+CheckpointInfo read_checkpoint_info(const std::string& path) {
+  SafetensorsFile file = SafetensorsFile::open(path);
+  auto it = file.metadata().find("tfm");
+  if (it == file.metadata().end()) fail("{}: not a tfm checkpoint (no 'tfm' metadata)", path);
+  try {
+    nlohmann::json m = nlohmann::json::parse(it->second);
+    if (m.at("format_version").get<int>() != kFormatVersion)
+      fail("{}: checkpoint format version {} (this tfm reads {})", path, m.at("format_version").get<int>(),
+           kFormatVersion);
+    CheckpointInfo info;
+    info.model_config = m.at("model_config");
+    info.train_config = m.at("train_config");
+    info.src_tokenizer = m.at("src_tokenizer").get<std::string>();
+    info.tgt_tokenizer = m.at("tgt_tokenizer").get<std::string>();
+    info.state = state_from_json(m.at("state"));
+    return info;
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: malformed checkpoint metadata: {}", path, e.what());
+  }
+}
+
+void load_checkpoint_weights(const std::string& path, ParameterStore& params, train::Adam* optimizer) {
+  SafetensorsFile file = SafetensorsFile::open(path);
+  std::string problems;
+  for (Parameter* p : params.list()) {
+    std::string name = "model." + p->name;
+    if (!file.contains(name)) {
+      problems += fmt::format("\n  missing tensor '{}'", name);
+      continue;
+    }
+    const TensorInfo& info = file.info(name);
+    if (!(info.shape == p->value.shape())) {
+      problems += fmt::format("\n  tensor '{}': shape {} expected {}", name, info.shape.str(), p->value.shape().str());
+      continue;
+    }
+    p->value.copy_(file.get_f32(name));
+  }
+  for (const std::string& name : file.names())
+    if (name.starts_with("model.") && !params.find(name.substr(6)))
+      problems += fmt::format("\n  unexpected tensor '{}'", name);
+  if (!problems.empty()) fail("{}: checkpoint does not match the model's architecture:{}", path, problems);
+  if (!optimizer) return;
+  std::map<std::string, Tensor> state;
+  for (const std::string& name : file.names())
+    if (name.starts_with("optim.")) state[name.substr(6)] = file.get_f32(name);
+  auto meta = nlohmann::json::parse(file.metadata().at("tfm"));
+  with_context(path, [&] { optimizer->load_state(state, meta.at("optimizer_steps").get<int64_t>()); });
+}
+
+}  // namespace tfm::io

@@ -1,0 +1,45 @@
+// Training checkpoints: one safetensors file holding the model's parameters ("model.<name>"), the
+// optimizer's moments ("optim.<name>.exp_avg" / ".exp_avg_sq") and, in its metadata under "tfm", a JSON
+// document with the model config, the training config, the tokenizers and the training state (step,
+// data position, RNG). Written atomically (io/atomic_file.h): an interrupted or failed save leaves the
+// previous checkpoint intact.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "nn/parameter_store.h"
+#include "train/optimizer.h"
+
+namespace tfm::io {
+
+struct TrainingState {
+  int64_t step = 0;         // optimizer steps done
+  int64_t epoch = 0;        // data position: epoch and batch index within it
+  int64_t batch_index = 0;
+  uint64_t rng_seed = 0;    // dropout generator
+  uint64_t rng_offset = 0;
+  double tokens_seen = 0;
+  double elapsed_seconds = 0;
+};
+
+struct CheckpointInfo {
+  nlohmann::json model_config;
+  nlohmann::json train_config;  // null for a model saved outside training
+  std::string src_tokenizer;    // tokenizer.json texts
+  std::string tgt_tokenizer;
+  TrainingState state;
+};
+
+void save_checkpoint(const std::string& path, ParameterStore& params, const train::Adam* optimizer,
+                     const CheckpointInfo& info);
+
+// Reads the metadata only (cheap); throws tfm::Error naming the file if it is not a tfm checkpoint.
+CheckpointInfo read_checkpoint_info(const std::string& path);
+
+// Loads parameters (and optimizer state when given) into an already built model. Every parameter must
+// be present with the same shape; otherwise the error names the tensor (a checkpoint of another
+// architecture fails here, listing what differs).
+void load_checkpoint_weights(const std::string& path, ParameterStore& params, train::Adam* optimizer);
+
+}  // namespace tfm::io

@@ -1,0 +1,37 @@
+// Training an encoder-decoder translation model from a TrainConfig: data, tokenizers, model, Adam(W)
+// with a schedule and clipping, validation, metrics (JSONL) and atomic checkpoints that resume exactly.
+//
+// A run folder holds:
+//   checkpoint.safetensors  the latest state (model, optimizer, step, data position, RNG, config, tokenizers)
+//   metrics.jsonl           one JSON object per logged step and per evaluation
+//   config.json             the full configuration of the run
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "train/config.h"
+
+namespace tfm::train {
+
+struct RunOptions {
+  std::string resume_dir;  // non-empty: continue the run saved there (its config is used)
+  int64_t max_steps = 0;   // non-zero: overrides the config's train.max_steps (e.g. to extend a run)
+  bool quiet = false;      // no progress output (tests)
+};
+
+struct RunSummary {
+  std::string run_dir;
+  int64_t steps = 0;        // optimizer steps done in total
+  double last_loss = 0;     // training loss of the last step
+  double valid_loss = 0;    // at the last evaluation (NaN if none ran)
+  bool interrupted = false;  // stopped by SIGINT/SIGTERM (a checkpoint was saved)
+  int64_t skipped_too_long = 0;
+};
+
+RunSummary run_training(const TrainConfig& config, const RunOptions& options);
+
+// Loads the configuration saved in a run folder (for --resume).
+TrainConfig load_run_config(const std::string& run_dir);
+
+}  // namespace tfm::train
