@@ -5,8 +5,10 @@
 //   p <- p - (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "nn/parameter.h"
 
@@ -23,17 +25,24 @@ struct AdamOptions {
 
 class Adam {
  public:
+  // Allocates zeroed state for the parameters that are trainable now (make a new optimizer after
+  // unfreezing one). Throws tfm::Error for betas outside [0, 1), negative eps or weight_decay, a
+  // parameter listed twice, or one whose value and grad are not contiguous float32 of the same shape.
   Adam(ParameterList params, AdamOptions options);
 
-  void zero_grad();
-  // One update of every trainable parameter at learning rate `lr`.
+  void zero_grad();  // every parameter's grad, frozen ones included
+  // One update of every trainable parameter at learning rate `lr`; frozen ones are skipped.
   void step(float lr);
   int64_t steps() const { return t_; }
   const AdamOptions& options() const { return options_; }
 
   // Optimizer state for checkpoints: "<param>.exp_avg" / "<param>.exp_avg_sq" tensors and the step count.
+  // Frozen parameters have no state. The tensors alias the live state (no copy): write them out before
+  // the next step().
   std::map<std::string, Tensor> state() const;
-  void load_state(const std::map<std::string, Tensor>& state, int64_t steps);  // throws naming a missing tensor
+  // Copies `state` in after checking it completely (names, shapes): throws naming a missing, unexpected or
+  // misshapen tensor and then leaves the optimizer unchanged.
+  void load_state(const std::map<std::string, Tensor>& state, int64_t steps);
 
  private:
   ParameterList params_;
@@ -42,8 +51,14 @@ class Adam {
   int64_t t_ = 0;
 };
 
+// Global L2 norm of the gradients of the trainable parameters, accumulated in double. The summation
+// order is fixed, so the result does not depend on the number of threads.
+double grad_norm(const ParameterList& params);
+
 // Scales every gradient so that the global L2 norm is at most max_norm (torch.nn.utils.clip_grad_norm_:
-// factor = max_norm / (norm + 1e-6), applied only when < 1). Returns the norm before clipping.
+// factor = max_norm / (norm + 1e-6), applied only when < 1). Returns the norm before clipping. A
+// non-finite norm is returned as is and the gradients are left alone: the caller decides (e.g. skips
+// the step). Frozen parameters (trainable == false) neither count nor get scaled. max_norm must be > 0.
 float clip_grad_norm(const ParameterList& params, float max_norm);
 
 }  // namespace tfm::train

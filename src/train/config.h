@@ -1,0 +1,92 @@
+// Training configuration: a TOML file (or JSON when the name ends in .json) with three sections,
+// [model], [data] and [train], read into TrainConfig.
+//
+// Every key is described once, in the key table in config.cpp (section, name, allowed values or
+// range, one-line doc), bound to the member below; that table drives parsing, validation,
+// serialisation (to_json) and the reference documentation (docs/config.md). Defaults are the member
+// initialisers here. Missing keys keep their defaults; unknown sections or keys, wrong types and values
+// outside the allowed set or range are errors naming the file, line:column and key.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace tfm::train {
+
+struct ModelSection {
+  std::string arch = "encoder-decoder";
+  int64_t d_model = 256;
+  int64_t heads = 4;
+  int64_t d_ff = 1024;
+  int64_t encoder_layers = 3;
+  int64_t decoder_layers = 3;
+  double dropout = 0.1;
+  std::string norm = "seed";
+  std::string norm_position = "pre";
+  double norm_eps = 1e-6;
+  std::string positions = "sinusoidal";
+  std::string activation = "relu";
+  int64_t max_len = 128;
+  bool tie_embeddings = false;
+  bool operator==(const ModelSection&) const = default;
+};
+
+struct DataSection {
+  std::string train = "data/bible-en-es/train.tsv.gz";
+  std::string valid = "data/bible-en-es/valid.tsv.gz";
+  std::string tokenizer = "word";
+  int64_t min_freq = 2;
+  int64_t max_tokens = 4096;
+  int64_t valid_samples = 4;
+  int64_t valid_max_pairs = 0;
+  bool operator==(const DataSection&) const = default;
+};
+
+struct TrainSection {
+  std::string optimizer = "adamw";
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.98;
+  double eps = 1e-9;
+  double weight_decay = 0.0;
+  std::string schedule = "inverse_sqrt";
+  int64_t warmup_steps = 400;
+  int64_t max_steps = 1200;
+  double label_smoothing = 0.1;
+  double clip_norm = 1.0;
+  int64_t seed = 1;
+  int64_t threads = 0;
+  int64_t log_every = 10;
+  int64_t eval_every = 200;
+  int64_t checkpoint_every = 200;
+  std::string out_dir = "runs/default";
+  bool operator==(const TrainSection&) const = default;
+};
+
+struct TrainConfig {
+  ModelSection model;
+  DataSection data;
+  TrainSection train;
+  bool operator==(const TrainConfig&) const = default;
+};
+
+enum class ConfigFormat { Toml, Json };
+
+// Reads a config file: JSON when `path` ends in ".json", TOML otherwise.
+TrainConfig load_train_config(const std::string& path);
+// Parses config text; `origin` (usually the file name) starts every error message.
+TrainConfig parse_train_config(std::string_view text, const std::string& origin, ConfigFormat format);
+
+// Every key, defaults included: {"model": {...}, "data": {...}, "train": {...}} (for checkpoints).
+nlohmann::json to_json(const TrainConfig& config);
+// The inverse of to_json, as strict as a file: unknown sections or keys are errors; missing keys take
+// their defaults.
+TrainConfig from_json(const nlohmann::json& json, const std::string& origin = "config");
+
+// The reference documentation of every key (docs/config.md is this text).
+std::string config_reference_markdown();
+
+}  // namespace tfm::train
