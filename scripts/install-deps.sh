@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages tfm needs to build and test (all from Debian; nothing else is downloaded).
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+PACKAGES=(
+  build-essential cmake pkg-config
+  libdnnl-dev            # GEMM (oneDNN)
+  nlohmann-json3-dev libcli11-dev libfmt-dev libtomlplusplus-dev
+  zlib1g-dev libicu-dev  # gzip corpora, Unicode categories
+  libgtest-dev libbenchmark-dev
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi

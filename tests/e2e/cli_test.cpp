@@ -1,0 +1,172 @@
+// The tfm command line end to end on tiny data: training lowers the loss, an interrupted run resumed
+// from its checkpoint is bit-identical to an uninterrupted one, translation writes one line per input,
+// and bad input fails with a message naming the file and line and leaves no partial file behind.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "io/safetensors.h"
+#include "test_support.h"
+
+namespace tfm {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CliResult {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+void write(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  f << text;
+}
+
+// Runs the tfm binary with `args` (a shell-quoted string), feeding `input` on stdin.
+CliResult run_cli(const std::string& args, const std::string& input = "") {
+  std::string dir = test::temp_dir("cli");
+  write(dir + "/in", input);
+  std::string cmd = std::string(TFM_CLI) + " " + args + " <" + dir + "/in >" + dir + "/out 2>" + dir + "/err";
+  int status = std::system(cmd.c_str());
+  CliResult r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = slurp(dir + "/out");
+  r.err = slurp(dir + "/err");
+  return r;
+}
+
+// The first `n` lines of the shared training corpus, and a validation file.
+std::string tiny_corpus(const std::string& dir, int n) {
+  std::ifstream in(test::shared_dir() + "/data/bible-en-es/train.tsv");
+  std::ofstream out(dir + "/train.tsv");
+  std::string line;
+  for (int i = 0; i < n && std::getline(in, line); ++i) out << line << "\n";
+  return dir + "/train.tsv";
+}
+
+std::string tiny_config(const std::string& dir, const std::string& train, const std::string& extra = "") {
+  std::string path = dir + "/tiny.toml";
+  write(path, "[model]\nd_model = 32\nheads = 2\nd_ff = 64\nencoder_layers = 1\ndecoder_layers = 1\nmax_len = 40\n"
+              "[data]\ntrain = \"" + train + "\"\nvalid = \"" + train + "\"\nvalid_max_pairs = 16\nmax_tokens = 600\n"
+              "valid_samples = 1\n[train]\nlr = 3e-3\nwarmup_steps = 5\nmax_steps = 20\nlog_every = 1\n"
+              "eval_every = 10\ncheckpoint_every = 10\nthreads = 2\nout_dir = \"" + dir + "/run\"\n" + extra);
+  return path;
+}
+
+std::vector<double> logged_losses(const std::string& run_dir) {
+  std::vector<double> out;
+  std::ifstream f(run_dir + "/metrics.jsonl");
+  for (std::string line; std::getline(f, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains("loss")) out.push_back(j["loss"].get<double>());
+  }
+  return out;
+}
+
+TEST(Cli, TrainLowersLossAndTranslates) {
+  std::string dir = test::temp_dir("train");
+  std::string cfg = tiny_config(dir, tiny_corpus(dir, 400));
+  CliResult r = run_cli("train --config " + cfg + " --max-steps 40");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<double> losses = logged_losses(dir + "/run");
+  ASSERT_EQ(losses.size(), 40u);
+  double first = (losses[0] + losses[1] + losses[2]) / 3, last = (losses[37] + losses[38] + losses[39]) / 3;
+  EXPECT_LT(last, first - 0.5) << "the loss did not fall: " << first << " -> " << last;
+  EXPECT_NE(r.err.find("valid"), std::string::npos) << "no validation line: " << r.err;
+  CliResult t = run_cli("translate --model " + dir + "/run", "In the beginning.\n\nAnd God said.\n");
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_EQ(std::count(t.out.begin(), t.out.end(), '\n'), 3) << t.out;
+  EXPECT_TRUE(t.out.find("\n\n") != std::string::npos) << "the empty line must stay empty: " << t.out;
+}
+
+TEST(Cli, ResumeIsBitIdentical) {
+  std::string a = test::temp_dir("resume-a"), b = test::temp_dir("resume-b");
+  CliResult ra = run_cli("train --config " + tiny_config(a, tiny_corpus(a, 300)) + " --max-steps 20 --quiet");
+  ASSERT_EQ(ra.code, 0) << ra.err;
+  CliResult rb1 = run_cli("train --config " + tiny_config(b, tiny_corpus(b, 300)) + " --max-steps 10 --quiet");
+  ASSERT_EQ(rb1.code, 0) << rb1.err;
+  CliResult rb2 = run_cli("train --resume " + b + "/run --max-steps 20 --quiet");
+  ASSERT_EQ(rb2.code, 0) << rb2.err;
+  std::vector<double> la = logged_losses(a + "/run"), lb = logged_losses(b + "/run");
+  ASSERT_EQ(la.size(), 20u);
+  ASSERT_EQ(lb.size(), 20u);
+  for (size_t i = 0; i < la.size(); ++i) EXPECT_EQ(la[i], lb[i]) << "step " << i + 1;
+  auto fa = io::SafetensorsFile::open(a + "/run/checkpoint.safetensors");
+  auto fb = io::SafetensorsFile::open(b + "/run/checkpoint.safetensors");
+  ASSERT_EQ(fa.names(), fb.names());
+  for (const std::string& n : fa.names()) {
+    Tensor x = fa.view(n), y = fb.view(n);
+    ASSERT_EQ(x.nbytes(), y.nbytes());
+    EXPECT_EQ(std::memcmp(x.raw(), y.raw(), x.nbytes()), 0) << "tensor " << n << " differs after resume";
+  }
+}
+
+TEST(Cli, TsvLineWithoutTabNamesFileAndLine) {
+  std::string dir = test::temp_dir("notab");
+  write(dir + "/bad.tsv", "hello\thola\nno tab here\n");
+  CliResult r = run_cli("train --config " + tiny_config(dir, dir + "/bad.tsv") + " --quiet");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find(dir + "/bad.tsv:2"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir + "/run/checkpoint.safetensors"));
+}
+
+TEST(Cli, EmptyCorpusIsAnError) {
+  std::string dir = test::temp_dir("empty");
+  write(dir + "/empty.tsv", "");
+  CliResult r = run_cli("train --config " + tiny_config(dir, dir + "/empty.tsv") + " --quiet");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("empty.tsv"), std::string::npos) << r.err;
+}
+
+TEST(Cli, UnknownConfigKeyListsValidKeys) {
+  std::string dir = test::temp_dir("key");
+  std::string cfg = tiny_config(dir, tiny_corpus(dir, 10), "lernrate = 3\n");
+  CliResult r = run_cli("train --config " + cfg);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("lernrate"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("warmup_steps"), std::string::npos) << "valid keys should be listed: " << r.err;
+  EXPECT_NE(r.err.find("tiny.toml"), std::string::npos) << r.err;
+}
+
+TEST(Cli, TooLongSentencesAreSkippedAndCounted) {
+  std::string dir = test::temp_dir("long");
+  std::string train = tiny_corpus(dir, 50);
+  std::ofstream(train, std::ios::app) << std::string(300, 'a') + std::string(" b", 60) << "\tcorto\n";
+  CliResult r = run_cli("train --config " + tiny_config(dir, train) + " --max-steps 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("skipped 1 pairs longer than max_len"), std::string::npos) << r.err;
+}
+
+TEST(Cli, TruncatedCheckpointIsAClearError) {
+  std::string dir = test::temp_dir("trunc");
+  ASSERT_EQ(run_cli("train --config " + tiny_config(dir, tiny_corpus(dir, 50)) + " --max-steps 2 --quiet").code, 0);
+  std::string ckpt = dir + "/run/checkpoint.safetensors";
+  fs::resize_file(ckpt, fs::file_size(ckpt) / 2);
+  CliResult r = run_cli("translate --model " + ckpt, "hello\n");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("checkpoint.safetensors"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+TEST(Cli, NoTemporaryFilesLeftBehind) {
+  std::string dir = test::temp_dir("tmpfiles");
+  ASSERT_EQ(run_cli("train --config " + tiny_config(dir, tiny_corpus(dir, 50)) + " --max-steps 12 --quiet").code, 0);
+  for (const auto& e : fs::directory_iterator(dir + "/run"))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+}
+
+}  // namespace
+}  // namespace tfm
