@@ -23,7 +23,7 @@ void ModelConfig::validate() const {
   need(max_len > 0, "max_len must be positive");
   need(dropout >= 0 && dropout < 1, "dropout must be in [0, 1)");
   need(norm_eps > 0, "norm_eps must be positive");
-  need(!tie_embeddings || src_vocab == tgt_vocab, "tie_embeddings needs equal source and target vocabularies");
+  need(!share_embeddings || src_vocab == tgt_vocab, "share_embeddings needs equal source and target vocabularies");
 }
 
 nlohmann::json to_json(const ModelConfig& c) {
@@ -47,7 +47,8 @@ nlohmann::json to_json(const ModelConfig& c) {
           {"ffn_bias", c.ffn_bias},
           {"output_bias", c.output_bias},
           {"scale_embeddings", c.scale_embeddings},
-          {"tie_embeddings", c.tie_embeddings},
+          {"share_embeddings", c.share_embeddings},
+          {"tie_output", c.tie_output},
           {"pad_id", c.pad_id},
           {"bos_id", c.bos_id},
           {"eos_id", c.eos_id}};
@@ -95,7 +96,8 @@ ModelConfig model_config_from_json(const nlohmann::json& j, const std::string& o
     get("ffn_bias", c.ffn_bias);
     get("output_bias", c.output_bias);
     get("scale_embeddings", c.scale_embeddings);
-    get("tie_embeddings", c.tie_embeddings);
+    get("share_embeddings", c.share_embeddings);
+    get("tie_output", c.tie_output);
     get("pad_id", c.pad_id);
     get("bos_id", c.bos_id);
     get("eos_id", c.eos_id);

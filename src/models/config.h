@@ -35,7 +35,8 @@ struct ModelConfig {
   bool ffn_bias = true;
   bool output_bias = true;
   bool scale_embeddings = true;  // multiply embeddings by sqrt(d_model)
-  bool tie_embeddings = false;   // one table for source, target and output projection (needs one vocab)
+  bool share_embeddings = false;  // one table for source and target tokens (needs one vocabulary)
+  bool tie_output = false;        // the output projection is the target embedding table
   int64_t pad_id = 0;
   int64_t bos_id = 1;  // the decoder's start token
   int64_t eos_id = 2;

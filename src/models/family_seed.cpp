@@ -50,7 +50,8 @@ ModelConfig seed_config(const nlohmann::json& j, const std::string& origin) {
     c.ffn_bias = true;
     c.output_bias = true;
     c.scale_embeddings = true;
-    c.tie_embeddings = false;
+    c.share_embeddings = false;
+    c.tie_output = false;
     c.validate();
     return c;
   });

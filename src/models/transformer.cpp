@@ -1,7 +1,6 @@
 #include "models/transformer.h"
 
 #include <cmath>
-#include <functional>
 #include <random>
 
 #include "nn/positions.h"
@@ -17,7 +16,7 @@ std::string layer_name(const char* stack, int i) { return std::string(stack) + "
 Transformer::Transformer(const ModelConfig& config) : config_(config) {
   config_.validate();
   const ModelConfig& c = config_;
-  if (c.tie_embeddings) {
+  if (c.share_embeddings) {
     src_embed_ = tgt_embed_ = &params_.add("shared.weight", {c.tgt_vocab, c.d_model});
   } else {
     src_embed_ = &params_.add("encoder.embed_tokens.weight", {c.src_vocab, c.d_model});
@@ -45,7 +44,7 @@ Transformer::Transformer(const ModelConfig& config) : config_(config) {
     l.ffn_norm = norm(p + "final_layer_norm");
   }
   if (c.final_norm) decoder_norm_ = norm("decoder.layer_norm");
-  lm_head_weight_ = c.tie_embeddings ? tgt_embed_ : &params_.add("lm_head.weight", {c.tgt_vocab, c.d_model});
+  lm_head_weight_ = c.tie_output ? tgt_embed_ : &params_.add("lm_head.weight", {c.tgt_vocab, c.d_model});
   if (c.output_bias) lm_head_bias_ = &params_.add("lm_head.bias", {c.tgt_vocab});
   positions_ = nn::sinusoidal_table(c.max_len, c.d_model);
 }
@@ -90,8 +89,8 @@ ag::Var Transformer::embed(nn::Context& c, const Parameter& table, const Tensor&
 
 // Pre-norm (the seed's ResidualConnection): x + dropout(f(norm(x))).
 // Post-norm (the paper): norm(x + dropout(f(x))).
-ag::Var Transformer::sublayer(nn::Context& c, ag::Var x, const nn::Norm& norm,
-                              const std::function<ag::Var(ag::Var)>& f) const {
+template <typename F>
+ag::Var Transformer::sublayer(nn::Context& c, ag::Var x, const nn::Norm& norm, F f) const {
   if (config_.norm_position == NormPosition::Pre)
     return ag::add(x, ag::dropout(f(norm.forward(c, x)), config_.dropout, c.rng, c.training));
   return norm.forward(c, ag::add(x, ag::dropout(f(x), config_.dropout, c.rng, c.training)));

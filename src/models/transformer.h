@@ -2,7 +2,7 @@
 // "Attention Is All You Need" (and of the seed document 004) is one configuration of it.
 //
 // Parameter names are tfm's canonical ones (Hugging Face BART/Marian style):
-//   encoder.embed_tokens.weight, decoder.embed_tokens.weight (shared.weight when tied),
+//   encoder.embed_tokens.weight, decoder.embed_tokens.weight (shared.weight when shared),
 //   {encoder,decoder}.layers.N.self_attn.{q,k,v,out}_proj.{weight,bias}, ...self_attn_layer_norm,
 //   decoder.layers.N.encoder_attn.*, ...encoder_attn_layer_norm, ...fc1, ...fc2, ...final_layer_norm,
 //   {encoder,decoder}.layer_norm (final norms), lm_head.{weight,bias}.
@@ -71,8 +71,8 @@ class Transformer {
 
  private:
   ag::Var embed(nn::Context& c, const Parameter& table, const Tensor& ids) const;
-  ag::Var sublayer(nn::Context& c, ag::Var x, const nn::Norm& norm,
-                   const std::function<ag::Var(ag::Var)>& f) const;
+  template <typename F>
+  ag::Var sublayer(nn::Context& c, ag::Var x, const nn::Norm& norm, F f) const;
 
   ModelConfig config_;
   ParameterStore params_;
@@ -81,7 +81,7 @@ class Transformer {
   std::vector<EncoderLayer> encoder_;
   std::vector<DecoderLayer> decoder_;
   nn::Norm encoder_norm_, decoder_norm_;
-  Parameter* lm_head_weight_ = nullptr;  // the target table itself when tied
+  Parameter* lm_head_weight_ = nullptr;  // the target table itself when tie_output
   Parameter* lm_head_bias_ = nullptr;
   Tensor positions_;
   AttentionMaps maps_;

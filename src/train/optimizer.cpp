@@ -154,7 +154,8 @@ constexpr int64_t kNormBlock = int64_t(1) << 16;
 
 double sum_of_squares(const float* x, int64_t n) {
   const int64_t blocks = (n + kNormBlock - 1) / kNormBlock;
-  std::vector<double> partial(size_t(blocks), 0.0);
+  thread_local std::vector<double> partial;  // reused: no allocation once it has grown
+  partial.assign(size_t(blocks), 0.0);
 #pragma omp parallel for schedule(static) if (blocks > 1)
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t end = std::min(n, (b + 1) * kNormBlock);
@@ -163,7 +164,7 @@ double sum_of_squares(const float* x, int64_t n) {
     partial[size_t(b)] = s;
   }
   double total = 0.0;
-  for (double s : partial) total += s;
+  for (int64_t b = 0; b < blocks; ++b) total += partial[size_t(b)];
   return total;
 }
 

@@ -67,7 +67,7 @@ ModelConfig model_config_for(const TrainConfig& cfg, const tokenize::Tokenizer& 
   c.norm_position = m.norm_position == "pre" ? NormPosition::Pre : NormPosition::Post;
   c.norm_eps = float(m.norm_eps);
   c.final_norm = c.norm_position == NormPosition::Pre;  // post-norm stacks end normalised already
-  c.tie_embeddings = m.tie_embeddings;
+  c.tie_output = m.tie_embeddings;
   c.pad_id = tgt.pad_id();
   c.bos_id = tgt.bos_id();
   c.eos_id = tgt.eos_id();
@@ -200,7 +200,8 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
   ao.eps = float(cfg.train.eps);
   ao.weight_decay = float(cfg.train.weight_decay);
   ao.decoupled = cfg.train.optimizer == "adamw";
-  Adam optimizer(model.parameters().list(), ao);
+  const ParameterList params = model.parameters().list();
+  Adam optimizer(params, ao);
   io::TrainingState state;
   state.rng_seed = uint64_t(cfg.train.seed) * 0x9e3779b97f4a7c15ull + 1;
   if (resuming) {
@@ -286,7 +287,7 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
              batch.examples.empty() ? 0 : train_pairs[size_t(batch.examples[0])].line);
       tape.backward(loss);
     }
-    if (cfg.train.clip_norm > 0) clip_grad_norm(model.parameters().list(), float(cfg.train.clip_norm));
+    if (cfg.train.clip_norm > 0) clip_grad_norm(params, float(cfg.train.clip_norm));
     ++state.step;
     float lr = learning_rate(so, state.step);
     optimizer.step(lr);
