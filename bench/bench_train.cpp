@@ -40,7 +40,7 @@ const std::map<std::string, BenchConfig> kConfigs = {
 double forward_flops(const BenchConfig& c) {
   double d = double(c.d_model), ff = double(c.d_ff), S = double(c.seq_len), T = S, B = double(c.batch);
   double enc = c.layers * (B * S * (4 * d * d + 2 * d * ff) + B * 2 * S * S * d);
-  double dec = c.layers * (B * T * (4 * d * d + 2 * d * ff) + B * 2 * T * T * d     // self-attention, FFN
+  double dec = c.layers * (B * T * (4 * d * d + 2 * d * ff) + B * 2 * T * T * d  // self-attention, FFN
                            + B * T * 2 * d * d + B * S * 2 * d * d + B * 2 * T * S * d);  // cross-attention
   return 2 * (enc + dec + B * T * d * double(c.vocab));
 }
@@ -96,7 +96,8 @@ int main(int argc, char** argv) {
   std::vector<double> times;
   for (int i = 0; i < warmup + steps; ++i) {
     Tensor src = random_ids(g, mode == "greedy" ? 1 : bc.batch, bc.seq_len, bc.vocab);
-    Tensor tgt = random_ids(g, bc.batch, bc.seq_len, bc.vocab), label = random_ids(g, bc.batch, bc.seq_len, bc.vocab);
+    Tensor tgt = random_ids(g, bc.batch, bc.seq_len, bc.vocab),
+           label = random_ids(g, bc.batch, bc.seq_len, bc.vocab);
     auto t0 = std::chrono::steady_clock::now();
     if (mode == "train") {
       tape.reset();

@@ -140,7 +140,8 @@ Var add_positions(Var x, const Tensor& table) {
   Var r;
   x.tape()->record(r, y, "add_positions",
                    [](Tape& t, const Node& n) {
-                     if (float* dx = grad_ptr(t, n, 0)) k::accumulate(dx, out_grad(t, n), t.value(n.out).numel());
+                     if (float* dx = grad_ptr(t, n, 0))
+                       k::accumulate(dx, out_grad(t, n), t.value(n.out).numel());
                    },
                    {x});
   return r;
@@ -155,7 +156,8 @@ Var relu(Var x) {
   x.tape()->record(r, y, "relu",
                    [](Tape& t, const Node& n) {
                      const Tensor& y = t.value(n.out);
-                     if (float* dx = grad_ptr(t, n, 0)) k::relu_backward(y.f32(), out_grad(t, n), dx, y.numel());
+                     if (float* dx = grad_ptr(t, n, 0))
+                       k::relu_backward(y.f32(), out_grad(t, n), dx, y.numel());
                    },
                    {x});
   return r;
@@ -188,23 +190,23 @@ Var dropout(Var x, float p, Rng* rng, bool training) {
 Var layer_norm(Var x, Var gamma, Var beta, float eps, kernels::NormKind kind) {
   const Tensor& xv = contiguous_input(x, "layer_norm");
   int64_t cols = xv.size(-1), rows = xv.numel() / cols;
-  TFM_CHECK(gamma.value().numel() == cols && beta.value().numel() == cols, "layer_norm: weight {} for input {}",
-            gamma.value().str(), xv.str());
+  TFM_CHECK(gamma.value().numel() == cols && beta.value().numel() == cols,
+            "layer_norm: weight {} for input {}", gamma.value().str(), xv.str());
   Tensor y = Tensor::empty(xv.shape());
   Tensor mean = Tensor::empty({rows}), inv = Tensor::empty({rows});
-  k::layer_norm_forward(kind, xv.f32(), gamma.value().f32(), beta.value().f32(), y.f32(), mean.f32(), inv.f32(), rows,
-                        cols, eps);
+  k::layer_norm_forward(kind, xv.f32(), gamma.value().f32(), beta.value().f32(), y.f32(), mean.f32(),
+                        inv.f32(), rows, cols, eps);
   Var r;
-  if (Node* n = x.tape()->record(
-          r, y, "layer_norm",
-          [](Tape& t, const Node& n) {
-            const Tensor& xv = t.value(n.in[0]);
-            int64_t cols = xv.size(-1), rows = xv.numel() / cols;
-            k::layer_norm_backward(k::NormKind(n.i[0]), xv.f32(), t.value(n.in[1]).f32(), n.saved[0].f32(),
-                                   n.saved[1].f32(), out_grad(t, n), grad_ptr(t, n, 0), grad_ptr(t, n, 1),
-                                   grad_ptr(t, n, 2), rows, cols, n.f[0]);
-          },
-          {x, gamma, beta})) {
+  if (Node* n = x.tape()->record(r, y, "layer_norm",
+                                 [](Tape& t, const Node& n) {
+                                   const Tensor& xv = t.value(n.in[0]);
+                                   int64_t cols = xv.size(-1), rows = xv.numel() / cols;
+                                   k::layer_norm_backward(
+                                       k::NormKind(n.i[0]), xv.f32(), t.value(n.in[1]).f32(),
+                                       n.saved[0].f32(), n.saved[1].f32(), out_grad(t, n), grad_ptr(t, n, 0),
+                                       grad_ptr(t, n, 1), grad_ptr(t, n, 2), rows, cols, n.f[0]);
+                                 },
+                                 {x, gamma, beta})) {
     n->saved[0] = mean;
     n->saved[1] = inv;
     n->f[0] = eps;
@@ -216,8 +218,8 @@ Var layer_norm(Var x, Var gamma, Var beta, float eps, kernels::NormKind kind) {
 // ---- embedding
 Var embedding(Var table, const Tensor& ids, float scale) {
   const Tensor& w = contiguous_input(table, "embedding");
-  TFM_CHECK(ids.dtype() == DType::I64 && ids.is_contiguous(), "embedding ids must be contiguous int64, got {}",
-            ids.str());
+  TFM_CHECK(ids.dtype() == DType::I64 && ids.is_contiguous(),
+            "embedding ids must be contiguous int64, got {}", ids.str());
   int64_t dim = w.size(1);
   Shape shape = ids.shape();
   shape.push_back(dim);
@@ -228,8 +230,8 @@ Var embedding(Var table, const Tensor& ids, float scale) {
                                      [](Tape& t, const Node& n) {
                                        if (float* dw = grad_ptr(t, n, 0))
                                          k::embedding_backward(out_grad(t, n), n.saved[0].data<int64_t>(),
-                                                               n.saved[0].numel(), t.value(n.in[0]).size(1), n.f[0],
-                                                               dw);
+                                                               n.saved[0].numel(), t.value(n.in[0]).size(1),
+                                                               n.f[0], dw);
                                      },
                                      {table})) {
     n->saved[0] = ids;
@@ -277,7 +279,8 @@ Var attention(Var q, Var kv, Var v, const AttentionOptions& o, bool training) {
   const Tensor& vt = contiguous_input(v, "attention");
   TFM_CHECK(qv.dim() == 3 && kt.dim() == 3 && qv.size(2) % o.heads == 0 && kt.shape() == vt.shape() &&
                 kt.size(2) == qv.size(2) && kt.size(0) == qv.size(0),
-            "attention: q {} k {} v {} heads {}", qv.shape().str(), kt.shape().str(), vt.shape().str(), o.heads);
+            "attention: q {} k {} v {} heads {}", qv.shape().str(), kt.shape().str(), vt.shape().str(),
+            o.heads);
   k::AttentionDims d = attention_dims(qv, kt, o.heads);
   k::AttentionMask mask;
   if (o.key_valid.defined()) {
@@ -301,21 +304,21 @@ Var attention(Var q, Var kv, Var v, const AttentionOptions& o, bool training) {
                        need_probs ? probs.f32() : nullptr);
   if (o.keep_probs) *o.keep_probs = probs;
   Var r;
-  if (Node* n = tape.record(
-          r, y, "attention",
-          [](Tape& t, const Node& n) {
-            const Tensor& qv = t.value(n.in[0]);
-            const Tensor& kt = t.value(n.in[1]);
-            const Tensor& vt = t.value(n.in[2]);
-            k::AttentionDims d = attention_dims(qv, kt, int(n.i[0]));
-            k::AttentionMask mask;
-            mask.key_valid = n.saved[1].defined() ? n.saved[1].data<uint8_t>() : nullptr;
-            mask.causal = n.i[1] != 0;
-            k::DropoutSpec drop{n.f[1], uint64_t(n.i[2]), uint64_t(n.i[3])};
-            k::attention_backward(d, mask, n.f[0], drop, qv.f32(), kt.f32(), vt.f32(), n.saved[0].f32(),
-                                  out_grad(t, n), grad_ptr(t, n, 0), grad_ptr(t, n, 1), grad_ptr(t, n, 2));
-          },
-          {q, kv, v})) {
+  if (Node* n = tape.record(r, y, "attention",
+                            [](Tape& t, const Node& n) {
+                              const Tensor& qv = t.value(n.in[0]);
+                              const Tensor& kt = t.value(n.in[1]);
+                              const Tensor& vt = t.value(n.in[2]);
+                              k::AttentionDims d = attention_dims(qv, kt, int(n.i[0]));
+                              k::AttentionMask mask;
+                              mask.key_valid = n.saved[1].defined() ? n.saved[1].data<uint8_t>() : nullptr;
+                              mask.causal = n.i[1] != 0;
+                              k::DropoutSpec drop{n.f[1], uint64_t(n.i[2]), uint64_t(n.i[3])};
+                              k::attention_backward(d, mask, n.f[0], drop, qv.f32(), kt.f32(), vt.f32(),
+                                                    n.saved[0].f32(), out_grad(t, n), grad_ptr(t, n, 0),
+                                                    grad_ptr(t, n, 1), grad_ptr(t, n, 2));
+                            },
+                            {q, kv, v})) {
     n->saved[0] = probs;
     n->saved[1] = o.key_valid;
     n->f[0] = o.scale;
@@ -336,8 +339,8 @@ Var cross_entropy(Var logits, const Tensor& labels, int64_t ignore_index, float 
             "cross_entropy: labels {} for logits {}", labels.str(), z.str());
   Tensor lse = Tensor::empty({rows});
   int64_t count = 0;
-  double loss = k::cross_entropy_forward(z.f32(), labels.data<int64_t>(), rows, classes, ignore_index, smoothing,
-                                         lse.f32(), &count);
+  double loss = k::cross_entropy_forward(z.f32(), labels.data<int64_t>(), rows, classes, ignore_index,
+                                         smoothing, lse.f32(), &count);
   Tensor y = Tensor::full({1}, float(loss));
   Var r;
   if (Node* n = logits.tape()->record(r, y, "cross_entropy",
@@ -347,8 +350,8 @@ Var cross_entropy(Var logits, const Tensor& labels, int64_t ignore_index, float 
                                         const Tensor& z = t.value(n.in[0]);
                                         int64_t classes = z.size(-1), rows = z.numel() / classes;
                                         k::cross_entropy_backward(z.f32(), n.saved[0].data<int64_t>(),
-                                                                  n.saved[1].f32(), rows, classes, n.i[0], n.f[0],
-                                                                  n.i[1], out_grad(t, n)[0], dz);
+                                                                  n.saved[1].f32(), rows, classes, n.i[0],
+                                                                  n.f[0], n.i[1], out_grad(t, n)[0], dz);
                                       },
                                       {logits})) {
     n->saved[0] = labels;

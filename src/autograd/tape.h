@@ -79,7 +79,8 @@ class Tape {
 
   // Creates the output var of an op. When grad mode is on and any input requires a gradient, also
   // appends a node and returns it (fill in saved tensors / constants); otherwise returns nullptr.
-  Node* record(Var& out, const Tensor& value, const char* name, BackwardFn fn, std::initializer_list<Var> inputs);
+  Node* record(Var& out, const Tensor& value, const char* name, BackwardFn fn,
+               std::initializer_list<Var> inputs);
 
   // d loss / d everything: seeds d loss / d loss = 1 (loss must have one element) and runs the tape
   // backwards.

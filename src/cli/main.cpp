@@ -57,14 +57,16 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "tfm 0.1.0");
 
-  auto* train = app.add_subcommand("train", "Train a model (default: the seed Transformer on the bundled en-es corpus)");
+  auto* train = app.add_subcommand(
+      "train", "Train a model (default: the seed Transformer on the bundled en-es corpus)");
   std::string config_path, out_dir, resume_dir;
   int64_t max_steps = 0;
   bool quiet = false;
   train->add_option("--config", config_path, "TOML or JSON config (keys: docs/config.md)");
   train->add_option("--out", out_dir, "Run folder (overrides train.out_dir)");
   train->add_option("--resume", resume_dir, "Continue the run saved in this folder");
-  train->add_option("--max-steps", max_steps, "Stop after this many steps in total (overrides train.max_steps)");
+  train->add_option("--max-steps", max_steps,
+                    "Stop after this many steps in total (overrides train.max_steps)");
   train->add_flag("--quiet", quiet, "No progress output");
 
   auto* translate = app.add_subcommand("translate", "Translate stdin (one sentence per line) to stdout");
@@ -72,9 +74,11 @@ int main(int argc, char** argv) {
   int64_t batch = 32, max_new_tokens = 256;
   translate->add_option("--model", model_path, "Run folder or checkpoint file")->required();
   translate->add_option("--batch", batch, "Sentences decoded together")->check(CLI::PositiveNumber);
-  translate->add_option("--max-new-tokens", max_new_tokens, "Longest translation in tokens")->check(CLI::PositiveNumber);
+  translate->add_option("--max-new-tokens", max_new_tokens, "Longest translation in tokens")
+      ->check(CLI::PositiveNumber);
 
-  auto* reference = app.add_subcommand("config-reference", "Print the reference of every training config key");
+  auto* reference =
+      app.add_subcommand("config-reference", "Print the reference of every training config key");
 
   CLI11_PARSE(app, argc, argv);
   try {

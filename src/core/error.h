@@ -36,9 +36,9 @@ auto with_context(const std::string& context, Fn&& fn) -> decltype(fn()) {
 }  // namespace tfm
 
 // Internal invariant (programming error, not user input): reports file and line.
-#define TFM_CHECK(cond, ...)                                                                         \
-  do {                                                                                               \
-    if (!(cond))                                                                                     \
-      throw ::tfm::Error(fmt::format("internal check failed at {}:{}: {}: {}", __FILE__, __LINE__, \
-                                     #cond, fmt::format(__VA_ARGS__)));                             \
+#define TFM_CHECK(cond, ...)                                                                              \
+  do {                                                                                                    \
+    if (!(cond))                                                                                          \
+      throw ::tfm::Error(fmt::format("internal check failed at {}:{}: {}: {}", __FILE__, __LINE__, #cond, \
+                                     fmt::format(__VA_ARGS__)));                                          \
   } while (0)

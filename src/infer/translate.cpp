@@ -30,7 +30,8 @@ std::vector<std::string> translate(const Transformer& model, const tokenize::Tok
   // Decode sentences of similar length together: less padding.
   std::vector<size_t> order(sentences.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return inputs[a].size() < inputs[b].size(); });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return inputs[a].size() < inputs[b].size(); });
   std::vector<std::string> out(sentences.size());
   GreedyOptions g;
   g.max_new_tokens = options.max_new_tokens;
@@ -63,7 +64,8 @@ std::vector<std::string> translate(const Transformer& model, const tokenize::Tok
 
 TranslationModel load_translation_model(const std::string& path) {
   std::string file = path;
-  if (std::filesystem::is_directory(path)) file = (std::filesystem::path(path) / "checkpoint.safetensors").string();
+  if (std::filesystem::is_directory(path))
+    file = (std::filesystem::path(path) / "checkpoint.safetensors").string();
   if (!std::filesystem::exists(file)) fail("{}: no checkpoint here (expected a file or a run folder)", path);
   io::CheckpointInfo info = io::read_checkpoint_info(file);
   TranslationModel m;

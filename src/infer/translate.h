@@ -17,7 +17,7 @@ struct TranslateOptions {
 
 struct TranslateStats {
   int64_t sentences = 0;
-  int64_t truncated = 0;       // sources longer than the model's maximum, cut to fit
+  int64_t truncated = 0;  // sources longer than the model's maximum, cut to fit
   int64_t generated_tokens = 0;
 };
 

@@ -10,8 +10,12 @@ namespace {
 constexpr int kFormatVersion = 1;
 
 nlohmann::json state_to_json(const TrainingState& s) {
-  return {{"step", s.step},           {"epoch", s.epoch},           {"batch_index", s.batch_index},
-          {"rng_seed", s.rng_seed},   {"rng_offset", s.rng_offset}, {"tokens_seen", s.tokens_seen},
+  return {{"step", s.step},
+          {"epoch", s.epoch},
+          {"batch_index", s.batch_index},
+          {"rng_seed", s.rng_seed},
+          {"rng_offset", s.rng_offset},
+          {"tokens_seen", s.tokens_seen},
           {"elapsed_seconds", s.elapsed_seconds}};
 }
 
@@ -77,7 +81,8 @@ void load_checkpoint_weights(const std::string& path, ParameterStore& params, tr
     }
     const TensorInfo& info = file.info(name);
     if (!(info.shape == p->value.shape())) {
-      problems += fmt::format("\n  tensor '{}': shape {} expected {}", name, info.shape.str(), p->value.shape().str());
+      problems += fmt::format("\n  tensor '{}': shape {} expected {}", name, info.shape.str(),
+                              p->value.shape().str());
       continue;
     }
     p->value.copy_(file.get_f32(name));

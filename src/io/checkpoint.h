@@ -14,10 +14,10 @@
 namespace tfm::io {
 
 struct TrainingState {
-  int64_t step = 0;         // optimizer steps done
-  int64_t epoch = 0;        // data position: epoch and batch index within it
+  int64_t step = 0;   // optimizer steps done
+  int64_t epoch = 0;  // data position: epoch and batch index within it
   int64_t batch_index = 0;
-  uint64_t rng_seed = 0;    // dropout generator
+  uint64_t rng_seed = 0;  // dropout generator
   uint64_t rng_offset = 0;
   double tokens_seen = 0;
   double elapsed_seconds = 0;

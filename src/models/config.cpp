@@ -8,7 +8,9 @@ namespace tfm {
 
 namespace {
 
-const char* norm_name(kernels::NormKind k) { return k == kernels::NormKind::SeedLayerNorm ? "seed" : "layernorm"; }
+const char* norm_name(kernels::NormKind k) {
+  return k == kernels::NormKind::SeedLayerNorm ? "seed" : "layernorm";
+}
 
 }  // namespace
 
@@ -23,7 +25,8 @@ void ModelConfig::validate() const {
   need(max_len > 0, "max_len must be positive");
   need(dropout >= 0 && dropout < 1, "dropout must be in [0, 1)");
   need(norm_eps > 0, "norm_eps must be positive");
-  need(!share_embeddings || src_vocab == tgt_vocab, "share_embeddings needs equal source and target vocabularies");
+  need(!share_embeddings || src_vocab == tgt_vocab,
+       "share_embeddings needs equal source and target vocabularies");
 }
 
 nlohmann::json to_json(const ModelConfig& c) {
@@ -86,8 +89,9 @@ ModelConfig model_config_from_json(const nlohmann::json& j, const std::string& o
     get("max_len", c.max_len);
     get("dropout", c.dropout);
     c.norm = get_choice("norm", {"seed", "layernorm"}) == "seed" ? kernels::NormKind::SeedLayerNorm
-                                                                  : kernels::NormKind::LayerNorm;
-    c.norm_position = get_choice("norm_position", {"pre", "post"}) == "pre" ? NormPosition::Pre : NormPosition::Post;
+                                                                 : kernels::NormKind::LayerNorm;
+    c.norm_position =
+        get_choice("norm_position", {"pre", "post"}) == "pre" ? NormPosition::Pre : NormPosition::Post;
     get("norm_eps", c.norm_eps);
     get("final_norm", c.final_norm);
     get_choice("positions", {"sinusoidal"});

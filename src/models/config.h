@@ -34,7 +34,7 @@ struct ModelConfig {
   bool attention_bias = false;
   bool ffn_bias = true;
   bool output_bias = true;
-  bool scale_embeddings = true;  // multiply embeddings by sqrt(d_model)
+  bool scale_embeddings = true;   // multiply embeddings by sqrt(d_model)
   bool share_embeddings = false;  // one table for source and target tokens (needs one vocabulary)
   bool tie_output = false;        // the output projection is the target embedding table
   int64_t pad_id = 0;

@@ -36,7 +36,8 @@ void load_weights(Transformer& model, const io::SafetensorsFile& file, const Fam
     used[src] = true;
     const io::TensorInfo& info = file.info(src);
     if (!(info.shape == p->value.shape()))
-      fail("{}: tensor '{}': shape {} expected {}", file.path(), src, info.shape.str(), p->value.shape().str());
+      fail("{}: tensor '{}': shape {} expected {}", file.path(), src, info.shape.str(),
+           p->value.shape().str());
     p->value.copy_(file.get_f32(src));
   }
   std::string unexpected;
@@ -44,7 +45,8 @@ void load_weights(Transformer& model, const io::SafetensorsFile& file, const Fam
     if (!was_used) unexpected += (unexpected.empty() ? "" : ", ") + name;
   if (!missing.empty() || !unexpected.empty())
     fail("{}: weights do not match the {} model:{}{}", file.path(), family.name,
-         missing.empty() ? "" : " missing [" + missing + "]", unexpected.empty() ? "" : " unexpected [" + unexpected + "]");
+         missing.empty() ? "" : " missing [" + missing + "]",
+         unexpected.empty() ? "" : " unexpected [" + unexpected + "]");
 }
 
 }  // namespace

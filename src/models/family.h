@@ -16,7 +16,7 @@ struct Family {
   bool (*matches)(const nlohmann::json& config);
   ModelConfig (*config)(const nlohmann::json& config, const std::string& origin);
   std::string (*checkpoint_name)(const std::string& tfm_name);  // tfm name -> the family's name
-  bool (*is_buffer)(const std::string& checkpoint_name);         // saved non-parameters tfm recomputes
+  bool (*is_buffer)(const std::string& checkpoint_name);        // saved non-parameters tfm recomputes
 };
 
 // The family whose config this is, or nullptr when no family understands it.

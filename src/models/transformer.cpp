@@ -9,7 +9,9 @@ namespace tfm {
 
 namespace {
 
-std::string layer_name(const char* stack, int i) { return std::string(stack) + ".layers." + std::to_string(i) + "."; }
+std::string layer_name(const char* stack, int i) {
+  return std::string(stack) + ".layers." + std::to_string(i) + ".";
+}
 
 }  // namespace
 
@@ -26,7 +28,8 @@ Transformer::Transformer(const ModelConfig& config) : config_(config) {
   for (int i = 0; i < c.encoder_layers; ++i) {
     std::string p = layer_name("encoder", i);
     EncoderLayer& l = encoder_.emplace_back();
-    l.self_attn = nn::MultiHeadAttention(params_, p + "self_attn", c.d_model, c.heads, c.attention_bias, c.dropout);
+    l.self_attn =
+        nn::MultiHeadAttention(params_, p + "self_attn", c.d_model, c.heads, c.attention_bias, c.dropout);
     l.self_attn_norm = norm(p + "self_attn_layer_norm");
     l.ffn = nn::FeedForward(params_, p, c.d_model, c.d_ff, c.ffn_bias, c.dropout);
     l.ffn_norm = norm(p + "final_layer_norm");
@@ -35,7 +38,8 @@ Transformer::Transformer(const ModelConfig& config) : config_(config) {
   for (int i = 0; i < c.decoder_layers; ++i) {
     std::string p = layer_name("decoder", i);
     DecoderLayer& l = decoder_.emplace_back();
-    l.self_attn = nn::MultiHeadAttention(params_, p + "self_attn", c.d_model, c.heads, c.attention_bias, c.dropout);
+    l.self_attn =
+        nn::MultiHeadAttention(params_, p + "self_attn", c.d_model, c.heads, c.attention_bias, c.dropout);
     l.self_attn_norm = norm(p + "self_attn_layer_norm");
     l.cross_attn =
         nn::MultiHeadAttention(params_, p + "encoder_attn", c.d_model, c.heads, c.attention_bias, c.dropout);
@@ -106,7 +110,8 @@ ag::Var Transformer::encode(nn::Context& c, const Tensor& src_ids) const {
   return config_.final_norm ? encoder_norm_.forward(c, x) : x;
 }
 
-ag::Var Transformer::decode(nn::Context& c, ag::Var memory, const Tensor& src_ids, const Tensor& tgt_ids) const {
+ag::Var Transformer::decode(nn::Context& c, ag::Var memory, const Tensor& src_ids,
+                            const Tensor& tgt_ids) const {
   nn::AttentionMask self_mask{key_valid(tgt_ids), true};
   nn::AttentionMask cross_mask{key_valid(src_ids), false};
   ag::Var x = embed(c, *tgt_embed_, tgt_ids);
@@ -120,7 +125,8 @@ ag::Var Transformer::decode(nn::Context& c, ag::Var memory, const Tensor& src_id
 }
 
 ag::Var Transformer::project(nn::Context& c, ag::Var hidden) const {
-  return ag::linear(hidden, c.tape.param(*lm_head_weight_), lm_head_bias_ ? c.tape.param(*lm_head_bias_) : ag::Var());
+  return ag::linear(hidden, c.tape.param(*lm_head_weight_),
+                    lm_head_bias_ ? c.tape.param(*lm_head_bias_) : ag::Var());
 }
 
 ag::Var Transformer::loss(nn::Context& c, const Tensor& src_ids, const Tensor& tgt_in, const Tensor& labels,
@@ -137,7 +143,8 @@ void Transformer::set_keep_attention(bool on) {
     maps_.decoder_self.resize(decoder_.size());
     maps_.decoder_cross.resize(decoder_.size());
   }
-  for (size_t i = 0; i < encoder_.size(); ++i) encoder_[i].self_attn.keep_probs = on ? &maps_.encoder_self[i] : nullptr;
+  for (size_t i = 0; i < encoder_.size(); ++i)
+    encoder_[i].self_attn.keep_probs = on ? &maps_.encoder_self[i] : nullptr;
   for (size_t i = 0; i < decoder_.size(); ++i) {
     decoder_[i].self_attn.keep_probs = on ? &maps_.decoder_self[i] : nullptr;
     decoder_[i].cross_attn.keep_probs = on ? &maps_.decoder_cross[i] : nullptr;

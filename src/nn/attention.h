@@ -19,7 +19,7 @@ struct AttentionMask {
 struct MultiHeadAttention {
   Linear q_proj, k_proj, v_proj, out_proj;
   int heads = 1;
-  float dropout = 0.0f;  // on the attention probabilities
+  float dropout = 0.0f;          // on the attention probabilities
   Tensor* keep_probs = nullptr;  // when set, receives the last forward's probabilities (visualisation)
 
   MultiHeadAttention() = default;

@@ -3,9 +3,9 @@
 
 #include <string>
 
+#include "autograd/ops.h"
 #include "nn/context.h"
 #include "nn/parameter_store.h"
-#include "autograd/ops.h"
 
 namespace tfm::nn {
 

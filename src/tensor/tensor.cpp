@@ -159,26 +159,47 @@ namespace {
 
 double load_as_double(const void* p, DType t) {
   switch (t) {
-    case DType::F32: return *static_cast<const float*>(p);
-    case DType::F16: return f16_to_f32(*static_cast<const uint16_t*>(p));
-    case DType::BF16: return bf16_to_f32(*static_cast<const uint16_t*>(p));
-    case DType::F64: return *static_cast<const double*>(p);
-    case DType::I64: return double(*static_cast<const int64_t*>(p));
-    case DType::I32: return *static_cast<const int32_t*>(p);
-    case DType::U8: return *static_cast<const uint8_t*>(p);
+    case DType::F32:
+      return *static_cast<const float*>(p);
+    case DType::F16:
+      return f16_to_f32(*static_cast<const uint16_t*>(p));
+    case DType::BF16:
+      return bf16_to_f32(*static_cast<const uint16_t*>(p));
+    case DType::F64:
+      return *static_cast<const double*>(p);
+    case DType::I64:
+      return double(*static_cast<const int64_t*>(p));
+    case DType::I32:
+      return *static_cast<const int32_t*>(p);
+    case DType::U8:
+      return *static_cast<const uint8_t*>(p);
   }
   return 0;
 }
 
 void store_from_double(void* p, DType t, double v) {
   switch (t) {
-    case DType::F32: *static_cast<float*>(p) = float(v); break;
-    case DType::F16: *static_cast<uint16_t*>(p) = f32_to_f16(float(v)); break;
-    case DType::BF16: *static_cast<uint16_t*>(p) = f32_to_bf16(float(v)); break;
-    case DType::F64: *static_cast<double*>(p) = v; break;
-    case DType::I64: *static_cast<int64_t*>(p) = int64_t(v); break;
-    case DType::I32: *static_cast<int32_t*>(p) = int32_t(v); break;
-    case DType::U8: *static_cast<uint8_t*>(p) = uint8_t(v); break;
+    case DType::F32:
+      *static_cast<float*>(p) = float(v);
+      break;
+    case DType::F16:
+      *static_cast<uint16_t*>(p) = f32_to_f16(float(v));
+      break;
+    case DType::BF16:
+      *static_cast<uint16_t*>(p) = f32_to_bf16(float(v));
+      break;
+    case DType::F64:
+      *static_cast<double*>(p) = v;
+      break;
+    case DType::I64:
+      *static_cast<int64_t*>(p) = int64_t(v);
+      break;
+    case DType::I32:
+      *static_cast<int32_t*>(p) = int32_t(v);
+      break;
+    case DType::U8:
+      *static_cast<uint8_t*>(p) = uint8_t(v);
+      break;
   }
 }
 
@@ -249,7 +270,8 @@ void Tensor::fill_(float value) {
   }
   size_t ds = dtype_size(dtype_);
   char* d = static_cast<char*>(data_);
-  for_each_index(shape_, strides_, strides_, [&](int64_t di, int64_t) { store_from_double(d + di * ds, dtype_, value); });
+  for_each_index(shape_, strides_, strides_,
+                 [&](int64_t di, int64_t) { store_from_double(d + di * ds, dtype_, value); });
 }
 
 void Tensor::zero_() {

@@ -56,7 +56,7 @@ class Tensor {
   Tensor unsqueeze(int dim) const;
 
   // Copies.
-  Tensor contiguous() const;                 // self if already contiguous
+  Tensor contiguous() const;                    // self if already contiguous
   Tensor clone(bool persistent = false) const;  // always a fresh contiguous copy
   Tensor to(DType dtype, bool persistent = false) const;
   void copy_(const Tensor& src);  // same shape; any strides and dtypes

@@ -20,9 +20,9 @@ std::string format_duration(double seconds) {
 
 void Progress::update(const ProgressFields& f) {
   double eta = f.step > 0 ? f.elapsed_seconds / double(f.step) * double(f.max_steps - f.step) : NAN;
-  std::string line = fmt::format("step {}/{}  epoch {}  loss {:.4f}  lr {:.2e}  {:.0f} tok/s  elapsed {}  eta {}",
-                                 f.step, f.max_steps, f.epoch, f.loss, f.lr, f.tokens_per_second,
-                                 format_duration(f.elapsed_seconds), format_duration(eta));
+  std::string line = fmt::format(
+      "step {}/{}  epoch {}  loss {:.4f}  lr {:.2e}  {:.0f} tok/s  elapsed {}  eta {}", f.step, f.max_steps,
+      f.epoch, f.loss, f.lr, f.tokens_per_second, format_duration(f.elapsed_seconds), format_duration(eta));
   if (tty_) {
     fmt::print(out_, "\r\x1b[2K{}", line);
     line_open_ = true;

@@ -51,7 +51,8 @@ class StopSignals {
   void (*previous_term_)(int);
 };
 
-ModelConfig model_config_for(const TrainConfig& cfg, const tokenize::Tokenizer& src, const tokenize::Tokenizer& tgt) {
+ModelConfig model_config_for(const TrainConfig& cfg, const tokenize::Tokenizer& src,
+                             const tokenize::Tokenizer& tgt) {
   const ModelSection& m = cfg.model;
   ModelConfig c;
   c.src_vocab = src.vocab_size();
@@ -88,8 +89,8 @@ struct ValidationSet {
   std::vector<data::Batch> batches;  // the pairs that fit max_len, in token-budget chunks
 };
 
-ValidationSet load_validation(const TrainConfig& cfg, const tokenize::Tokenizer& src, const tokenize::Tokenizer& tgt,
-                              const data::FrameIds& ids) {
+ValidationSet load_validation(const TrainConfig& cfg, const tokenize::Tokenizer& src,
+                              const tokenize::Tokenizer& tgt, const data::FrameIds& ids) {
   ValidationSet v;
   if (cfg.data.valid.empty()) return v;
   v.pairs = data::read_parallel_tsv(cfg.data.valid);
@@ -98,7 +99,8 @@ ValidationSet load_validation(const TrainConfig& cfg, const tokenize::Tokenizer&
   std::vector<data::TokenPair> tokens = data::encode_pairs(v.pairs, src, tgt);
   std::vector<int64_t> fit;
   for (size_t i = 0; i < tokens.size(); ++i)
-    if (int64_t(tokens[i].src.size()) + 2 <= cfg.model.max_len && int64_t(tokens[i].tgt.size()) + 1 <= cfg.model.max_len)
+    if (int64_t(tokens[i].src.size()) + 2 <= cfg.model.max_len &&
+        int64_t(tokens[i].tgt.size()) + 1 <= cfg.model.max_len)
       fit.push_back(int64_t(i));
   std::vector<int64_t> chunk;
   int64_t longest = 0;
@@ -173,13 +175,16 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
     if (cfg.data.tokenizer != "word") fail("data.tokenizer '{}' is not available yet", cfg.data.tokenizer);
     tokenize::WordLevelTrainOptions wo;
     wo.min_frequency = cfg.data.min_freq;
-    src_tok = std::make_unique<tokenize::WordLevelTokenizer>(tokenize::WordLevelTokenizer::train(side(train_pairs, true), wo));
-    tgt_tok = std::make_unique<tokenize::WordLevelTokenizer>(tokenize::WordLevelTokenizer::train(side(train_pairs, false), wo));
+    src_tok = std::make_unique<tokenize::WordLevelTokenizer>(
+        tokenize::WordLevelTokenizer::train(side(train_pairs, true), wo));
+    tgt_tok = std::make_unique<tokenize::WordLevelTokenizer>(
+        tokenize::WordLevelTokenizer::train(side(train_pairs, false), wo));
   }
   ModelConfig mc = model_config_for(cfg, *src_tok, *tgt_tok);
   data::FrameIds ids{int32_t(mc.pad_id), int32_t(mc.bos_id), int32_t(mc.eos_id)};
-  say(fmt::format("data: {} pairs from {} ({} empty lines skipped); vocab {} source, {} target", train_pairs.size(),
-                  cfg.data.train, corpus_stats.skipped_empty_line + corpus_stats.skipped_empty_side, mc.src_vocab,
+  say(fmt::format("data: {} pairs from {} ({} empty lines skipped); vocab {} source, {} target",
+                  train_pairs.size(), cfg.data.train,
+                  corpus_stats.skipped_empty_line + corpus_stats.skipped_empty_side, mc.src_vocab,
                   mc.tgt_vocab));
 
   data::BatchConfig bc{ids, cfg.model.max_len, cfg.data.max_tokens, uint64_t(cfg.train.seed)};
@@ -218,8 +223,8 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
     std::error_code ec;
     fs::remove(metrics_path, ec);
   }
-  say(fmt::format("model: {} parameters, d_model {}, {}+{} layers, {} heads", model.parameters().numel(), mc.d_model,
-                  mc.encoder_layers, mc.decoder_layers, mc.heads));
+  say(fmt::format("model: {} parameters, d_model {}, {}+{} layers, {} heads", model.parameters().numel(),
+                  mc.d_model, mc.encoder_layers, mc.decoder_layers, mc.heads));
   Rng rng(state.rng_seed, state.rng_offset);
 
   ScheduleOptions so;
@@ -268,7 +273,8 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
   auto window_start = clock;
   while (state.step < max_steps) {
     if (g_stop_signal) {
-      say(fmt::format("signal {}: saving a checkpoint at step {} and stopping", int(g_stop_signal), state.step));
+      say(fmt::format("signal {}: saving a checkpoint at step {} and stopping", int(g_stop_signal),
+                      state.step));
       summary.interrupted = true;
       break;
     }

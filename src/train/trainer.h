@@ -22,9 +22,9 @@ struct RunOptions {
 
 struct RunSummary {
   std::string run_dir;
-  int64_t steps = 0;        // optimizer steps done in total
-  double last_loss = 0;     // training loss of the last step
-  double valid_loss = 0;    // at the last evaluation (NaN if none ran)
+  int64_t steps = 0;         // optimizer steps done in total
+  double last_loss = 0;      // training loss of the last step
+  double valid_loss = 0;     // at the last evaluation (NaN if none ran)
   bool interrupted = false;  // stopped by SIGINT/SIGTERM (a checkpoint was saved)
   int64_t skipped_too_long = 0;
 };

@@ -59,10 +59,14 @@ std::string tiny_corpus(const std::string& dir, int n) {
 
 std::string tiny_config(const std::string& dir, const std::string& train, const std::string& extra = "") {
   std::string path = dir + "/tiny.toml";
-  write(path, "[model]\nd_model = 32\nheads = 2\nd_ff = 64\nencoder_layers = 1\ndecoder_layers = 1\nmax_len = 40\n"
-              "[data]\ntrain = \"" + train + "\"\nvalid = \"" + train + "\"\nvalid_max_pairs = 16\nmax_tokens = 600\n"
-              "valid_samples = 1\n[train]\nlr = 3e-3\nwarmup_steps = 5\nmax_steps = 20\nlog_every = 1\n"
-              "eval_every = 10\ncheckpoint_every = 10\nthreads = 2\nout_dir = \"" + dir + "/run\"\n" + extra);
+  write(path,
+        "[model]\nd_model = 32\nheads = 2\nd_ff = 64\nencoder_layers = 1\ndecoder_layers = 1\nmax_len = 40\n"
+        "[data]\ntrain = \"" +
+            train + "\"\nvalid = \"" + train +
+            "\"\nvalid_max_pairs = 16\nmax_tokens = 600\n"
+            "valid_samples = 1\n[train]\nlr = 3e-3\nwarmup_steps = 5\nmax_steps = 20\nlog_every = 1\n"
+            "eval_every = 10\ncheckpoint_every = 10\nthreads = 2\nout_dir = \"" +
+            dir + "/run\"\n" + extra);
   return path;
 }
 
@@ -96,7 +100,8 @@ TEST(Cli, ResumeIsBitIdentical) {
   std::string a = test::temp_dir("resume-a"), b = test::temp_dir("resume-b");
   CliResult ra = run_cli("train --config " + tiny_config(a, tiny_corpus(a, 300)) + " --max-steps 20 --quiet");
   ASSERT_EQ(ra.code, 0) << ra.err;
-  CliResult rb1 = run_cli("train --config " + tiny_config(b, tiny_corpus(b, 300)) + " --max-steps 10 --quiet");
+  CliResult rb1 =
+      run_cli("train --config " + tiny_config(b, tiny_corpus(b, 300)) + " --max-steps 10 --quiet");
   ASSERT_EQ(rb1.code, 0) << rb1.err;
   CliResult rb2 = run_cli("train --resume " + b + "/run --max-steps 20 --quiet");
   ASSERT_EQ(rb2.code, 0) << rb2.err;
@@ -162,7 +167,8 @@ TEST(Cli, TooLongSentencesAreSkippedAndCounted) {
 
 TEST(Cli, TruncatedCheckpointIsAClearError) {
   std::string dir = test::temp_dir("trunc");
-  ASSERT_EQ(run_cli("train --config " + tiny_config(dir, tiny_corpus(dir, 50)) + " --max-steps 2 --quiet").code, 0);
+  ASSERT_EQ(
+      run_cli("train --config " + tiny_config(dir, tiny_corpus(dir, 50)) + " --max-steps 2 --quiet").code, 0);
   std::string ckpt = dir + "/run/checkpoint.safetensors";
   fs::resize_file(ckpt, fs::file_size(ckpt) / 2);
   CliResult r = run_cli("translate --model " + ckpt, "hello\n");
@@ -173,7 +179,9 @@ TEST(Cli, TruncatedCheckpointIsAClearError) {
 
 TEST(Cli, NoTemporaryFilesLeftBehind) {
   std::string dir = test::temp_dir("tmpfiles");
-  ASSERT_EQ(run_cli("train --config " + tiny_config(dir, tiny_corpus(dir, 50)) + " --max-steps 12 --quiet").code, 0);
+  ASSERT_EQ(
+      run_cli("train --config " + tiny_config(dir, tiny_corpus(dir, 50)) + " --max-steps 12 --quiet").code,
+      0);
   for (const auto& e : fs::directory_iterator(dir + "/run"))
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
 }

@@ -64,7 +64,8 @@ TEST_P(FixtureParity, ForwardLossAndGradients) {
   size_t checked = 0;
   for (Parameter* p : model_->parameters().list()) {
     std::string ref_name = "grad." + family_->checkpoint_name(p->name);
-    ASSERT_TRUE(ref_->contains(ref_name)) << "no reference gradient for " << p->name << " (" << ref_name << ")";
+    ASSERT_TRUE(ref_->contains(ref_name))
+        << "no reference gradient for " << p->name << " (" << ref_name << ")";
     EXPECT_TRUE(test::expect_close(ref_name, p->grad, ref_->get_f32(ref_name), 1e-3));
     ++checked;
   }

@@ -36,7 +36,8 @@ void run_steps(bool decoupled, const std::string& prefix) {
     nn::Context c{tape, false, nullptr};
     ag::Var loss = model->loss(c, src, tgt_in, label, 0.1f);
     double want = want_losses.f32()[step];
-    EXPECT_NEAR(loss.value().item(), want, 1e-4 * std::fabs(want)) << prefix << " loss before step " << step + 1;
+    EXPECT_NEAR(loss.value().item(), want, 1e-4 * std::fabs(want))
+        << prefix << " loss before step " << step + 1;
     tape.backward(loss);
     opt.step(o.lr);
     opt.zero_grad();

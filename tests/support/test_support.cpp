@@ -44,9 +44,9 @@ double relative_error(const Tensor& got, const Tensor& want) {
     }
   }
   double rel = relative_error(got, want);
-  std::string msg = fmt::format("{}: rel err {:.3g} (tol {:.1g}), max abs err {:.3g} at flat index {} (got {}, want {})",
-                                name, rel, rtol, max_abs, worst, w.numel() ? gp[worst] : 0.0,
-                                w.numel() ? wp[worst] : 0.0);
+  std::string msg =
+      fmt::format("{}: rel err {:.3g} (tol {:.1g}), max abs err {:.3g} at flat index {} (got {}, want {})",
+                  name, rel, rtol, max_abs, worst, w.numel() ? gp[worst] : 0.0, w.numel() ? wp[worst] : 0.0);
   if (finite && rel <= rtol) return ::testing::AssertionSuccess() << msg;
   return ::testing::AssertionFailure() << msg;
 }

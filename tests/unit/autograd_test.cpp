@@ -56,7 +56,8 @@ void check_gradients(const char* name, std::vector<Tensor> inputs, const OpFn& o
       numeric.f32()[i] = float((eval(saved + h) - eval(saved - h)) / (2 * h));
       x[i] = saved;
     }
-    EXPECT_TRUE(test::expect_close(std::string(name) + " d/input" + std::to_string(k), analytic, numeric, tol));
+    EXPECT_TRUE(
+        test::expect_close(std::string(name) + " d/input" + std::to_string(k), analytic, numeric, tol));
   }
 }
 
@@ -76,7 +77,8 @@ TEST(Autograd, MatmulAddScaleSum) {
                   [](Tape&, const std::vector<Var>& v) { return add(v[0], v[1]); });
   check_gradients("scale", {random_tensor({3, 4}, g)},
                   [](Tape&, const std::vector<Var>& v) { return scale(v[0], -2.5f); });
-  check_gradients("sum", {random_tensor({3, 4}, g)}, [](Tape&, const std::vector<Var>& v) { return sum(v[0]); });
+  check_gradients("sum", {random_tensor({3, 4}, g)},
+                  [](Tape&, const std::vector<Var>& v) { return sum(v[0]); });
   // A value used twice accumulates both gradients.
   check_gradients("reuse", {random_tensor({3, 4}, g)},
                   [](Tape&, const std::vector<Var>& v) { return add(v[0], scale(v[0], 3.0f)); });
@@ -116,9 +118,10 @@ TEST(Autograd, DropoutKeepsExpectation) {
 TEST(Autograd, LayerNormBothKinds) {
   std::mt19937 g(4);
   for (auto kind : {kernels::NormKind::LayerNorm, kernels::NormKind::SeedLayerNorm}) {
-    check_gradients("layer_norm", {random_tensor({3, 2, 8}, g), random_tensor({8}, g), random_tensor({8}, g)},
-                    [kind](Tape&, const std::vector<Var>& v) { return layer_norm(v[0], v[1], v[2], 1e-6f, kind); },
-                    1e-2, 1e-3f);
+    check_gradients(
+        "layer_norm", {random_tensor({3, 2, 8}, g), random_tensor({8}, g), random_tensor({8}, g)},
+        [kind](Tape&, const std::vector<Var>& v) { return layer_norm(v[0], v[1], v[2], 1e-6f, kind); }, 1e-2,
+        1e-3f);
   }
 }
 
@@ -166,15 +169,16 @@ TEST(Autograd, AttentionMasksAndDropout) {
       o.causal = causal;
       o.key_valid = valid;
       o.dropout = p;
-      check_gradients("attention",
-                      {random_tensor({2, 4, 6}, g), random_tensor({2, 4, 6}, g), random_tensor({2, 4, 6}, g)},
-                      [&](Tape&, const std::vector<Var>& v) {
-                        Rng rng(9);
-                        AttentionOptions oo = o;
-                        oo.rng = &rng;
-                        return attention(v[0], v[1], v[2], oo, true);
-                      },
-                      1e-2, 1e-3f);
+      check_gradients(
+          "attention",
+          {random_tensor({2, 4, 6}, g), random_tensor({2, 4, 6}, g), random_tensor({2, 4, 6}, g)},
+          [&](Tape&, const std::vector<Var>& v) {
+            Rng rng(9);
+            AttentionOptions oo = o;
+            oo.rng = &rng;
+            return attention(v[0], v[1], v[2], oo, true);
+          },
+          1e-2, 1e-3f);
     }
   }
   // Cross-attention shape: 3 queries over 4 keys.
@@ -182,10 +186,10 @@ TEST(Autograd, AttentionMasksAndDropout) {
   o.heads = 3;
   o.scale = 0.7f;
   o.key_valid = valid;
-  check_gradients("cross_attention",
-                  {random_tensor({2, 3, 6}, g), random_tensor({2, 4, 6}, g), random_tensor({2, 4, 6}, g)},
-                  [&](Tape&, const std::vector<Var>& v) { return attention(v[0], v[1], v[2], o, true); }, 1e-2,
-                  1e-3f);
+  check_gradients(
+      "cross_attention",
+      {random_tensor({2, 3, 6}, g), random_tensor({2, 4, 6}, g), random_tensor({2, 4, 6}, g)},
+      [&](Tape&, const std::vector<Var>& v) { return attention(v[0], v[1], v[2], o, true); }, 1e-2, 1e-3f);
 }
 
 TEST(Autograd, AttentionMatchesNaiveSoftmax) {
@@ -218,9 +222,10 @@ TEST(Autograd, CrossEntropy) {
   int64_t vals[] = {1, 4, -100, 0, 2, 2};
   for (int i = 0; i < 6; ++i) labels.data<int64_t>()[i] = vals[i];
   for (float eps : {0.0f, 0.1f}) {
-    check_gradients("cross_entropy", {random_tensor({2, 3, 5}, g, -2, 2)},
-                    [&](Tape&, const std::vector<Var>& v) { return cross_entropy(v[0], labels, -100, eps); }, 1e-2,
-                    1e-3f);
+    check_gradients(
+        "cross_entropy", {random_tensor({2, 3, 5}, g, -2, 2)},
+        [&](Tape&, const std::vector<Var>& v) { return cross_entropy(v[0], labels, -100, eps); }, 1e-2,
+        1e-3f);
   }
 }
 

@@ -127,7 +127,8 @@ TEST(Model, CheckpointOfAnotherArchitectureNamesTheTensors) {
   } catch (const Error& e) {
     std::string msg = e.what();
     EXPECT_NE(msg.find("a.safetensors"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("'model.encoder.layers.0.fc1.weight': shape [12, 8] expected [16, 8]"), std::string::npos)
+    EXPECT_NE(msg.find("'model.encoder.layers.0.fc1.weight': shape [12, 8] expected [16, 8]"),
+              std::string::npos)
         << msg;
     EXPECT_NE(msg.find("unexpected tensor 'model.decoder.layers.1.fc1.bias'"), std::string::npos) << msg;
   }
@@ -147,7 +148,8 @@ TEST(Model, PretrainedShapeMismatchNamesTensorAndShapes) {
   } catch (const Error& e) {
     std::string msg = e.what();
     EXPECT_NE(msg.find("model.safetensors"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("feed_forward_block.linear_1.weight': shape [128, 64] expected [96, 64]"), std::string::npos)
+    EXPECT_NE(msg.find("feed_forward_block.linear_1.weight': shape [128, 64] expected [96, 64]"),
+              std::string::npos)
         << msg;
   }
   config["d_ff"] = 128;

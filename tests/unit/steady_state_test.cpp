@@ -41,7 +41,8 @@ TEST(SteadyState, TrainingStepAllocatesNothing) {
   model.init_weights(1);
   const ParameterList params = model.parameters().list();
   train::Adam opt(params, train::AdamOptions{});
-  Tensor src = Tensor::empty_persistent({3, 9}, DType::I64), tgt = Tensor::empty_persistent({3, 7}, DType::I64);
+  Tensor src = Tensor::empty_persistent({3, 9}, DType::I64),
+         tgt = Tensor::empty_persistent({3, 7}, DType::I64);
   for (int64_t i = 0; i < src.numel(); ++i) src.data<int64_t>()[i] = 3 + i % 40;
   for (int64_t i = 0; i < tgt.numel(); ++i) tgt.data<int64_t>()[i] = 3 + (i * 7) % 30;
   src.data<int64_t>()[8] = 0;  // some padding

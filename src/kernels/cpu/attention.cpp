@@ -55,8 +55,9 @@ uint64_t head_stream(const AttentionDims& d, const DropoutSpec& drop, int64_t b,
 
 }  // namespace
 
-void attention_forward(const AttentionDims& d, const AttentionMask& mask, float scale, const DropoutSpec& drop,
-                       const float* q, const float* k, const float* v, float* out, float* probs) {
+void attention_forward(const AttentionDims& d, const AttentionMask& mask, float scale,
+                       const DropoutSpec& drop, const float* q, const float* k, const float* v, float* out,
+                       float* probs) {
   const int64_t block = d.q_len * d.k_len;
   const float keep_scale = drop.p > 0 ? 1.0f / (1.0f - drop.p) : 1.0f;
 #pragma omp parallel for collapse(2) schedule(static)
@@ -64,8 +65,8 @@ void attention_forward(const AttentionDims& d, const AttentionMask& mask, float 
     for (int64_t h = 0; h < d.heads; ++h) {
       HeadPointers o = head_offsets(d, b, h);
       float* p = probs ? probs + (b * d.heads + h) * block : thread_scratch(size_t(block), 0);
-      gemm(false, true, d.q_len, d.k_len, d.head_dim, scale, q + o.q, d.q_stride, k + o.k, d.k_stride, 0.0f, p,
-           d.k_len);
+      gemm(false, true, d.q_len, d.k_len, d.head_dim, scale, q + o.q, d.q_stride, k + o.k, d.k_stride, 0.0f,
+           p, d.k_len);
       masked_softmax(d, mask, b, p);
       const float* pv = p;
       if (drop.p > 0) {  // P' = dropout(P) in scratch; P itself is kept for backward
@@ -75,16 +76,15 @@ void attention_forward(const AttentionDims& d, const AttentionMask& mask, float 
           pd[i] = uniform_at(drop.seed, base + uint64_t(i)) >= drop.p ? p[i] * keep_scale : 0.0f;
         pv = pd;
       }
-      gemm(false, false, d.q_len, d.head_dim, d.k_len, 1.0f, pv, d.k_len, v + o.v, d.v_stride, 0.0f, out + o.q,
-           d.q_stride);
+      gemm(false, false, d.q_len, d.head_dim, d.k_len, 1.0f, pv, d.k_len, v + o.v, d.v_stride, 0.0f,
+           out + o.q, d.q_stride);
     }
   }
 }
 
-void attention_backward(const AttentionDims& d, const AttentionMask& mask, float scale, const DropoutSpec& drop,
-                        const float* q,
-                        const float* k, const float* v, const float* probs, const float* dout, float* dq,
-                        float* dk, float* dv) {
+void attention_backward(const AttentionDims& d, const AttentionMask& mask, float scale,
+                        const DropoutSpec& drop, const float* q, const float* k, const float* v,
+                        const float* probs, const float* dout, float* dq, float* dk, float* dv) {
   const int64_t block = d.q_len * d.k_len;
   const float keep_scale = drop.p > 0 ? 1.0f / (1.0f - drop.p) : 1.0f;
 #pragma omp parallel for collapse(2) schedule(static)
@@ -102,13 +102,13 @@ void attention_backward(const AttentionDims& d, const AttentionMask& mask, float
             pd[i] = uniform_at(drop.seed, base + uint64_t(i)) >= drop.p ? p[i] * keep_scale : 0.0f;
           pv = pd;
         }
-        gemm(true, false, d.k_len, d.head_dim, d.q_len, 1.0f, pv, d.k_len, dout + o.q, d.q_stride, 1.0f, dv + o.v,
-             d.v_stride);
+        gemm(true, false, d.k_len, d.head_dim, d.q_len, 1.0f, pv, d.k_len, dout + o.q, d.q_stride, 1.0f,
+             dv + o.v, d.v_stride);
       }
       if (!dq && !dk) continue;
       // dP' = dO V^T; dP = dP' * keep / (1 - p)
-      gemm(false, true, d.q_len, d.k_len, d.head_dim, 1.0f, dout + o.q, d.q_stride, v + o.v, d.v_stride, 0.0f, dp,
-           d.k_len);
+      gemm(false, true, d.q_len, d.k_len, d.head_dim, 1.0f, dout + o.q, d.q_stride, v + o.v, d.v_stride, 0.0f,
+           dp, d.k_len);
       if (drop.p > 0)
         for (int64_t i = 0; i < block; ++i)
           dp[i] = uniform_at(drop.seed, base + uint64_t(i)) >= drop.p ? dp[i] * keep_scale : 0.0f;
@@ -127,11 +127,11 @@ void attention_backward(const AttentionDims& d, const AttentionMask& mask, float
           if (j > last || (valid && !valid[j])) dr[j] = 0.0f;
       }
       if (dq)  // dQ += dS K
-        gemm(false, false, d.q_len, d.head_dim, d.k_len, 1.0f, dp, d.k_len, k + o.k, d.k_stride, 1.0f, dq + o.q,
-             d.q_stride);
+        gemm(false, false, d.q_len, d.head_dim, d.k_len, 1.0f, dp, d.k_len, k + o.k, d.k_stride, 1.0f,
+             dq + o.q, d.q_stride);
       if (dk)  // dK += dS^T Q
-        gemm(true, false, d.k_len, d.head_dim, d.q_len, 1.0f, dp, d.k_len, q + o.q, d.q_stride, 1.0f, dk + o.k,
-             d.k_stride);
+        gemm(true, false, d.k_len, d.head_dim, d.q_len, 1.0f, dp, d.k_len, q + o.q, d.q_stride, 1.0f,
+             dk + o.k, d.k_stride);
     }
   }
 }

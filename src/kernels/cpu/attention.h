@@ -32,15 +32,15 @@ struct DropoutSpec {
 };
 
 // probs (optional, [batch, heads, q_len, k_len]) receives P (before dropout), for backward or display.
-void attention_forward(const AttentionDims& d, const AttentionMask& mask, float scale, const DropoutSpec& drop,
-                       const float* q, const float* k, const float* v, float* out, float* probs);
+void attention_forward(const AttentionDims& d, const AttentionMask& mask, float scale,
+                       const DropoutSpec& drop, const float* q, const float* k, const float* v, float* out,
+                       float* probs);
 
 // Accumulates into dq, dk, dv (each may be null). Needs the P saved by the forward pass.
 // Masked scores are constants (as after masked_fill), so they get no gradient even in a row where
 // every key is masked.
-void attention_backward(const AttentionDims& d, const AttentionMask& mask, float scale, const DropoutSpec& drop,
-                        const float* q,
-                        const float* k, const float* v, const float* probs, const float* dout, float* dq,
-                        float* dk, float* dv);
+void attention_backward(const AttentionDims& d, const AttentionMask& mask, float scale,
+                        const DropoutSpec& drop, const float* q, const float* k, const float* v,
+                        const float* probs, const float* dout, float* dq, float* dk, float* dv);
 
 }  // namespace tfm::kernels

@@ -7,7 +7,7 @@
 namespace tfm::kernels {
 
 void add(const float* a, const float* b, float* out, int64_t n);
-void accumulate(float* acc, const float* x, int64_t n);             // acc += x
+void accumulate(float* acc, const float* x, int64_t n);                  // acc += x
 void accumulate_scaled(float* acc, const float* x, float s, int64_t n);  // acc += s * x
 void scale(const float* x, float s, float* out, int64_t n);
 
@@ -16,7 +16,7 @@ void scale(const float* x, float s, float* out, int64_t n);
 void add_rows_periodic(const float* x, const float* table, float* out, int64_t rows, int64_t cols,
                        int64_t period);
 
-void bias_add(float* y, const float* bias, int64_t rows, int64_t cols);    // y[r, :] += bias
+void bias_add(float* y, const float* bias, int64_t rows, int64_t cols);     // y[r, :] += bias
 void bias_grad(const float* dy, float* dbias, int64_t rows, int64_t cols);  // dbias += sum_r dy[r, :]
 
 void relu_forward(const float* x, float* y, int64_t n);

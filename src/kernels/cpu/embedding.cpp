@@ -6,10 +6,11 @@
 
 namespace tfm::kernels {
 
-void embedding_forward(const float* table, int64_t vocab, int64_t dim, const int64_t* ids, int64_t rows, float scale,
-                       float* y) {
+void embedding_forward(const float* table, int64_t vocab, int64_t dim, const int64_t* ids, int64_t rows,
+                       float scale, float* y) {
   for (int64_t r = 0; r < rows; ++r)
-    if (ids[r] < 0 || ids[r] >= vocab) fail("token id {} at position {} is outside the vocabulary of {}", ids[r], r, vocab);
+    if (ids[r] < 0 || ids[r] >= vocab)
+      fail("token id {} at position {} is outside the vocabulary of {}", ids[r], r, vocab);
 #pragma omp parallel for schedule(static) if (rows * dim > (1 << 15))
   for (int64_t r = 0; r < rows; ++r) {
     const float* src = table + ids[r] * dim;
@@ -19,7 +20,8 @@ void embedding_forward(const float* table, int64_t vocab, int64_t dim, const int
   }
 }
 
-void embedding_backward(const float* dy, const int64_t* ids, int64_t rows, int64_t dim, float scale, float* dtable) {
+void embedding_backward(const float* dy, const int64_t* ids, int64_t rows, int64_t dim, float scale,
+                        float* dtable) {
   // Rows may repeat an id, so threads split the columns, not the rows (deterministic, race-free).
   constexpr int64_t kBand = 64;
   int64_t bands = (dim + kBand - 1) / kBand;

@@ -36,8 +36,8 @@ double cross_entropy_forward(const float* logits, const int64_t* labels, int64_t
 }
 
 void cross_entropy_backward(const float* logits, const int64_t* labels, const float* lse, int64_t rows,
-                            int64_t classes, int64_t ignore_index, float smoothing, int64_t count, float upstream,
-                            float* dlogits) {
+                            int64_t classes, int64_t ignore_index, float smoothing, int64_t count,
+                            float upstream, float* dlogits) {
   if (count == 0) return;
   const float g = upstream / float(count);
   const float uniform = smoothing / float(classes);

@@ -30,9 +30,9 @@ void layer_norm_forward(NormKind kind, const float* x, const float* gamma, const
   }
 }
 
-void layer_norm_backward(NormKind kind, const float* x, const float* gamma, const float* mean, const float* inv,
-                         const float* dy, float* dx, float* dgamma, float* dbeta, int64_t rows, int64_t cols,
-                         float eps) {
+void layer_norm_backward(NormKind kind, const float* x, const float* gamma, const float* mean,
+                         const float* inv, const float* dy, float* dx, float* dgamma, float* dbeta,
+                         int64_t rows, int64_t cols, float eps) {
   int threads = omp_get_max_threads();
   bool parallel = rows * cols > (1 << 14);
   int used = parallel ? threads : 1;

@@ -14,8 +14,8 @@ void layer_norm_forward(NormKind kind, const float* x, const float* gamma, const
                         float* mean, float* inv, int64_t rows, int64_t cols, float eps);
 
 // Accumulates into dx, dgamma, dbeta (any may be null to skip).
-void layer_norm_backward(NormKind kind, const float* x, const float* gamma, const float* mean, const float* inv,
-                         const float* dy, float* dx, float* dgamma, float* dbeta, int64_t rows, int64_t cols,
-                         float eps);
+void layer_norm_backward(NormKind kind, const float* x, const float* gamma, const float* mean,
+                         const float* inv, const float* dy, float* dx, float* dgamma, float* dbeta,
+                         int64_t rows, int64_t cols, float eps);
 
 }  // namespace tfm::kernels
