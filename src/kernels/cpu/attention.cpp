@@ -53,13 +53,20 @@ uint64_t head_stream(const AttentionDims& d, const DropoutSpec& drop, int64_t b,
   return drop.offset + uint64_t((b * d.heads + h) * d.q_len * d.k_len);
 }
 
+// x[i] = keep(i) ? x[i] / (1 - p) : 0 for one head's block (in place, or from src into dst). The keep
+// decisions are a pure function of the stream position, so backward regenerates exactly forward's mask.
+void apply_dropout(const DropoutSpec& drop, uint64_t base, const float* src, float* dst, int64_t n) {
+  const float keep_scale = 1.0f / (1.0f - drop.p);
+  for (int64_t i = 0; i < n; ++i)
+    dst[i] = uniform_at(drop.seed, base + uint64_t(i)) >= drop.p ? src[i] * keep_scale : 0.0f;
+}
+
 }  // namespace
 
 void attention_forward(const AttentionDims& d, const AttentionMask& mask, float scale,
                        const DropoutSpec& drop, const float* q, const float* k, const float* v, float* out,
                        float* probs) {
   const int64_t block = d.q_len * d.k_len;
-  const float keep_scale = drop.p > 0 ? 1.0f / (1.0f - drop.p) : 1.0f;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < d.batch; ++b) {
     for (int64_t h = 0; h < d.heads; ++h) {
@@ -71,9 +78,7 @@ void attention_forward(const AttentionDims& d, const AttentionMask& mask, float 
       const float* pv = p;
       if (drop.p > 0) {  // P' = dropout(P) in scratch; P itself is kept for backward
         float* pd = thread_scratch(size_t(block), 1);
-        uint64_t base = head_stream(d, drop, b, h);
-        for (int64_t i = 0; i < block; ++i)
-          pd[i] = uniform_at(drop.seed, base + uint64_t(i)) >= drop.p ? p[i] * keep_scale : 0.0f;
+        apply_dropout(drop, head_stream(d, drop, b, h), p, pd, block);
         pv = pd;
       }
       gemm(false, false, d.q_len, d.head_dim, d.k_len, 1.0f, pv, d.k_len, v + o.v, d.v_stride, 0.0f,
@@ -86,7 +91,6 @@ void attention_backward(const AttentionDims& d, const AttentionMask& mask, float
                         const DropoutSpec& drop, const float* q, const float* k, const float* v,
                         const float* probs, const float* dout, float* dq, float* dk, float* dv) {
   const int64_t block = d.q_len * d.k_len;
-  const float keep_scale = drop.p > 0 ? 1.0f / (1.0f - drop.p) : 1.0f;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < d.batch; ++b) {
     for (int64_t h = 0; h < d.heads; ++h) {
@@ -98,8 +102,7 @@ void attention_backward(const AttentionDims& d, const AttentionMask& mask, float
         const float* pv = p;
         if (drop.p > 0) {
           float* pd = thread_scratch(size_t(block), 1);
-          for (int64_t i = 0; i < block; ++i)
-            pd[i] = uniform_at(drop.seed, base + uint64_t(i)) >= drop.p ? p[i] * keep_scale : 0.0f;
+          apply_dropout(drop, base, p, pd, block);
           pv = pd;
         }
         gemm(true, false, d.k_len, d.head_dim, d.q_len, 1.0f, pv, d.k_len, dout + o.q, d.q_stride, 1.0f,
@@ -109,9 +112,7 @@ void attention_backward(const AttentionDims& d, const AttentionMask& mask, float
       // dP' = dO V^T; dP = dP' * keep / (1 - p)
       gemm(false, true, d.q_len, d.k_len, d.head_dim, 1.0f, dout + o.q, d.q_stride, v + o.v, d.v_stride, 0.0f,
            dp, d.k_len);
-      if (drop.p > 0)
-        for (int64_t i = 0; i < block; ++i)
-          dp[i] = uniform_at(drop.seed, base + uint64_t(i)) >= drop.p ? dp[i] * keep_scale : 0.0f;
+      if (drop.p > 0) apply_dropout(drop, base, dp, dp, block);
       // Softmax backward: dS = P * (dP - sum_j(dP * P)), times the score scale.
       const uint8_t* valid = mask.key_valid ? mask.key_valid + b * d.k_len : nullptr;
       for (int64_t i = 0; i < d.q_len; ++i) {
