@@ -118,7 +118,8 @@ ValidationSet load_validation(const TrainConfig& cfg, const tokenize::Tokenizer&
   return v;
 }
 
-double validation_loss(const Transformer& model, const ValidationSet& v, float smoothing) {
+// Mean negative log-likelihood per target token (no label smoothing, so exp() is the perplexity).
+double validation_loss(const Transformer& model, const ValidationSet& v) {
   double total = 0;
   int64_t tokens = 0;
   ag::Tape tape;
@@ -127,7 +128,7 @@ double validation_loss(const Transformer& model, const ValidationSet& v, float s
   nn::Context c{tape, false, nullptr};
   for (const data::Batch& b : v.batches) {
     tape.reset();
-    double loss = model.loss(c, b.src, b.tgt_in, b.labels, smoothing).value().item();
+    double loss = model.loss(c, b.src, b.tgt_in, b.labels, 0.0f).value().item();
     total += loss * double(b.tgt_tokens);
     tokens += b.tgt_tokens;
   }
@@ -247,7 +248,7 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
   };
   auto evaluate = [&] {
     if (valid.batches.empty()) return;
-    summary.valid_loss = validation_loss(model, valid, float(cfg.train.label_smoothing));
+    summary.valid_loss = validation_loss(model, valid);
     say(fmt::format("valid  step {}  loss {:.4f}  ppl {:.2f}", state.step, summary.valid_loss,
                     std::exp(summary.valid_loss)));
     append_jsonl(metrics_path, {{"step", state.step}, {"valid_loss", summary.valid_loss}});
