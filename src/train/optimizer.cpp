@@ -154,17 +154,20 @@ constexpr int64_t kNormBlock = int64_t(1) << 16;
 
 double sum_of_squares(const float* x, int64_t n) {
   const int64_t blocks = (n + kNormBlock - 1) / kNormBlock;
-  thread_local std::vector<double> partial;  // reused: no allocation once it has grown
-  partial.assign(size_t(blocks), 0.0);
+  // Reused across calls: no allocation once it has grown. (Thread-local, so the parallel loop below
+  // must use a pointer to the calling thread's buffer, never the name.)
+  thread_local std::vector<double> buffer;
+  buffer.assign(size_t(blocks), 0.0);
+  double* partial = buffer.data();
 #pragma omp parallel for schedule(static) if (blocks > 1)
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t end = std::min(n, (b + 1) * kNormBlock);
     double s = 0.0;
     for (int64_t i = b * kNormBlock; i < end; ++i) s += double(x[i]) * double(x[i]);
-    partial[size_t(b)] = s;
+    partial[b] = s;
   }
   double total = 0.0;
-  for (int64_t b = 0; b < blocks; ++b) total += partial[size_t(b)];
+  for (int64_t b = 0; b < blocks; ++b) total += partial[b];
   return total;
 }
 
