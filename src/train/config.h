@@ -53,8 +53,8 @@ struct TrainSection {
   double eps = 1e-9;
   double weight_decay = 0.0;
   std::string schedule = "inverse_sqrt";
-  int64_t warmup_steps = 400;
-  int64_t max_steps = 1200;
+  int64_t warmup_steps = 200;
+  int64_t max_steps = 800;
   double label_smoothing = 0.1;
   double clip_norm = 1.0;
   int64_t seed = 1;
