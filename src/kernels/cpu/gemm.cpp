@@ -3,13 +3,132 @@
 #include <dnnl.h>
 #include <omp.h>
 
+#include <bit>
+#include <dnnl.hpp>
+#include <unordered_map>
+
 #include "core/error.h"
 
 namespace tfm::kernels {
+namespace {
+
+// Everything a oneDNN matmul primitive is specialised on. `threads` is part of it because oneDNN plans a
+// primitive's work split for the threads it sees when building it, while inside a parallel region it runs
+// every primitive on the calling thread alone: such calls get a primitive built for one thread.
+struct Key {
+  int64_t batch, M, N, K, lda, ldb, ldc, stride_a, stride_b, stride_c;
+  uint32_t alpha, beta;  // bit patterns, so that equal keys hash equally
+  int threads;
+  bool trans_a, trans_b;
+  bool operator==(const Key&) const = default;
+};
+
+struct KeyHash {
+  size_t operator()(const Key& k) const {
+    size_t h = 0;
+    for (int64_t v :
+         {k.batch, k.M, k.N, k.K, k.lda, k.ldb, k.ldc, k.stride_a, k.stride_b, k.stride_c, int64_t(k.alpha),
+          int64_t(k.beta), int64_t(k.threads), int64_t(k.trans_a), int64_t(k.trans_b)})
+      h = (h ^ uint64_t(v)) * 0x100000001b3ull;  // FNV-1a over whole fields
+    return h;
+  }
+};
+
+// op(X) [rows, cols], `batch` of them `stride` apart, over row-major storage with leading dimension ld.
+dnnl::memory::desc matrix_desc(int64_t batch, int64_t rows, int64_t cols, bool trans, int64_t ld,
+                               int64_t stride) {
+  using dims = dnnl::memory::dims;
+  dims strides = trans ? dims{1, ld} : dims{ld, 1};
+  if (batch == 1) return {{rows, cols}, dnnl::memory::data_type::f32, strides};
+  return {{batch, rows, cols}, dnnl::memory::data_type::f32, {stride, strides[0], strides[1]}};
+}
+
+// A primitive and its memory objects; each call points the memory objects at its operands.
+struct Matmul {
+  dnnl::matmul primitive;
+  dnnl::memory a, b, c;
+};
+
+// One cache per thread. oneDNN's default (library-managed) scratchpad does not allow running a primitive
+// on another thread than the one that built it, and private memory objects make set_data_handle race-free,
+// so there is no lock. Once the shapes of a run repeat, a call allocates nothing here.
+class Cache {
+ public:
+  Matmul& get(const Key& k) {
+    auto it = entries_.find(k);
+    if (it != entries_.end()) return it->second;
+    // Bounded for callers whose shapes never repeat (e.g. a growing sequence length).
+    if (entries_.size() >= kMaxEntries) entries_.clear();
+    try {
+      return entries_.emplace(k, build(k)).first->second;
+    } catch (const dnnl::error& e) {
+      fail("oneDNN matmul {}x{}x{} (batch {}): {}", k.M, k.N, k.K, k.batch, e.what());
+    }
+  }
+
+  dnnl::stream& stream() { return stream_; }
+
+ private:
+  static constexpr size_t kMaxEntries = 512;
+
+  Matmul build(const Key& k) const {
+    auto a = matrix_desc(k.batch, k.M, k.K, k.trans_a, k.lda, k.stride_a);
+    auto b = matrix_desc(k.batch, k.K, k.N, k.trans_b, k.ldb, k.stride_b);
+    auto c = matrix_desc(k.batch, k.M, k.N, false, k.ldc, k.stride_c);
+    dnnl::primitive_attr attr;
+    float alpha = std::bit_cast<float>(k.alpha), beta = std::bit_cast<float>(k.beta);
+    if (alpha != 1) attr.set_output_scales(0, {alpha});
+    // beta 0 writes C without reading it (it may hold NaN garbage); otherwise C += the scaled product.
+    if (beta != 0) {
+      dnnl::post_ops ops;
+      ops.append_sum(beta);
+      attr.set_post_ops(ops);
+    }
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, engine_);
+    return {dnnl::matmul(pd), dnnl::memory(a, engine_, nullptr), dnnl::memory(b, engine_, nullptr),
+            dnnl::memory(c, engine_, nullptr)};
+  }
+
+  dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream_{engine_};
+  std::unordered_map<Key, Matmul, KeyHash> entries_;
+};
+
+// C = beta * C, the whole result when the product is empty (K = 0) or scaled away (alpha = 0).
+void scale(int64_t batch, int64_t M, int64_t N, float beta, float* C, int64_t ldc, int64_t stride_c) {
+  for (int64_t i = 0; i < batch; ++i)
+    for (int64_t r = 0; r < M; ++r) {
+      float* row = C + i * stride_c + r * ldc;
+      for (int64_t j = 0; j < N; ++j) row[j] = beta == 0 ? 0 : beta * row[j];
+    }
+}
+
+// The threads a primitive runs on: one inside a parallel region (oneDNN then runs on the calling thread).
+int threads() { return omp_in_parallel() ? 1 : omp_get_max_threads(); }
+
+// Runs the primitive for `key` on A, B, C (each the first matrix of its batch).
+void matmul(const Key& key, const float* A, const float* B, float* C) {
+  thread_local Cache cache;
+  Matmul& m = cache.get(key);
+  m.a.set_data_handle(const_cast<float*>(A));
+  m.b.set_data_handle(const_cast<float*>(B));
+  m.c.set_data_handle(C);
+  // The C API takes the arguments as an array; the C++ execute() builds a std::unordered_map per call.
+  dnnl_exec_arg_t args[] = {
+      {DNNL_ARG_SRC, m.a.get()}, {DNNL_ARG_WEIGHTS, m.b.get()}, {DNNL_ARG_DST, m.c.get()}};
+  dnnl_status_t st = dnnl_primitive_execute(m.primitive.get(), cache.stream().get(), 3, args);
+  TFM_CHECK(st == dnnl_success, "oneDNN matmul failed ({})", int(st));
+  cache.stream().wait();
+}
+
+}  // namespace
 
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  if (K == 0 || alpha == 0) return scale(1, M, N, beta, C, ldc, 0);
+  // dnnl_sgemm, not a cached matmul primitive: executing a primitive allocates inside oneDNN on every
+  // call, and a training step must not allocate in steady state (BENCHMARKS.md has both measured).
   dnnl_status_t st =
       dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   TFM_CHECK(st == dnnl_success, "dnnl_sgemm failed ({})", int(st));
@@ -18,10 +137,12 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
 void gemm_batched(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                   const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb,
                   int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c) {
-#pragma omp parallel for schedule(static) if (batch > 1)
-  for (int64_t i = 0; i < batch; ++i)
-    gemm(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta,
-         C + i * stride_c, ldc);
+  if (batch == 1) return gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (batch == 0 || M == 0 || N == 0) return;
+  if (K == 0 || alpha == 0) return scale(batch, M, N, beta, C, ldc, stride_c);
+  matmul(Key{batch, M, N, K, lda, ldb, ldc, stride_a, stride_b, stride_c, std::bit_cast<uint32_t>(alpha),
+             std::bit_cast<uint32_t>(beta), threads(), trans_a, trans_b},
+         A, B, C);
 }
 
 void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

@@ -1,8 +1,10 @@
 // The one GEMM entry point. Row-major, float32:
 //   C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C
 // op(X) = X or X^T; lda/ldb/ldc are row strides in elements of the matrices as stored.
-// Backed by oneDNN (measured fastest here, see BENCHMARKS.md). Threads: OpenMP's, unless called
-// from inside a parallel region, where it runs on the calling thread.
+// Backed by oneDNN, chosen by measurement (BENCHMARKS.md): gemm() calls dnnl_sgemm, which allocates
+// nothing per call; gemm_batched() runs one matmul primitive over the batch, cached per shape and thread.
+// Threads: OpenMP's, unless called from inside a parallel region, where it runs on the calling thread.
+// Thread-safe.
 #pragma once
 
 #include <cstdint>
