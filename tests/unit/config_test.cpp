@@ -61,7 +61,8 @@ TEST(Config, DefaultsWhenKeysAreMissing) {
   EXPECT_EQ(c.train.beta2, 0.98);
   EXPECT_EQ(c.train.eps, 1e-9);
   EXPECT_EQ(c.train.schedule, "inverse_sqrt");
-  EXPECT_EQ(c.train.warmup_steps, 400);
+  EXPECT_EQ(c.train.warmup_steps, 200);
+  EXPECT_EQ(c.train.max_steps, 800);
   EXPECT_EQ(c.train.out_dir, "runs/default");
 }
 
