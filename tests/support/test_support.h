@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "core/error.h"
 #include "tensor/tensor.h"
 
 namespace tfm::test {
@@ -23,5 +24,17 @@ std::string fixtures_root();
 std::string shared_dir();
 // A fresh empty temporary directory, removed at process exit.
 std::string temp_dir(const std::string& tag);
+
+// The message of the tfm::Error that fn throws ("" and a test failure if it throws none).
+template <typename Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no tfm::Error thrown";
+  return "";
+}
 
 }  // namespace tfm::test

@@ -15,24 +15,14 @@
 namespace tfm::io {
 namespace {
 
+using test::error_of;
+
 namespace fs = std::filesystem;
 
 std::vector<std::string> entries(const std::string& dir) {
   std::vector<std::string> out;
   for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
   return out;
-}
-
-// The message of the tfm::Error that fn throws ("" and a test failure if it throws none).
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no tfm::Error thrown";
-  return "";
 }
 
 TEST(AtomicFile, CommitReplacesContentAndLeavesNoTemporary) {

@@ -19,6 +19,8 @@
 namespace tfm::io {
 namespace {
 
+using test::error_of;
+
 namespace fs = std::filesystem;
 
 std::string seed_fixture(const std::string& name) {
@@ -42,18 +44,6 @@ std::string craft(const std::string& path, const std::string& header, size_t dat
   std::ofstream f(path, std::ios::binary);
   f << le_u64(header.size()) << header << std::string(data_bytes, '\0');
   return path;
-}
-
-// The message of the tfm::Error that fn throws ("" and a test failure if it throws none).
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no tfm::Error thrown";
-  return "";
 }
 
 void expect_contains(const std::string& msg, const std::vector<std::string>& parts) {
