@@ -15,14 +15,29 @@ std::atomic<bool> g_counting{false};
 std::atomic<int64_t> g_allocations{0};
 }  // namespace
 
-// Counting replacements of the global allocation functions (this test binary only).
-void* operator new(size_t n) {
+// Counting replacements of the global allocation functions (this test binary only). Every plain and
+// nothrow form is replaced, so that each allocation and its release go through malloc and free.
+namespace {
+void* counted_alloc(size_t n) {
   if (g_counting) ++g_allocations;
-  if (void* p = std::malloc(n ? n : 1)) return p;
+  return std::malloc(n ? n : 1);
+}
+void* counted_alloc_or_throw(size_t n) {
+  if (void* p = counted_alloc(n)) return p;
   throw std::bad_alloc();
 }
+}  // namespace
+
+void* operator new(size_t n) { return counted_alloc_or_throw(n); }
+void* operator new[](size_t n) { return counted_alloc_or_throw(n); }
+void* operator new(size_t n, const std::nothrow_t&) noexcept { return counted_alloc(n); }
+void* operator new[](size_t n, const std::nothrow_t&) noexcept { return counted_alloc(n); }
 void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace tfm {
 namespace {
