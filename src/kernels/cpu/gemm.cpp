@@ -35,11 +35,11 @@ struct KeyHash {
 };
 
 // op(X) [rows, cols], `batch` of them `stride` apart, over row-major storage with leading dimension ld.
+// (Only gemm_batched() builds primitives, and it hands a batch of one to gemm().)
 dnnl::memory::desc matrix_desc(int64_t batch, int64_t rows, int64_t cols, bool trans, int64_t ld,
                                int64_t stride) {
   using dims = dnnl::memory::dims;
   dims strides = trans ? dims{1, ld} : dims{ld, 1};
-  if (batch == 1) return {{rows, cols}, dnnl::memory::data_type::f32, strides};
   return {{batch, rows, cols}, dnnl::memory::data_type::f32, {stride, strides[0], strides[1]}};
 }
 
