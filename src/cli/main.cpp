@@ -5,6 +5,7 @@
 #include <iostream>
 #include <string>
 
+#include "cli/bleu_command.h"
 #include "core/error.h"
 #include "infer/translate.h"
 #include "train/config.h"
@@ -80,10 +81,23 @@ int main(int argc, char** argv) {
   auto* reference =
       app.add_subcommand("config-reference", "Print the reference of every training config key");
 
+  auto* bleu = app.add_subcommand("bleu", "Score translations with BLEU and chrF exactly as sacreBLEU does");
+  cli::BleuCommandOptions bleu_options;
+  bleu->add_option("--hyp", bleu_options.hyp_path, "Translations, one per line (plain or .gz)")->required();
+  bleu->add_option("--ref", bleu_options.ref_paths,
+                   "Reference file (plain, TSV or .gz), line-parallel to --hyp; repeat for more references")
+      ->required();
+  bleu->add_option("--ref-column", bleu_options.ref_column,
+                   "Read this tab-separated column (from 1) of each reference line, not the whole line")
+      ->check(CLI::PositiveNumber);
+  bleu->add_flag("--json", bleu_options.json, "One JSON object instead of sacreBLEU's lines");
+  bleu->add_flag("--all", bleu_options.all, "Also WER and CER (torchmetrics' definitions, first reference)");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (train->parsed()) return cmd_train(config_path, out_dir, resume_dir, max_steps, quiet);
     if (translate->parsed()) return cmd_translate(model_path, batch, max_new_tokens);
+    if (bleu->parsed()) return cli::cmd_bleu(bleu_options);
     if (reference->parsed()) {
       std::fputs(train::config_reference_markdown().c_str(), stdout);
       return 0;

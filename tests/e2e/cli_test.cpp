@@ -1,8 +1,10 @@
 // The tfm command line end to end on tiny data: training lowers the loss, an interrupted run resumed
 // from its checkpoint is bit-identical to an uninterrupted one, translation writes one line per input,
-// and bad input fails with a message naming the file and line and leaves no partial file behind.
+// and bad input fails with a message naming the file and line and leaves no partial file behind;
+// `tfm bleu` prints what sacreBLEU printed for the shipped translations.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <zlib.h>
 
 #include <filesystem>
 #include <fstream>
@@ -184,6 +186,59 @@ TEST(Cli, NoTemporaryFilesLeftBehind) {
       0);
   for (const auto& e : fs::directory_iterator(dir + "/run"))
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+}
+
+// The sacreBLEU results stored beside the shipped translations (models/mt-en-es/scores.json).
+nlohmann::json shipped_scores() {
+  return nlohmann::json::parse(slurp(test::shared_dir() + "/models/mt-en-es/scores.json"));
+}
+
+TEST(Cli, BleuPrintsSacreBleuLines) {
+  const std::string models = test::shared_dir() + "/models/mt-en-es";
+  const nlohmann::json scores = shipped_scores();
+  ASSERT_GE(scores.size(), 2u);
+  for (const auto& [system, expected] : scores.items()) {
+    CliResult r = run_cli("bleu --hyp " + models + "/" + system + ".es --ref " + test::shared_dir() +
+                          "/data/bible-en-es/test.tsv --ref-column 2");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, expected["sacrebleu"].get<std::string>() + "\n" +
+                         fmt::format("chrF2 = {:.2f}\n", expected["chrf"].get<double>()))
+        << system;
+  }
+}
+
+TEST(Cli, BleuJsonFromGzipReference) {
+  const std::string dir = test::temp_dir("bleu-gz");
+  const std::string tsv = slurp(test::shared_dir() + "/data/bible-en-es/test.tsv");
+  gzFile gz = gzopen((dir + "/test.tsv.gz").c_str(), "wb");
+  ASSERT_NE(gz, nullptr);
+  ASSERT_EQ(gzwrite(gz, tsv.data(), unsigned(tsv.size())), int(tsv.size()));
+  ASSERT_EQ(gzclose(gz), Z_OK);
+  CliResult r = run_cli("bleu --json --all --hyp " + test::shared_dir() +
+                        "/models/mt-en-es/test.beam4.es --ref " + dir + "/test.tsv.gz --ref-column 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json got = nlohmann::json::parse(r.out), want = shipped_scores()["test.beam4"];
+  EXPECT_EQ(got["bleu"].get<double>(), want["bleu"].get<double>());
+  EXPECT_EQ(got["chrf"].get<double>(), want["chrf"].get<double>());
+  EXPECT_EQ(got["bleu_line"], want["sacrebleu"]);
+  EXPECT_EQ(got["hyp_len"].get<int64_t>(), 16257);
+  EXPECT_EQ(got["ref_len"].get<int64_t>(), 16244);
+  EXPECT_EQ(got["precisions"].size(), 4u);
+  EXPECT_NEAR(got["ratio"].get<double>(), 16257.0 / 16244.0, 1e-12);
+  for (const char* rate : {"wer", "cer"}) {
+    EXPECT_GT(got[rate].get<double>(), 0.0) << rate;
+    EXPECT_LT(got[rate].get<double>(), 1.0) << rate;
+  }
+}
+
+TEST(Cli, BleuLineCountMismatchNamesBothFiles) {
+  const std::string dir = test::temp_dir("bleu-mismatch");
+  write(dir + "/hyp.txt", "uno\ndos\ntres\n");
+  const std::string ref = test::shared_dir() + "/data/bible-en-es/test.tsv";
+  CliResult r = run_cli("bleu --hyp " + dir + "/hyp.txt --ref " + ref + " --ref-column 2");
+  EXPECT_NE(r.code, 0);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find(dir + "/hyp.txt has 3 lines but " + ref + " has 617"), std::string::npos) << r.err;
 }
 
 }  // namespace
