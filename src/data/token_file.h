@@ -84,8 +84,9 @@ struct CacheOutcome {
 class TokenFile {
  public:
   // Reads the corpus in chunks, encodes each chunk in parallel (OpenMP, order kept) and writes `path`
-  // atomically. Throws tfm::Error for a bad corpus (see parallel_corpus.h) or a write failure; `path` is
-  // then left as it was.
+  // atomically. Holds one chunk of text and, until the end, the offsets and line numbers (16 bytes per
+  // pair); the ids go to the file as they come. Throws tfm::Error for a bad corpus (see
+  // parallel_corpus.h) or a write failure; `path` is then left as it was.
   static void build(const std::string& path, const TokenFileSpec& spec);
   // Maps and validates `path`; throws tfm::Error naming it if it is not a complete token file.
   static TokenFile open(const std::string& path);
