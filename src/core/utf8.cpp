@@ -23,4 +23,25 @@ std::optional<size_t> find_invalid_utf8(std::string_view text) {
   return std::nullopt;
 }
 
+std::string replace_invalid_utf8(std::string_view text, int64_t* replaced) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+  const auto* bytes = reinterpret_cast<const uint8_t*>(text.data());
+  const int64_t length = int64_t(text.size());
+  std::string out;
+  out.reserve(text.size() + 8);
+  int64_t i = 0;
+  while (i < length) {
+    const int64_t start = i;
+    UChar32 c;
+    U8_NEXT(bytes, i, length, c);  // on an ill-formed sequence, i moves past its maximal subpart
+    if (c < 0) {
+      out += kReplacement;
+      ++*replaced;
+    } else {
+      out.append(text.data() + start, size_t(i - start));
+    }
+  }
+  return out;
+}
+
 }  // namespace tfm

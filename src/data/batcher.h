@@ -7,13 +7,20 @@
 // BatchIterator buckets by length: each epoch it sorts the examples by (source length, target length),
 // ties in an order drawn for that epoch, cuts them into batches of at most max_tokens padded tokens, and
 // visits the batches in an order drawn for that epoch. Both draws come from (seed, epoch) alone, so a
-// run that restores the position {epoch, index} sees exactly the batches it would have seen.
+// run that restores the position {epoch, index} sees exactly the batches it would have seen. With
+// world_size > 1, rank r visits batches r, r + world_size, ... of that order (see shard()).
+//
+// The pairs come from a PairSource: vectors in memory, or a view over a token file (token_file.h) that
+// reads the ids where they are mapped.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
+#include "data/epoch_order.h"
+#include "data/id_view.h"
 #include "data/parallel_corpus.h"
 #include "tensor/tensor.h"
 #include "tokenize/tokenizer.h"
@@ -23,6 +30,27 @@ namespace tfm::data {
 // Token ids of one pair, without special tokens.
 struct TokenPair {
   std::vector<int32_t> src, tgt;
+};
+
+// Pairs of id sequences, by index.
+class PairSource {
+ public:
+  virtual ~PairSource() = default;
+  virtual int64_t size() const = 0;
+  virtual IdView src(int64_t i) const = 0;
+  virtual IdView tgt(int64_t i) const = 0;
+};
+
+// Pairs held in memory.
+class MemoryPairs final : public PairSource {
+ public:
+  explicit MemoryPairs(std::vector<TokenPair> pairs) : pairs_(std::move(pairs)) {}
+  int64_t size() const override { return int64_t(pairs_.size()); }
+  IdView src(int64_t i) const override { return IdView(pairs_[size_t(i)].src); }
+  IdView tgt(int64_t i) const override { return IdView(pairs_[size_t(i)].tgt); }
+
+ private:
+  std::vector<TokenPair> pairs_;
 };
 
 // The ids that frame and pad the sequences (the same for source and target).
@@ -42,26 +70,24 @@ struct BatchConfig {
   int64_t max_len = 0;     // longest src / tgt_in kept, in tokens (SOS and EOS included)
   int64_t max_tokens = 0;  // rows * max(S, T) <= max_tokens; must be >= max_len
   uint64_t seed = 0;
+  int64_t rank = 0;  // this process's share of each epoch: see shard()
+  int64_t world_size = 1;
 };
 
 struct BatchStats {
-  int64_t pairs = 0;             // pairs given
-  int64_t skipped_too_long = 0;  // pairs whose src or tgt_in would exceed max_len
-  int64_t batches_per_epoch = 0;
-};
-
-// The next batch that BatchIterator::next() returns: batch `index` of epoch `epoch` (both from 0;
-// index < batches_per_epoch).
-struct BatchPosition {
-  int64_t epoch = 0;
-  int64_t index = 0;
-  bool operator==(const BatchPosition&) const = default;
+  int64_t pairs = 0;              // pairs given
+  int64_t skipped_too_long = 0;   // pairs whose src or tgt_in would exceed max_len
+  int64_t batches_per_epoch = 0;  // of this rank
+  int64_t batches_all_ranks = 0;  // per epoch, all ranks together
 };
 
 class BatchIterator {
  public:
-  // Throws tfm::Error for invalid config, missing frame ids, or when no pair fits in max_len.
-  BatchIterator(std::vector<TokenPair> pairs, const BatchConfig& config);
+  // Throws tfm::Error for invalid config, missing frame ids, when no pair fits in max_len, or when there
+  // are fewer batches than ranks.
+  BatchIterator(std::shared_ptr<const PairSource> pairs, const BatchConfig& config);
+  BatchIterator(std::vector<TokenPair> pairs, const BatchConfig& config)
+      : BatchIterator(std::make_shared<MemoryPairs>(std::move(pairs)), config) {}
 
   // The batch at position(), then advances (into the next epoch after the last batch of one).
   Batch next();
@@ -74,17 +100,20 @@ class BatchIterator {
  private:
   void plan_epoch(int64_t epoch);
 
-  std::vector<TokenPair> pairs_;
-  std::vector<int64_t> kept_;  // indices of the pairs within max_len
+  std::shared_ptr<const PairSource> pairs_;
+  std::vector<int64_t> kept_;                       // indices of the pairs within max_len
+  std::vector<std::pair<int64_t, int64_t>> sizes_;  // (source, target) id counts of every pair
   BatchConfig config_;
   BatchStats stats_;
   BatchPosition position_;
   int64_t planned_epoch_ = -1;
-  std::vector<std::vector<int64_t>> plan_;  // the batches of planned_epoch_, in visiting order
+  size_t all_batches_ = 0;                  // batches of planned_epoch_ before sharding
+  std::vector<std::vector<int64_t>> plan_;  // this rank's batches of planned_epoch_, in visiting order
 };
 
 // One batch of pairs[indices[0]], pairs[indices[1]], ... in that order, with no length limit: for
 // evaluation. Batch::examples is `indices`.
+Batch make_batch(const PairSource& pairs, std::span<const int64_t> indices, const FrameIds& ids);
 Batch make_batch(std::span<const TokenPair> pairs, std::span<const int64_t> indices, const FrameIds& ids);
 // All of `pairs`, in order.
 Batch make_batch(std::span<const TokenPair> pairs, const FrameIds& ids);

@@ -1,6 +1,7 @@
 #include "data/parallel_corpus.h"
 
 #include <string_view>
+#include <utility>
 
 #include "core/error.h"
 #include "core/utf8.h"
@@ -8,34 +9,62 @@
 
 namespace tfm::data {
 
-std::vector<SentencePair> read_parallel_tsv(const std::string& path, CorpusStats* stats) {
-  CorpusStats counts;
-  std::vector<SentencePair> pairs;
-  LineReader reader(path);
-  std::string line;
-  while (reader.next(line)) {
-    const int64_t number = reader.line_number();
-    ++counts.lines;
-    if (auto bad = find_invalid_utf8(line))
-      fail("{}:{}: invalid UTF-8 at byte offset {}", path, number, *bad);
-    if (line.empty()) {
-      ++counts.skipped_empty_line;
+CorpusReader::CorpusReader(std::string path, CorpusOptions options)
+    : reader_(std::make_unique<LineReader>(std::move(path))), options_(options) {}
+
+CorpusReader::~CorpusReader() = default;
+
+bool CorpusReader::next(SentencePair& record) {
+  const std::string& path = reader_->path();
+  while (reader_->next(line_)) {
+    const int64_t number = reader_->line_number();
+    ++stats_.lines;
+    if (auto bad = find_invalid_utf8(line_)) {
+      switch (options_.utf8) {
+        case Utf8Policy::Error:
+          fail("{}:{}: invalid UTF-8 at byte offset {}", path, number, *bad);
+        case Utf8Policy::Skip:
+          ++stats_.skipped_invalid_utf8;
+          continue;
+        case Utf8Policy::Replace:
+          line_ = replace_invalid_utf8(line_, &stats_.replaced_invalid_utf8);
+          break;
+      }
+    }
+    if (line_.empty()) {
+      ++stats_.skipped_empty_line;
       continue;
     }
-    const size_t tab = line.find('\t');
-    if (tab == std::string::npos) fail("{}:{}: no tab between source and target", path, number);
-    if (line.find('\t', tab + 1) != std::string::npos)
-      fail("{}:{}: more than one tab (expected source<TAB>target)", path, number);
-    std::string_view src(line.data(), tab), tgt(line.data() + tab + 1, line.size() - tab - 1);
-    if (src.empty() || tgt.empty()) {
-      ++counts.skipped_empty_side;
-      continue;
+    if (options_.format == CorpusFormat::Text) {
+      record.src = line_;
+      record.tgt.clear();
+    } else {
+      const size_t tab = line_.find('\t');
+      if (tab == std::string::npos) fail("{}:{}: no tab between source and target", path, number);
+      if (line_.find('\t', tab + 1) != std::string::npos)
+        fail("{}:{}: more than one tab (expected source<TAB>target)", path, number);
+      if (tab == 0 || tab + 1 == line_.size()) {
+        ++stats_.skipped_empty_side;
+        continue;
+      }
+      record.src.assign(line_, 0, tab);
+      record.tgt.assign(line_, tab + 1);
     }
-    pairs.push_back({std::string(src), std::string(tgt), number});
+    record.line = number;
+    ++stats_.records;
+    return true;
   }
-  if (pairs.empty()) fail("{}: no sentence pairs", path);
-  counts.pairs = int64_t(pairs.size());
-  if (stats) *stats = counts;
+  if (stats_.records == 0)
+    fail("{}: no {}", path, options_.format == CorpusFormat::Text ? "non-empty lines" : "sentence pairs");
+  return false;
+}
+
+std::vector<SentencePair> read_parallel_tsv(const std::string& path, CorpusStats* stats, Utf8Policy utf8) {
+  CorpusReader reader(path, {CorpusFormat::ParallelTsv, utf8});
+  std::vector<SentencePair> pairs;
+  SentencePair pair;
+  while (reader.next(pair)) pairs.push_back(std::move(pair));
+  if (stats) *stats = reader.stats();
   return pairs;
 }
 

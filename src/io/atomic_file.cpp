@@ -64,6 +64,21 @@ void AtomicFileWriter::write(const void* data, size_t size) {
   }
 }
 
+void AtomicFileWriter::write_at(size_t offset, const void* data, size_t size) {
+  TFM_CHECK(fd_ >= 0 && !committed_, "write to {} after commit()", path_);
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = ::pwrite(fd_, p, size, off_t(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("{}: writing temporary file {} failed: {}", path_, tmp_path_, errno_text());
+    }
+    p += n;
+    offset += size_t(n);
+    size -= size_t(n);
+  }
+}
+
 void AtomicFileWriter::commit() {
   TFM_CHECK(fd_ >= 0 && !committed_, "commit of {} twice", path_);
   if (::fsync(fd_) != 0) fail("{}: syncing temporary file {} failed: {}", path_, tmp_path_, errno_text());

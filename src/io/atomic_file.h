@@ -18,6 +18,9 @@ class AtomicFileWriter {
 
   void write(const void* data, size_t size);  // throws tfm::Error naming the path (e.g. ENOSPC)
   void write(std::string_view s) { write(s.data(), s.size()); }
+  // Overwrites bytes already written, at `offset` from the start (e.g. a header whose counts are known
+  // only at the end); throws tfm::Error naming the path.
+  void write_at(size_t offset, const void* data, size_t size);
   void commit();  // flush, fsync, close, rename, fsync folder
 
  private:

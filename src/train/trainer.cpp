@@ -8,6 +8,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include <nlohmann/json.hpp>
 
@@ -15,6 +16,7 @@
 #include "core/error.h"
 #include "data/batcher.h"
 #include "data/parallel_corpus.h"
+#include "data/token_file.h"
 #include "infer/translate.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint.h"
@@ -85,36 +87,59 @@ std::vector<std::string> side(const std::vector<data::SentencePair>& pairs, bool
 }
 
 struct ValidationSet {
-  std::vector<data::SentencePair> pairs;
-  std::vector<data::Batch> batches;  // the pairs that fit max_len, in token-budget chunks
+  std::vector<data::SentencePair> samples;  // the first valid_samples pairs, as text
+  std::vector<data::Batch> batches;         // the pairs that fit max_len, in token-budget chunks
 };
 
-ValidationSet load_validation(const TrainConfig& cfg, const tokenize::Tokenizer& src,
-                              const tokenize::Tokenizer& tgt, const data::FrameIds& ids) {
+std::string seconds_since(std::chrono::steady_clock::time_point start) {
+  return fmt::format("{:.2f} s",
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
+// The corpus's token file in the run folder: reused while the corpus and the tokenizers are those it was
+// built from (e.g. on resume), rebuilt otherwise.
+data::TokenFile tokenized_corpus(const std::string& corpus, const std::string& cache,
+                                 const tokenize::Tokenizer& src, const tokenize::Tokenizer& tgt,
+                                 const std::function<void(const std::string&)>& say) {
+  const auto start = std::chrono::steady_clock::now();
+  data::CacheOutcome outcome;
+  data::TokenFile file = data::TokenFile::open_or_build(cache, {corpus, {}, {&src, &tgt}}, &outcome);
+  if (outcome.built)
+    say(fmt::format("data: tokenized {} into {} in {} ({})", corpus, cache, seconds_since(start),
+                    outcome.reason));
+  else
+    say(fmt::format("data: reusing {}", cache));
+  return file;
+}
+
+ValidationSet load_validation(const TrainConfig& cfg, const std::string& run_dir,
+                              const tokenize::Tokenizer& src, const tokenize::Tokenizer& tgt,
+                              const data::FrameIds& ids, const std::function<void(const std::string&)>& say) {
   ValidationSet v;
   if (cfg.data.valid.empty()) return v;
-  v.pairs = data::read_parallel_tsv(cfg.data.valid);
-  if (cfg.data.valid_max_pairs > 0 && int64_t(v.pairs.size()) > cfg.data.valid_max_pairs)
-    v.pairs.resize(size_t(cfg.data.valid_max_pairs));
-  std::vector<data::TokenPair> tokens = data::encode_pairs(v.pairs, src, tgt);
-  std::vector<int64_t> fit;
-  for (size_t i = 0; i < tokens.size(); ++i)
-    if (int64_t(tokens[i].src.size()) + 2 <= cfg.model.max_len &&
-        int64_t(tokens[i].tgt.size()) + 1 <= cfg.model.max_len)
-      fit.push_back(int64_t(i));
+  const data::TokenFile tokens =
+      tokenized_corpus(cfg.data.valid, (fs::path(run_dir) / "valid.tokens").string(), src, tgt, say);
+  const std::shared_ptr<const data::PairSource> pairs = tokens.pairs();
+  int64_t used = tokens.records();
+  if (cfg.data.valid_max_pairs > 0) used = std::min(used, cfg.data.valid_max_pairs);
   std::vector<int64_t> chunk;
   int64_t longest = 0;
-  for (int64_t i : fit) {
-    int64_t len = int64_t(std::max(tokens[size_t(i)].src.size() + 2, tokens[size_t(i)].tgt.size() + 1));
+  for (int64_t i = 0; i < used; ++i) {
+    const int64_t src_len = pairs->src(i).size() + 2, tgt_len = pairs->tgt(i).size() + 1;
+    if (src_len > cfg.model.max_len || tgt_len > cfg.model.max_len) continue;
+    const int64_t len = std::max(src_len, tgt_len);
     if (!chunk.empty() && int64_t(chunk.size() + 1) * std::max(longest, len) > cfg.data.max_tokens) {
-      v.batches.push_back(data::make_batch(tokens, chunk, ids));
+      v.batches.push_back(data::make_batch(*pairs, chunk, ids));
       chunk.clear();
       longest = 0;
     }
     chunk.push_back(i);
     longest = std::max(longest, len);
   }
-  if (!chunk.empty()) v.batches.push_back(data::make_batch(tokens, chunk, ids));
+  if (!chunk.empty()) v.batches.push_back(data::make_batch(*pairs, chunk, ids));
+  data::CorpusReader reader(cfg.data.valid, {});
+  data::SentencePair pair;
+  while (int64_t(v.samples.size()) < cfg.data.valid_samples && reader.next(pair)) v.samples.push_back(pair);
   return v;
 }
 
@@ -165,15 +190,13 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
   // Tokenizers: trained on the training corpus, or restored from the checkpoint.
   io::CheckpointInfo resumed;
   if (resuming) resumed = io::read_checkpoint_info(ckpt_path);
-  std::vector<data::SentencePair> train_pairs;
-  data::CorpusStats corpus_stats;
-  train_pairs = data::read_parallel_tsv(cfg.data.train, &corpus_stats);
   std::unique_ptr<tokenize::Tokenizer> src_tok, tgt_tok;
   if (resuming) {
     src_tok = tokenize::load_tokenizer_json(resumed.src_tokenizer, ckpt_path);
     tgt_tok = tokenize::load_tokenizer_json(resumed.tgt_tokenizer, ckpt_path);
   } else {
     if (cfg.data.tokenizer != "word") fail("data.tokenizer '{}' is not available yet", cfg.data.tokenizer);
+    const std::vector<data::SentencePair> train_pairs = data::read_parallel_tsv(cfg.data.train);
     tokenize::WordLevelTrainOptions wo;
     wo.min_frequency = cfg.data.min_freq;
     src_tok = std::make_unique<tokenize::WordLevelTokenizer>(
@@ -183,20 +206,22 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
   }
   ModelConfig mc = model_config_for(cfg, *src_tok, *tgt_tok);
   data::FrameIds ids{int32_t(mc.pad_id), int32_t(mc.bos_id), int32_t(mc.eos_id)};
-  say(fmt::format("data: {} pairs from {} ({} empty lines skipped); vocab {} source, {} target",
-                  train_pairs.size(), cfg.data.train,
-                  corpus_stats.skipped_empty_line + corpus_stats.skipped_empty_side, mc.src_vocab,
-                  mc.tgt_vocab));
+  fs::create_directories(run_dir);
+  const data::TokenFile train_tokens = tokenized_corpus(
+      cfg.data.train, (fs::path(run_dir) / "train.tokens").string(), *src_tok, *tgt_tok, say);
+  const data::CorpusStats& corpus_stats = train_tokens.info().stats;
+  say(fmt::format("data: {} pairs from {} ({} lines skipped); vocab {} source, {} target",
+                  corpus_stats.records, cfg.data.train, corpus_stats.skipped(), mc.src_vocab, mc.tgt_vocab));
 
   data::BatchConfig bc{ids, cfg.model.max_len, cfg.data.max_tokens, uint64_t(cfg.train.seed)};
-  data::BatchIterator batches(data::encode_pairs(train_pairs, *src_tok, *tgt_tok), bc);
+  data::BatchIterator batches(train_tokens.pairs(), bc);
   RunSummary summary;
   summary.run_dir = run_dir;
   summary.skipped_too_long = batches.stats().skipped_too_long;
   if (batches.stats().skipped_too_long)
     say(fmt::format("data: skipped {} pairs longer than max_len {}", batches.stats().skipped_too_long,
                     cfg.model.max_len));
-  ValidationSet valid = load_validation(cfg, *src_tok, *tgt_tok, ids);
+  ValidationSet valid = load_validation(cfg, run_dir, *src_tok, *tgt_tok, ids, say);
 
   Transformer model(mc);
   AdamOptions ao;
@@ -219,7 +244,6 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
     say(fmt::format("resuming {} at step {}", run_dir, state.step));
   } else {
     model.init_weights(uint64_t(cfg.train.seed));
-    fs::create_directories(run_dir);
     io::write_file_atomic((fs::path(run_dir) / "config.json").string(), to_json(cfg).dump(2) + "\n");
     std::error_code ec;
     fs::remove(metrics_path, ec);
@@ -253,14 +277,13 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
                     std::exp(summary.valid_loss)));
     append_jsonl(metrics_path, {{"step", state.step}, {"valid_loss", summary.valid_loss}});
     std::vector<std::string> sources;
-    for (int64_t i = 0; i < cfg.data.valid_samples && i < int64_t(valid.pairs.size()); ++i)
-      sources.push_back(valid.pairs[size_t(i)].src);
+    for (const data::SentencePair& sample : valid.samples) sources.push_back(sample.src);
     infer::TranslateOptions to;
     to.max_new_tokens = cfg.model.max_len;
     std::vector<std::string> hyps = infer::translate(model, *src_tok, *tgt_tok, sources, to);
     for (size_t i = 0; i < hyps.size(); ++i) {
       say("  src: " + sources[i]);
-      say("  ref: " + valid.pairs[i].tgt);
+      say("  ref: " + valid.samples[i].tgt);
       say("  out: " + hyps[i]);
     }
   };
@@ -291,7 +314,7 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
       if (!std::isfinite(loss_value))
         fail("step {}: loss is {} on batch {} of epoch {} (corpus lines {} ...); stopping before the update",
              state.step + 1, loss_value, where.index, where.epoch,
-             batch.examples.empty() ? 0 : train_pairs[size_t(batch.examples[0])].line);
+             batch.examples.empty() ? 0 : train_tokens.line(batch.examples[0]));
       tape.backward(loss);
     }
     if (cfg.train.clip_norm > 0) clip_grad_norm(params, float(cfg.train.clip_norm));

@@ -5,6 +5,8 @@
 //   checkpoint.safetensors  the latest state (model, optimizer, step, data position, RNG, config, tokenizers)
 //   metrics.jsonl           one JSON object per logged step and per evaluation
 //   config.json             the full configuration of the run
+//   train.tokens            the training corpus tokenised (data/token_file.h): reused on resume, rebuilt
+//   valid.tokens            when the corpus or the tokenizers change; the validation corpus likewise
 #pragma once
 
 #include <cstdint>

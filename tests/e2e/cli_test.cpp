@@ -241,5 +241,23 @@ TEST(Cli, BleuLineCountMismatchNamesBothFiles) {
   EXPECT_NE(r.err.find(dir + "/hyp.txt has 3 lines but " + ref + " has 617"), std::string::npos) << r.err;
 }
 
+TEST(Cli, TokenCacheIsReusedOnResumeAndRebuiltWhenTheCorpusChanges) {
+  std::string dir = test::temp_dir("token-cache");
+  const std::string corpus = tiny_corpus(dir, 50);
+  CliResult first = run_cli("train --config " + tiny_config(dir, corpus) + " --max-steps 2");
+  ASSERT_EQ(first.code, 0) << first.err;
+  EXPECT_NE(first.err.find("data: tokenized " + corpus + " into " + dir + "/run/train.tokens"),
+            std::string::npos)
+      << first.err;
+  EXPECT_TRUE(fs::exists(dir + "/run/valid.tokens"));
+  CliResult resumed = run_cli("train --resume " + dir + "/run --max-steps 3");
+  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("data: reusing " + dir + "/run/train.tokens"), std::string::npos) << resumed.err;
+  fs::last_write_time(corpus, fs::last_write_time(corpus) + std::chrono::seconds(1));
+  CliResult touched = run_cli("train --resume " + dir + "/run --max-steps 4");
+  ASSERT_EQ(touched.code, 0) << touched.err;
+  EXPECT_NE(touched.err.find("(stale: " + corpus + " changed"), std::string::npos) << touched.err;
+}
+
 }  // namespace
 }  // namespace tfm

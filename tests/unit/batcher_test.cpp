@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "test_support.h"
 
 namespace tfm::data {
 namespace {
@@ -153,6 +154,50 @@ TEST(Batcher, RestoredPositionGivesTheSameBatches) {
   EXPECT_EQ(resumed.position(), (BatchPosition{3, 0}));
   EXPECT_THROW(resumed.set_position({0, per_epoch + 1}), Error);
   EXPECT_THROW(resumed.set_position({-1, 0}), Error);
+}
+
+// The examples of every batch of one epoch of each rank, with `world_size` ranks.
+std::vector<std::vector<std::vector<int64_t>>> epoch_per_rank(const std::vector<TokenPair>& pairs,
+                                                              int64_t world_size, int64_t epoch) {
+  std::vector<std::vector<std::vector<int64_t>>> ranks;
+  for (int64_t rank = 0; rank < world_size; ++rank) {
+    BatchConfig c = config();
+    c.rank = rank;
+    c.world_size = world_size;
+    BatchIterator it(pairs, c);
+    it.set_position({epoch, 0});
+    ranks.push_back(epoch_examples(it));
+  }
+  return ranks;
+}
+
+TEST(Batcher, ShardsAreDisjointAndComplete) {
+  const auto pairs = make_pairs(300);
+  for (int64_t epoch : {0, 1}) {
+    const auto whole = epoch_per_rank(pairs, 1, epoch)[0];
+    const auto ranks = epoch_per_rank(pairs, 3, epoch);
+    std::vector<std::vector<int64_t>> together;
+    for (const auto& rank : ranks) {
+      EXPECT_LE(std::abs(int64_t(rank.size()) - int64_t(whole.size()) / 3), 1);
+      together.insert(together.end(), rank.begin(), rank.end());
+    }
+    // Every batch of the unsharded epoch goes to exactly one rank: the union, sorted, is the same list.
+    auto sorted_whole = whole;
+    std::sort(sorted_whole.begin(), sorted_whole.end());
+    std::sort(together.begin(), together.end());
+    EXPECT_EQ(together, sorted_whole) << "epoch " << epoch;
+    EXPECT_EQ(std::adjacent_find(together.begin(), together.end()), together.end());
+    EXPECT_EQ(ranks, epoch_per_rank(pairs, 3, epoch));  // reproducible
+  }
+  EXPECT_NE(epoch_per_rank(pairs, 3, 0)[1], epoch_per_rank(pairs, 3, 1)[1]);  // and changes each epoch
+
+  BatchConfig bad = config();
+  bad.world_size = 2;
+  bad.rank = 2;
+  EXPECT_EQ(test::error_of([&] { BatchIterator(pairs, bad); }), "data sharding: rank 2 is outside [0, 2)");
+  bad.world_size = 1000;  // more ranks than batches: even rank 0, which would get one, refuses
+  EXPECT_NE(test::error_of([&] { BatchIterator(pairs, bad); }).find("cannot be shared by 1000 ranks"),
+            std::string::npos);
 }
 
 TEST(Batcher, ConfigErrors) {

@@ -44,7 +44,7 @@ TEST(ParallelCorpus, ReadsPairsWithLineNumbers) {
   EXPECT_EQ(pairs[1].tgt, "En el principio");
   EXPECT_EQ(pairs[1].line, 3);
   EXPECT_EQ(stats.lines, 3);
-  EXPECT_EQ(stats.pairs, 2);
+  EXPECT_EQ(stats.records, 2);
   EXPECT_EQ(stats.skipped_empty_line, 1);
   EXPECT_EQ(stats.skipped_empty_side, 0);
 }
@@ -54,7 +54,7 @@ TEST(ParallelCorpus, SkipsAndCountsEmptySides) {
   auto pairs = read_parallel_tsv(write_file("a\tb\n\tonly target\nonly source\t\n\t\n\n"), &stats);
   ASSERT_EQ(pairs.size(), 1u);
   EXPECT_EQ(stats.lines, 5);
-  EXPECT_EQ(stats.pairs, 1);
+  EXPECT_EQ(stats.records, 1);
   EXPECT_EQ(stats.skipped_empty_side, 3);
   EXPECT_EQ(stats.skipped_empty_line, 1);
 }
@@ -78,6 +78,65 @@ TEST(ParallelCorpus, InvalidUtf8NamesLineAndOffset) {
   // Overlong encodings and surrogates are invalid too.
   EXPECT_EQ(read_error("a\t\xC0\xAF\n"), "PATH:1: invalid UTF-8 at byte offset 2");
   EXPECT_EQ(read_error("\xED\xA0\x80\tb\n"), "PATH:1: invalid UTF-8 at byte offset 0");
+}
+
+// Every usable line of `contents` read under `options`, joined as "line:src|tgt;".
+std::string read_all(const std::string& contents, CorpusOptions options, CorpusStats* stats) {
+  CorpusReader reader(write_file(contents), options);
+  std::string out;
+  SentencePair record;
+  while (reader.next(record)) out += std::to_string(record.line) + ":" + record.src + "|" + record.tgt + ";";
+  *stats = reader.stats();
+  return out;
+}
+
+TEST(ParallelCorpus, Utf8ReplacePolicy) {
+  CorpusStats stats;
+  // Maximal subparts, as Python's bytes.decode("utf-8", "replace") gives them: a truncated three-byte
+  // sequence is one U+FFFD; an overlong C0 AF and a surrogate ED A0 80 are one per byte.
+  EXPECT_EQ(read_all("ok\tbien\na\xE2\x82z\t\xC0\xAF\n\xED\xA0\x80\tb\n",
+                     {CorpusFormat::ParallelTsv, Utf8Policy::Replace}, &stats),
+            "1:ok|bien;2:a\uFFFDz|\uFFFD\uFFFD;3:\uFFFD\uFFFD\uFFFD|b;");
+  EXPECT_EQ(stats.replaced_invalid_utf8, 6);
+  EXPECT_EQ(stats.records, 3);
+  EXPECT_EQ(stats.skipped(), 0);
+}
+
+TEST(ParallelCorpus, Utf8SkipPolicy) {
+  CorpusStats stats;
+  EXPECT_EQ(
+      read_all("ok\tbien\nchild\tni\xC3o\n\nx\ty\n", {CorpusFormat::ParallelTsv, Utf8Policy::Skip}, &stats),
+      "1:ok|bien;4:x|y;");
+  EXPECT_EQ(stats.skipped_invalid_utf8, 1);
+  EXPECT_EQ(stats.skipped_empty_line, 1);
+  EXPECT_EQ(stats.lines, 4);
+  // A file whose every line is skipped has no pair.
+  const std::string path = write_file("\xFF\tx\n");
+  EXPECT_EQ(test::error_of([&] { read_parallel_tsv(path, nullptr, Utf8Policy::Skip); }),
+            path + ": no sentence pairs");
+}
+
+TEST(ParallelCorpus, TextLinesKeepTabs) {
+  CorpusStats stats;
+  EXPECT_EQ(read_all("one\ttwo\tthree\n\r\nlast", {CorpusFormat::Text}, &stats),
+            "1:one\ttwo\tthree|;3:last|;");
+  EXPECT_EQ(stats.records, 2);
+  EXPECT_EQ(stats.skipped_empty_line, 1);
+  const std::string path = write_file("\n\n");
+  EXPECT_EQ(test::error_of([&] {
+              CorpusReader reader(path, {CorpusFormat::Text});
+              SentencePair record;
+              reader.next(record);
+            }),
+            path + ": no non-empty lines");
+  const std::string bad = write_file("fine\nbad \xC3\x28\n");
+  EXPECT_EQ(test::error_of([&] {
+              CorpusReader reader(bad, {CorpusFormat::Text});
+              SentencePair record;
+              while (reader.next(record)) {
+              }
+            }),
+            bad + ":2: invalid UTF-8 at byte offset 4");
 }
 
 // The corpus shipped in data/ decompresses to exactly the shared one.
