@@ -215,8 +215,12 @@ std::string WordLevelTokenizer::to_json() const {
                      {"rstrip", false},
                      {"normalized", false},
                      {"special", true}});
+  // Appended to the object's pair vector directly: operator[] searches the ordered object linearly for
+  // the key, which made this quadratic in the vocabulary size. Tokens are unique by construction.
   OrderedJson vocab = OrderedJson::object();
-  for (size_t id = 0; id < vocab_.size(); ++id) vocab[vocab_[id]] = id;
+  auto& entries = vocab.get_ref<OrderedJson::object_t&>();
+  entries.reserve(vocab_.size());
+  for (size_t id = 0; id < vocab_.size(); ++id) entries.emplace_back(vocab_[id], id);
   OrderedJson json = {
       {"version", "1.0"},
       {"truncation", nullptr},
