@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "tokenize/word_level.h"
+#include "tokenize/wordpiece.h"
 
 namespace tfm::tokenize {
 
@@ -22,7 +23,9 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& json_text, con
     const nlohmann::json type = json["model"].value("type", nlohmann::json());
     if (type == "WordLevel")
       return std::make_unique<WordLevelTokenizer>(WordLevelTokenizer::from_json(json, origin));
-    fail("{}: unsupported tokenizer model type {} (supported: WordLevel)", origin, type.dump());
+    if (type == "WordPiece")
+      return std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_json(json, origin));
+    fail("{}: unsupported tokenizer model type {} (supported: WordLevel, WordPiece)", origin, type.dump());
   } catch (const nlohmann::json::exception& e) {
     fail("{}: invalid tokenizer.json: {}", origin, e.what());
   }

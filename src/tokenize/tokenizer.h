@@ -46,7 +46,7 @@ class Tokenizer {
 };
 
 // Builds the tokenizer that a tokenizer.json text describes. `origin` (a path, usually) names it in errors.
-// Understands model.type "WordLevel"; throws tfm::Error naming `origin` for anything else.
+// Understands model.type "WordLevel" and "WordPiece"; throws tfm::Error naming `origin` for anything else.
 std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& json_text, const std::string& origin);
 
 }  // namespace tfm::tokenize
