@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "tokenize/sentencepiece.h"
 #include "tokenize/word_level.h"
 #include "tokenize/wordpiece.h"
 
@@ -18,6 +19,8 @@ std::string Tokenizer::hash() const {
 std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& json_text, const std::string& origin) {
   try {
     const nlohmann::json json = nlohmann::json::parse(json_text);
+    if (SentencePieceTokenizer::is_wrapper_json(json))
+      return std::make_unique<SentencePieceTokenizer>(SentencePieceTokenizer::from_json(json, origin));
     if (!json.is_object() || !json.contains("model") || !json["model"].is_object())
       fail("{}: not a tokenizer.json (no model object)", origin);
     const nlohmann::json type = json["model"].value("type", nlohmann::json());
