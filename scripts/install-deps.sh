@@ -9,6 +9,7 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libfmt-dev libtomlplusplus-dev
   zlib1g-dev libicu-dev  # gzip corpora, Unicode categories
   libgtest-dev libbenchmark-dev
+  libsentencepiece-dev sentencepiece  # SentencePiece tokenizers; the tests train models with spm_train
   libopenblas-dev        # only the GEMM benchmark links it, as a candidate to compare
 )
 missing=()

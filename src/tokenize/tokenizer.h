@@ -1,5 +1,6 @@
 // Tokenizer: text <-> token ids. Word-level, byte-level BPE, WordPiece and SentencePiece tokenizers all
-// implement this interface, and each reads and writes the Hugging Face tokenizer.json format.
+// implement this interface. Each reads and writes the Hugging Face tokenizer.json format, except
+// SentencePiece, which has a JSON wrapper of its own (sentencepiece.h).
 #pragma once
 
 #include <cstdint>
@@ -34,7 +35,8 @@ class Tokenizer {
   virtual std::optional<int32_t> token_to_id(std::string_view token) const = 0;
   virtual std::optional<std::string> id_to_token(int32_t id) const = 0;
   virtual SpecialIds special_ids() const = 0;
-  // The Hugging Face tokenizer.json text (what tokenizers.Tokenizer.from_str reads).
+  // The Hugging Face tokenizer.json text (what tokenizers.Tokenizer.from_str reads); for SentencePiece,
+  // tfm's wrapper. load_tokenizer_json reads either back.
   virtual std::string to_json() const = 0;
 
   int32_t pad_id() const { return special_ids().pad; }
@@ -46,7 +48,8 @@ class Tokenizer {
 };
 
 // Builds the tokenizer that a tokenizer.json text describes. `origin` (a path, usually) names it in errors.
-// Understands model.type "WordLevel"; throws tfm::Error naming `origin` for anything else.
+// Understands model.type "WordLevel" and "WordPiece", and tfm's SentencePiece wrapper (sentencepiece.h);
+// throws tfm::Error naming `origin` for anything else.
 std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& json_text, const std::string& origin);
 
 }  // namespace tfm::tokenize
