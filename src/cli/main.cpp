@@ -1,6 +1,8 @@
 // tfm: the command-line front end. It only parses arguments and calls the library.
+#include <fmt/ranges.h>
 #include <CLI/CLI.hpp>
 
+#include <charconv>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -8,6 +10,10 @@
 #include "cli/bleu_command.h"
 #include "core/error.h"
 #include "infer/translate.h"
+#include "io/atomic_file.h"
+#include "tokenize/bpe_trainer.h"
+#include "tokenize/tokenizer.h"
+#include "tokenize/training_text.h"
 #include "train/config.h"
 #include "train/trainer.h"
 
@@ -51,6 +57,58 @@ int cmd_translate(const std::string& model_path, int64_t batch, int64_t max_new_
   return 0;
 }
 
+// The ids of one line of `tfm tokenize --decode` input ("12 7 1").
+std::vector<int32_t> parse_ids(std::string_view line) {
+  std::vector<int32_t> ids;
+  size_t pos = line.find_first_not_of(" \t");
+  while (pos != std::string_view::npos) {
+    const size_t end = std::min(line.find_first_of(" \t", pos), line.size());
+    const std::string_view word = line.substr(pos, end - pos);
+    int32_t id = 0;
+    auto [ptr, error] = std::from_chars(word.data(), word.data() + word.size(), id);
+    if (error != std::errc() || ptr != word.data() + word.size()) fail("'{}' is not a token id", word);
+    ids.push_back(id);
+    pos = line.find_first_not_of(" \t", end);
+  }
+  return ids;
+}
+
+// stdin lines -> one line of ids (or token strings, or with --decode text from ids) each.
+int cmd_tokenize(const std::string& tokenizer_path, bool decode, bool as_tokens) {
+  const auto tokenizer = tokenize::load_tokenizer(tokenizer_path);
+  std::string out;
+  int64_t number = 0;
+  for (std::string line; std::getline(std::cin, line);) {
+    ++number;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    with_context(fmt::format("stdin line {}", number), [&] {
+      out.clear();
+      if (decode) {
+        out = tokenizer->decode(parse_ids(line));
+      } else {
+        for (int32_t id : tokenizer->encode(line)) {
+          if (!out.empty()) out += ' ';
+          out += as_tokens ? *tokenizer->id_to_token(id) : std::to_string(id);
+        }
+      }
+      out += '\n';
+      std::fwrite(out.data(), 1, out.size(), stdout);
+    });
+  }
+  return 0;
+}
+
+int cmd_train_tokenizer(const std::vector<std::string>& inputs, int column,
+                        const tokenize::BpeTrainOptions& options, const std::string& out_path) {
+  const std::vector<std::string> texts = tokenize::read_training_text(inputs, column);
+  if (texts.empty()) fail("no training text in {}", fmt::join(inputs, ", "));
+  const tokenize::BpeTokenizer tokenizer = tokenize::train_bpe(texts, options);
+  io::write_file_atomic(out_path, tokenizer.to_json());
+  std::fprintf(stderr, "%d tokens (%zu merges) from %zu lines: %s\n", tokenizer.vocab_size(),
+               tokenizer.merges().size(), texts.size(), out_path.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -78,6 +136,43 @@ int main(int argc, char** argv) {
   translate->add_option("--max-new-tokens", max_new_tokens, "Longest translation in tokens")
       ->check(CLI::PositiveNumber);
 
+  auto* tokenize_cmd = app.add_subcommand(
+      "tokenize", "Encode stdin lines to token ids (one line of space-separated ids each), or decode");
+  std::string tokenizer_path;
+  bool decode = false, as_tokens = false;
+  tokenize_cmd
+      ->add_option("--tokenizer", tokenizer_path,
+                   "tokenizer.json, a folder holding one, or GPT-2's encoder.json")
+      ->required();
+  auto* decode_flag = tokenize_cmd->add_flag("--decode", decode, "Read lines of ids, write the text");
+  tokenize_cmd->add_flag("--tokens", as_tokens, "Write the tokens' strings instead of their ids")
+      ->excludes(decode_flag);
+
+  auto* train_tokenizer = app.add_subcommand(
+      "train-tokenizer",
+      "Train a byte-level BPE tokenizer (as Hugging Face's BpeTrainer) and write its tokenizer.json");
+  std::vector<std::string> inputs;
+  int column = 0;
+  tokenize::BpeTrainOptions bpe_options;
+  std::string tokenizer_out;
+  train_tokenizer->add_option("--input", inputs, "Text files, one text per line (comma-separated)")
+      ->required()
+      ->delimiter(',');
+  train_tokenizer->add_option("--column", column, "Train on this tab-separated column only (1 = the first)")
+      ->check(CLI::PositiveNumber);
+  train_tokenizer
+      ->add_option("--vocab-size", bpe_options.vocab_size,
+                   "Tokens in all (special and the 256 bytes included)")
+      ->required()
+      ->check(CLI::PositiveNumber);
+  train_tokenizer
+      ->add_option("--min-frequency", bpe_options.min_frequency, "Never merge a pair seen fewer times")
+      ->check(CLI::NonNegativeNumber);
+  train_tokenizer
+      ->add_option("--special", bpe_options.special_tokens, "Special tokens, ids 0, 1, ... (comma-separated)")
+      ->delimiter(',');
+  train_tokenizer->add_option("--out", tokenizer_out, "Where to write the tokenizer.json")->required();
+
   auto* reference =
       app.add_subcommand("config-reference", "Print the reference of every training config key");
 
@@ -98,6 +193,8 @@ int main(int argc, char** argv) {
     if (train->parsed()) return cmd_train(config_path, out_dir, resume_dir, max_steps, quiet);
     if (translate->parsed()) return cmd_translate(model_path, batch, max_new_tokens);
     if (bleu->parsed()) return cli::cmd_bleu(bleu_options);
+    if (tokenize_cmd->parsed()) return cmd_tokenize(tokenizer_path, decode, as_tokens);
+    if (train_tokenizer->parsed()) return cmd_train_tokenizer(inputs, column, bpe_options, tokenizer_out);
     if (reference->parsed()) {
       std::fputs(train::config_reference_markdown().c_str(), stdout);
       return 0;

@@ -48,8 +48,13 @@ class Tokenizer {
 };
 
 // Builds the tokenizer that a tokenizer.json text describes. `origin` (a path, usually) names it in errors.
-// Understands model.type "WordLevel" and "WordPiece", and tfm's SentencePiece wrapper (sentencepiece.h);
+// Understands model.type "WordLevel", "BPE" and "WordPiece", and tfm's SentencePiece wrapper (sentencepiece.h);
 // throws tfm::Error naming `origin` for anything else.
 std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& json_text, const std::string& origin);
+
+// The tokenizer stored at `path`: a tokenizer.json file (or tfm's SentencePiece wrapper), a directory
+// holding a tokenizer.json, GPT-2's encoder.json / vocab.json beside its vocab.bpe / merges.txt, a
+// SentencePiece .model, or a WordPiece (BERT) vocab .txt. Throws tfm::Error naming `path` otherwise.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
 }  // namespace tfm::tokenize

@@ -125,8 +125,8 @@ TEST(WordLevel, JsonRoundTrip) {
 TEST(WordLevel, LoadErrorsNameTheOrigin) {
   EXPECT_EQ(load_error("{").rfind("tok.json: invalid tokenizer.json: ", 0), 0u) << load_error("{");
   EXPECT_EQ(load_error("[]"), "tok.json: not a tokenizer.json (no model object)");
-  EXPECT_EQ(load_error(R"({"model": {"type": "BPE"}})"),
-            "tok.json: unsupported tokenizer model type \"BPE\" (supported: WordLevel, WordPiece)");
+  EXPECT_EQ(load_error(R"({"model": {"type": "Unigram"}})"),
+            "tok.json: unsupported tokenizer model type \"Unigram\" (supported: WordLevel, BPE, WordPiece)");
 
   auto with_model = [](const std::string& model) {
     return R"({"pre_tokenizer": {"type": "Whitespace"}, "model": )" + model + "}";
