@@ -133,13 +133,29 @@ const std::vector<KeySpec>& key_table() {
       {TFM_KEY(data, valid), {}, {}, "Validation corpus, in the format of train."},
       {TFM_KEY(data, tokenizer),
        {},
-       {{"word",
+       {{"bpe",
+         "Byte-level BPE (as GPT-2 and Hugging Face tokenizers) shared by both languages, trained on both "
+         "sides "
+         "of the training corpus at the first run and cached in the run folder (tokenizer.json); special "
+         "tokens <pad>, <s>, </s>."},
+        {"word",
          "The seed's word-level tokenizer, with a vocabulary per language built from the training corpus."}},
-       "Tokenizer."},
+       "Tokenizer trained on the training corpus (ignored when tokenizer_file is set)."},
+      {TFM_KEY(data, tokenizer_file),
+       {},
+       {},
+       "A ready-made tokenizer shared by both languages instead of training one: a tokenizer.json, a folder "
+       "holding one, GPT-2's encoder.json, a SentencePiece .model or a WordPiece vocab .txt. It needs pad, "
+       "start and end tokens."},
+      {TFM_KEY(data, vocab_size),
+       at_least(259),
+       {},
+       "Tokens in a trained BPE vocabulary, the 256 byte tokens and the special tokens included."},
       {TFM_KEY(data, min_freq),
        at_least(1),
        {},
-       "Words seen fewer times in the training corpus become the unknown token."},
+       "Minimum count in the training corpus: rarer words become the unknown token (word), rarer pairs are "
+       "never merged (bpe)."},
       {TFM_KEY(data, max_tokens), at_least(1), {}, "Token budget per batch: batch size x padded length."},
       {TFM_KEY(data, valid_samples),
        at_least(0),

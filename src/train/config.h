@@ -37,7 +37,9 @@ struct ModelSection {
 struct DataSection {
   std::string train = "data/bible-en-es/train.tsv.gz";
   std::string valid = "data/bible-en-es/valid.tsv.gz";
-  std::string tokenizer = "word";
+  std::string tokenizer = "bpe";
+  std::string tokenizer_file;
+  int64_t vocab_size = 8000;
   int64_t min_freq = 2;
   int64_t max_tokens = 4096;
   int64_t valid_samples = 4;

@@ -21,10 +21,10 @@
 #include "io/atomic_file.h"
 #include "io/checkpoint.h"
 #include "models/transformer.h"
-#include "tokenize/word_level.h"
 #include "train/optimizer.h"
 #include "train/progress.h"
 #include "train/schedule.h"
+#include "train/tokenizers.h"
 
 namespace tfm::train {
 
@@ -77,13 +77,6 @@ ModelConfig model_config_for(const TrainConfig& cfg, const tokenize::Tokenizer& 
   if (src.pad_id() != tgt.pad_id() || src.bos_id() != tgt.bos_id() || src.eos_id() != tgt.eos_id())
     fail("source and target tokenizers must share the ids of their special tokens");
   return c;
-}
-
-std::vector<std::string> side(const std::vector<data::SentencePair>& pairs, bool source) {
-  std::vector<std::string> out;
-  out.reserve(pairs.size());
-  for (const auto& p : pairs) out.push_back(source ? p.src : p.tgt);
-  return out;
 }
 
 struct ValidationSet {
@@ -187,22 +180,17 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
     if (!options.quiet) progress.message(s);
   };
 
-  // Tokenizers: trained on the training corpus, or restored from the checkpoint.
+  // Tokenizers: restored from the checkpoint, or prepared as the config says (see tokenizers.h).
   io::CheckpointInfo resumed;
   if (resuming) resumed = io::read_checkpoint_info(ckpt_path);
-  std::unique_ptr<tokenize::Tokenizer> src_tok, tgt_tok;
+  std::shared_ptr<const tokenize::Tokenizer> src_tok, tgt_tok;
   if (resuming) {
     src_tok = tokenize::load_tokenizer_json(resumed.src_tokenizer, ckpt_path);
     tgt_tok = tokenize::load_tokenizer_json(resumed.tgt_tokenizer, ckpt_path);
   } else {
-    if (cfg.data.tokenizer != "word") fail("data.tokenizer '{}' is not available yet", cfg.data.tokenizer);
-    const std::vector<data::SentencePair> train_pairs = data::read_parallel_tsv(cfg.data.train);
-    tokenize::WordLevelTrainOptions wo;
-    wo.min_frequency = cfg.data.min_freq;
-    src_tok = std::make_unique<tokenize::WordLevelTokenizer>(
-        tokenize::WordLevelTokenizer::train(side(train_pairs, true), wo));
-    tgt_tok = std::make_unique<tokenize::WordLevelTokenizer>(
-        tokenize::WordLevelTokenizer::train(side(train_pairs, false), wo));
+    const RunTokenizers tokenizers = prepare_tokenizers(cfg, run_dir, say);
+    src_tok = tokenizers.src;
+    tgt_tok = tokenizers.tgt;
   }
   ModelConfig mc = model_config_for(cfg, *src_tok, *tgt_tok);
   data::FrameIds ids{int32_t(mc.pad_id), int32_t(mc.bos_id), int32_t(mc.eos_id)};
