@@ -36,7 +36,7 @@ std::string replace_invalid_utf8(std::string_view text, int64_t* replaced) {
     U8_NEXT(bytes, i, length, c);  // on an ill-formed sequence, i moves past its maximal subpart
     if (c < 0) {
       out += kReplacement;
-      ++*replaced;
+      if (replaced) ++*replaced;
     } else {
       out.append(text.data() + start, size_t(i - start));
     }

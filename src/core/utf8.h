@@ -15,7 +15,8 @@ std::optional<size_t> find_invalid_utf8(std::string_view text);
 
 // `text` with each ill-formed sequence replaced by U+FFFD, one per maximal subpart ("U+FFFD Substitution of
 // Maximal Subparts", Unicode Standard chapter 3; what WHATWG's decoder and Python's errors="replace" do):
-// "a\xE2\x82z" becomes "a\uFFFDz", "\xC0\xAF" becomes two U+FFFD. Adds the replacements to *replaced.
-std::string replace_invalid_utf8(std::string_view text, int64_t* replaced);
+// "a\xE2\x82z" becomes "a\uFFFDz", "\xC0\xAF" becomes two U+FFFD. Adds the replacements to *replaced
+// unless it is null.
+std::string replace_invalid_utf8(std::string_view text, int64_t* replaced = nullptr);
 
 }  // namespace tfm

@@ -1,37 +1,18 @@
 // BpeTokenizer <-> Hugging Face tokenizer.json, and GPT-2's encoder.json + vocab.bpe.
 #include <nlohmann/json.hpp>
 
-#include <fstream>
 #include <sstream>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "tokenize/bpe.h"
+#include "tokenize/json_fields.h"
 
 namespace tfm::tokenize {
 
 namespace {
 
 using OrderedJson = nlohmann::ordered_json;
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) fail("{}: cannot open", path);
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
-bool is_null_or_absent(const nlohmann::json& object, const char* key) {
-  auto it = object.find(key);
-  return it == object.end() || it->is_null();
-}
-
-bool bool_field(const nlohmann::json& object, const char* key, bool fallback, const char* where) {
-  auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return fallback;
-  if (!it->is_boolean()) fail("{}.{} is not a boolean", where, key);
-  return it->get<bool>();
-}
 
 // The "type" of `json[key]` (an object), or "" when it is null or absent.
 std::string component_type(const nlohmann::json& json, const char* key) {
@@ -43,9 +24,9 @@ std::string component_type(const nlohmann::json& json, const char* key) {
 }
 
 ByteLevelOptions byte_level_from_json(const nlohmann::json& json, const char* where) {
-  return {.add_prefix_space = bool_field(json, "add_prefix_space", true, where),
-          .trim_offsets = bool_field(json, "trim_offsets", true, where),
-          .use_regex = bool_field(json, "use_regex", true, where)};
+  return {.add_prefix_space = optional_bool_member(json, "add_prefix_space", true, where),
+          .trim_offsets = optional_bool_member(json, "trim_offsets", true, where),
+          .use_regex = optional_bool_member(json, "use_regex", true, where)};
 }
 
 OrderedJson byte_level_to_json(const ByteLevelOptions& options) {
@@ -53,25 +34,6 @@ OrderedJson byte_level_to_json(const ByteLevelOptions& options) {
           {"add_prefix_space", options.add_prefix_space},
           {"trim_offsets", options.trim_offsets},
           {"use_regex", options.use_regex}};
-}
-
-// Token ids 0..n-1, each named once, from a {token: id} object.
-std::vector<std::string> dense_vocab(const nlohmann::json& vocab_json, const char* where) {
-  if (!vocab_json.is_object()) fail("{} is not an object", where);
-  std::vector<std::string> vocab(vocab_json.size());
-  std::vector<bool> seen(vocab_json.size(), false);
-  for (const auto& [token, id_json] : vocab_json.items()) {
-    if (!id_json.is_number_integer()) fail("{}['{}'] is not an integer", where, token);
-    const int64_t id = id_json.get<int64_t>();
-    if (id < 0 || id >= int64_t(vocab.size()))
-      fail("{}['{}'] = {} is outside [0, {}) (ids must be 0, 1, ... with no gap)", where, token, id,
-           vocab.size());
-    if (seen[size_t(id)])
-      fail("{}: tokens '{}' and '{}' both have id {}", where, vocab[size_t(id)], token, id);
-    seen[size_t(id)] = true;
-    vocab[size_t(id)] = token;
-  }
-  return vocab;
 }
 
 // "a b" (the two tokens around the one space), as merges files and older tokenizer.json spell a merge.
@@ -109,7 +71,8 @@ BpeOptions options_from_json(const nlohmann::json& json, const nlohmann::json& m
   for (const char* option : {"dropout", "continuing_subword_prefix", "end_of_word_suffix"})
     if (!is_null_or_absent(model, option))
       fail("model.{} is not supported (found {})", option, model[option].dump());
-  if (bool_field(model, "byte_fallback", false, "model")) fail("model.byte_fallback is not supported");
+  if (optional_bool_member(model, "byte_fallback", false, "model"))
+    fail("model.byte_fallback is not supported");
 
   BpeOptions options;
   if (component_type(json, "pre_tokenizer") != "ByteLevel")
@@ -122,8 +85,8 @@ BpeOptions options_from_json(const nlohmann::json& json, const nlohmann::json& m
     if (!model["unk_token"].is_string()) fail("model.unk_token is not a string");
     options.unk_token = model["unk_token"].get<std::string>();
   }
-  options.fuse_unk = bool_field(model, "fuse_unk", false, "model");
-  options.ignore_merges = bool_field(model, "ignore_merges", false, "model");
+  options.fuse_unk = optional_bool_member(model, "fuse_unk", false, "model");
+  options.ignore_merges = optional_bool_member(model, "ignore_merges", false, "model");
   options.added_tokens = added_tokens_from_json(json);
   return options;
 }
@@ -156,13 +119,13 @@ BpeTokenizer BpeTokenizer::from_json(const nlohmann::json& json, const std::stri
 BpeTokenizer BpeTokenizer::from_gpt2_files(const std::string& vocab_path, const std::string& merges_path) {
   std::vector<std::string> vocab = with_context(vocab_path, [&] {
     try {
-      return dense_vocab(nlohmann::json::parse(read_text_file(vocab_path)), "vocabulary");
+      return dense_vocab(nlohmann::json::parse(io::read_file(vocab_path)), "vocabulary");
     } catch (const nlohmann::json::exception& e) {
       fail("invalid JSON: {}", e.what());
     }
   });
   std::vector<Merge> merges;
-  std::istringstream lines(read_text_file(merges_path));
+  std::istringstream lines(io::read_file(merges_path));
   int64_t line_number = 0;
   for (std::string line; std::getline(lines, line);) {
     ++line_number;

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace tfm::tokenize {
 
@@ -161,23 +162,8 @@ std::optional<std::string> chars_to_bytes(std::string_view token) {
   return bytes;
 }
 
-std::string utf8_lossy(std::string_view bytes) {
-  std::string text;
-  text.reserve(bytes.size());
-  const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
-  const int64_t size = int64_t(bytes.size());
-  for (int64_t i = 0; i < size;) {
-    const int64_t start = i;
-    UChar32 c;
-    // On an ill-formed sequence ICU skips its maximal subpart, the unit Rust replaces by one U+FFFD.
-    U8_NEXT(data, i, size, c);
-    if (c < 0)
-      text += "\xEF\xBF\xBD";
-    else
-      text.append(bytes.substr(size_t(start), size_t(i - start)));
-  }
-  return text;
-}
+// Rust's from_utf8_lossy replaces the same maximal subparts as replace_invalid_utf8.
+std::string utf8_lossy(std::string_view bytes) { return replace_invalid_utf8(bytes); }
 
 void split_gpt2_pretokens(std::string_view text, std::vector<std::string_view>& pieces) {
   const Scanner scan(text);

@@ -3,11 +3,10 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <initializer_list>
 #include <utility>
 
 #include "core/error.h"
-#include "core/utf8.h"
+#include "tokenize/json_fields.h"
 #include "tokenize/whitespace.h"
 
 namespace tfm::tokenize {
@@ -27,85 +26,24 @@ std::vector<std::pair<std::string, int64_t>> count_words(std::span<const std::st
   return sorted;
 }
 
-// The JSON value at `key` of `object`, which must be there and of type `type`.
-const nlohmann::json& member(const nlohmann::json& object, const char* key, nlohmann::json::value_t type,
-                             const char* where) {
-  auto it = object.find(key);
-  if (it == object.end()) fail("{}.{} is missing", where, key);
-  if (it->type() != type) fail("{}.{} has type {}", where, key, it->type_name());
-  return *it;
-}
-
-// Fails unless `object[key]` is absent or null: parts of tokenizer.json this tokenizer does not implement.
-void expect_null(const nlohmann::json& object, const char* key) {
-  auto it = object.find(key);
-  if (it != object.end() && !it->is_null())
-    fail("{} is not supported by WordLevel (found {})", key, it->dump());
-}
-
-std::vector<std::string> vocab_from_json(const nlohmann::json& model) {
-  const auto& vocab_json = member(model, "vocab", nlohmann::json::value_t::object, "model");
-  std::vector<std::string> vocab(vocab_json.size());
-  std::vector<bool> seen(vocab_json.size(), false);
-  for (const auto& [token, id_json] : vocab_json.items()) {
-    if (!id_json.is_number_integer()) fail("model.vocab['{}'] is not an integer", token);
-    const int64_t id = id_json.get<int64_t>();
-    if (id < 0 || id >= int64_t(vocab.size()))
-      fail("model.vocab['{}'] = {} is outside [0, {})", token, id, vocab.size());
-    if (seen[size_t(id)]) fail("tokens '{}' and '{}' both have id {}", vocab[size_t(id)], token, id);
-    seen[size_t(id)] = true;
-    vocab[size_t(id)] = token;
-  }
-  return vocab;
-}
-
-std::vector<std::string> added_tokens_from_json(const nlohmann::json& json,
-                                                const std::vector<std::string>& vocab) {
-  std::vector<std::string> tokens;
-  auto it = json.find("added_tokens");
-  if (it == json.end() || it->is_null()) return tokens;
-  if (!it->is_array()) fail("added_tokens is not an array");
-  for (const auto& added : *it) {
-    const auto& content = member(added, "content", nlohmann::json::value_t::string, "added_tokens[]");
-    const std::string token = content.get<std::string>();
-    for (const char* flag : {"single_word", "lstrip", "rstrip"})
-      if (added.value(flag, false)) fail("added token '{}': {} is not supported", token, flag);
-    if (!added.value("special", false)) fail("added token '{}' is not special: not supported", token);
-    const int64_t id = added.value("id", int64_t(-1));
-    if (id < 0 || id >= int64_t(vocab.size()) || vocab[size_t(id)] != token)
-      fail("added token '{}' with id {} does not match the vocabulary", token, id);
-    tokens.push_back(token);
-  }
-  return tokens;
-}
-
 }  // namespace
 
 WordLevelTokenizer::WordLevelTokenizer(std::vector<std::string> vocab, std::string unk_token,
                                        std::vector<std::string> special_tokens)
-    : vocab_(std::move(vocab)), unk_token_(std::move(unk_token)) {
-  for (size_t id = 0; id < vocab_.size(); ++id) {
-    if (find_invalid_utf8(vocab_[id])) fail("token {} is not valid UTF-8", id);
-    if (vocab_[id].empty()) fail("token {} is empty", id);
-    auto [it, inserted] = ids_.emplace(vocab_[id], int32_t(id));
-    if (!inserted) fail("token '{}' has two ids, {} and {}", vocab_[id], it->second, id);
-  }
+    : VocabTokenizer(std::move(vocab)), unk_token_(std::move(unk_token)) {
   auto unk = token_to_id(unk_token_);
   if (!unk) fail("unk token '{}' is not in the vocabulary", unk_token_);
+  std::vector<int32_t> special_ids;
   for (const std::string& token : special_tokens) {
     auto id = token_to_id(token);
     if (!id) fail("special token '{}' is not in the vocabulary", token);
-    if (!is_special(*id)) special_tokens_.push_back(*id);
+    special_ids.push_back(*id);
   }
-  auto first_of = [&](std::initializer_list<std::string_view> names) {
-    for (std::string_view name : names)
-      if (auto id = token_to_id(name)) return *id;
-    return int32_t(-1);
-  };
-  special_ids_ = {.pad = first_of({"[PAD]", "<pad>"}),
+  set_special_tokens(special_ids);
+  special_ids_ = {.pad = first_id_of({"[PAD]", "<pad>"}),
                   .unk = *unk,
-                  .bos = first_of({"[SOS]", "[BOS]", "<s>"}),
-                  .eos = first_of({"[EOS]", "</s>"})};
+                  .bos = first_id_of({"[SOS]", "[BOS]", "<s>"}),
+                  .eos = first_id_of({"[EOS]", "</s>"})};
 }
 
 WordLevelTokenizer WordLevelTokenizer::train(std::span<const std::string> lines,
@@ -128,93 +66,42 @@ WordLevelTokenizer WordLevelTokenizer::train(std::span<const std::string> lines,
 
 WordLevelTokenizer WordLevelTokenizer::from_json(const nlohmann::json& json, const std::string& origin) {
   return with_context(origin, [&] {
-    const auto& model = member(json, "model", nlohmann::json::value_t::object, "tokenizer");
-    const auto& type = member(model, "type", nlohmann::json::value_t::string, "model");
-    if (type != "WordLevel") fail("model.type is {}, not WordLevel", type.dump());
-    const auto& pre_tokenizer = member(json, "pre_tokenizer", nlohmann::json::value_t::object, "tokenizer");
+    const auto& model = object_member(json, "model", "");
+    const std::string type = string_member(model, "type", "model");
+    if (type != "WordLevel") fail("model.type is \"{}\", not WordLevel", type);
+    const auto& pre_tokenizer = object_member(json, "pre_tokenizer", "");
     if (pre_tokenizer.value("type", "") != "Whitespace")
       fail("pre_tokenizer {} is not supported by WordLevel (only Whitespace)", pre_tokenizer.dump());
     for (const char* part : {"normalizer", "post_processor", "decoder", "truncation", "padding"})
-      expect_null(json, part);
-    std::vector<std::string> vocab = vocab_from_json(model);
-    std::vector<std::string> added = added_tokens_from_json(json, vocab);
-    auto unk = member(model, "unk_token", nlohmann::json::value_t::string, "model").get<std::string>();
-    return WordLevelTokenizer(std::move(vocab), std::move(unk), std::move(added));
+      expect_null_or_absent(json, part, "");
+    std::vector<std::string> vocab = dense_vocab(member(model, "vocab", "model"), "model.vocab");
+    std::vector<std::string> special = special_tokens_from_json(json, vocab, /*reject_normalized=*/false);
+    std::string unk = string_member(model, "unk_token", "model");
+    return WordLevelTokenizer(std::move(vocab), std::move(unk), std::move(special));
   });
 }
 
-std::optional<int32_t> WordLevelTokenizer::token_to_id(std::string_view token) const {
-  auto it = ids_.find(token);
-  if (it == ids_.end()) return std::nullopt;
-  return it->second;
-}
-
-std::optional<std::string> WordLevelTokenizer::id_to_token(int32_t id) const {
-  if (id < 0 || id >= vocab_size()) return std::nullopt;
-  return vocab_[size_t(id)];
-}
-
-bool WordLevelTokenizer::is_special(int32_t id) const {
-  return std::find(special_tokens_.begin(), special_tokens_.end(), id) != special_tokens_.end();
-}
-
-void WordLevelTokenizer::encode_words(std::string_view text, std::vector<int32_t>& ids) const {
+void WordLevelTokenizer::encode_plain(std::string_view text, std::vector<int32_t>& ids) const {
   for (std::string_view word : split_whitespace(text))
     ids.push_back(token_to_id(word).value_or(special_ids_.unk));
 }
 
 std::vector<int32_t> WordLevelTokenizer::encode(std::string_view text) const {
-  if (auto bad = find_invalid_utf8(text)) fail("cannot encode: invalid UTF-8 at byte offset {}", *bad);
   std::vector<int32_t> ids;
-  size_t plain_start = 0;  // start of the text not yet encoded
-  size_t pos = 0;
-  while (pos < text.size()) {
-    // The longest special token that starts here (the leftmost-longest match, as Hugging Face splits).
-    size_t match_length = 0;
-    int32_t match_id = -1;
-    for (int32_t id : special_tokens_) {
-      const std::string& token = vocab_[size_t(id)];
-      if (token.size() > match_length && text.substr(pos).starts_with(token)) {
-        match_length = token.size();
-        match_id = id;
-      }
-    }
-    if (match_length == 0) {
-      ++pos;
-      continue;
-    }
-    encode_words(text.substr(plain_start, pos - plain_start), ids);
-    ids.push_back(match_id);
-    pos += match_length;
-    plain_start = pos;
-  }
-  encode_words(text.substr(plain_start), ids);
+  encode_with_special_tokens(text, ids);
   return ids;
 }
 
 std::string WordLevelTokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
   std::string text;
-  bool first = true;
-  for (int32_t id : ids) {
-    if (id < 0 || id >= vocab_size()) fail("token id {} is outside the vocabulary [0, {})", id, vocab_size());
-    if (skip_special && is_special(id)) continue;
-    if (!first) text += ' ';
-    text += vocab_[size_t(id)];
-    first = false;
+  for (std::string_view token : tokens_to_decode(ids, skip_special)) {
+    if (!text.empty()) text += ' ';
+    text += token;
   }
   return text;
 }
 
 std::string WordLevelTokenizer::to_json() const {
-  OrderedJson added = OrderedJson::array();
-  for (int32_t id : special_tokens_)
-    added.push_back({{"id", id},
-                     {"content", vocab_[size_t(id)]},
-                     {"single_word", false},
-                     {"lstrip", false},
-                     {"rstrip", false},
-                     {"normalized", false},
-                     {"special", true}});
   // Appended to the object's pair vector directly: operator[] searches the ordered object linearly for
   // the key, which made this quadratic in the vocabulary size. Tokens are unique by construction.
   OrderedJson vocab = OrderedJson::object();
@@ -225,7 +112,7 @@ std::string WordLevelTokenizer::to_json() const {
       {"version", "1.0"},
       {"truncation", nullptr},
       {"padding", nullptr},
-      {"added_tokens", std::move(added)},
+      {"added_tokens", special_tokens_json(/*sorted_by_id=*/false)},
       {"normalizer", nullptr},
       {"pre_tokenizer", {{"type", "Whitespace"}}},
       {"post_processor", nullptr},

@@ -12,10 +12,9 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
-#include "tokenize/tokenizer.h"
+#include "tokenize/vocab_tokenizer.h"
 
 namespace tfm::tokenize {
 
@@ -28,7 +27,7 @@ struct WordLevelTrainOptions {
   int64_t vocab_size = 30000;  // the most tokens kept, special tokens included (the trainer's default)
 };
 
-class WordLevelTokenizer final : public Tokenizer {
+class WordLevelTokenizer final : public VocabTokenizer {
  public:
   // vocab[i] is the token with id i. `special_tokens` must be in `vocab`, and so must `unk_token`.
   // Throws tfm::Error for a duplicate token or a missing unk or special token.
@@ -44,26 +43,13 @@ class WordLevelTokenizer final : public Tokenizer {
   std::string_view kind() const override { return "WordLevel"; }
   std::vector<int32_t> encode(std::string_view text) const override;
   std::string decode(std::span<const int32_t> ids, bool skip_special = true) const override;
-  int32_t vocab_size() const override { return int32_t(vocab_.size()); }
-  std::optional<int32_t> token_to_id(std::string_view token) const override;
-  std::optional<std::string> id_to_token(int32_t id) const override;
-  SpecialIds special_ids() const override { return special_ids_; }
   std::string to_json() const override;
 
  private:
-  struct StringHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
+  // The Whitespace pre-tokenizer, then each word whole or the unk token.
+  void encode_plain(std::string_view text, std::vector<int32_t>& ids) const override;
 
-  void encode_words(std::string_view text, std::vector<int32_t>& ids) const;
-  bool is_special(int32_t id) const;
-
-  std::vector<std::string> vocab_;
-  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> ids_;
   std::string unk_token_;
-  std::vector<int32_t> special_tokens_;  // ids, in the order given
-  SpecialIds special_ids_;
 };
 
 }  // namespace tfm::tokenize

@@ -3,7 +3,6 @@
 #include <unicode/utf8.h>
 
 #include <algorithm>
-#include <initializer_list>
 #include <utility>
 
 #include "core/error.h"
@@ -51,18 +50,14 @@ std::string_view trim_end_whitespace(std::string_view s) {
 }  // namespace
 
 WordPieceTokenizer::WordPieceTokenizer(std::vector<std::string> vocab, WordPieceOptions options)
-    : vocab_(std::move(vocab)), options_(std::move(options)) {
-  for (size_t id = 0; id < vocab_.size(); ++id) {
-    if (vocab_[id].empty()) fail("token {} is empty", id);
-    if (find_invalid_utf8(vocab_[id])) fail("token {} is not valid UTF-8", id);
-    auto [it, inserted] = ids_.emplace(vocab_[id], int32_t(id));
-    if (!inserted) fail("token '{}' has two ids, {} and {}", vocab_[id], it->second, id);
-  }
+    : VocabTokenizer(std::move(vocab)), options_(std::move(options)) {
   if (options_.max_input_chars_per_word < 0)
     fail("max_input_chars_per_word is {}, must be >= 0", options_.max_input_chars_per_word);
   unk_id_ = required_id(options_.unk_token, "unk token");
+  std::vector<int32_t> special_ids;
   for (const std::string& token : options_.special_tokens)
-    if (auto id = token_to_id(token); id && !is_special(*id)) special_tokens_.push_back(*id);
+    if (auto id = token_to_id(token)) special_ids.push_back(*id);
+  set_special_tokens(special_ids);
   for (const std::string& token : options_.template_prefix)
     template_prefix_.push_back(required_id(token, "template token"));
   for (const std::string& token : options_.template_suffix)
@@ -71,15 +66,10 @@ WordPieceTokenizer::WordPieceTokenizer(std::vector<std::string> vocab, WordPiece
     if (!is_special(id)) fail("template token '{}' is not a special token", vocab_[size_t(id)]);
   for (int32_t id : template_suffix_)
     if (!is_special(id)) fail("template token '{}' is not a special token", vocab_[size_t(id)]);
-  auto first_of = [&](std::initializer_list<std::string_view> names) {
-    for (std::string_view name : names)
-      if (auto id = token_to_id(name)) return *id;
-    return int32_t(-1);
-  };
-  special_ids_ = {.pad = first_of({"[PAD]", "<pad>"}),
+  special_ids_ = {.pad = first_id_of({"[PAD]", "<pad>"}),
                   .unk = unk_id_,
-                  .bos = first_of({"[CLS]", "<s>"}),
-                  .eos = first_of({"[SEP]", "</s>"})};
+                  .bos = first_id_of({"[CLS]", "<s>"}),
+                  .eos = first_id_of({"[SEP]", "</s>"})};
 }
 
 WordPieceTokenizer WordPieceTokenizer::from_vocab_file(const std::string& path, WordPieceOptions options) {
@@ -110,21 +100,6 @@ int32_t WordPieceTokenizer::required_id(std::string_view token, std::string_view
   return *id;
 }
 
-std::optional<int32_t> WordPieceTokenizer::token_to_id(std::string_view token) const {
-  auto it = ids_.find(token);
-  if (it == ids_.end()) return std::nullopt;
-  return it->second;
-}
-
-std::optional<std::string> WordPieceTokenizer::id_to_token(int32_t id) const {
-  if (id < 0 || id >= vocab_size()) return std::nullopt;
-  return vocab_[size_t(id)];
-}
-
-bool WordPieceTokenizer::is_special(int32_t id) const {
-  return std::find(special_tokens_.begin(), special_tokens_.end(), id) != special_tokens_.end();
-}
-
 void WordPieceTokenizer::encode_word(std::string_view word, std::vector<int32_t>& ids) const {
   if (count_code_points(word) > options_.max_input_chars_per_word) {
     ids.push_back(unk_id_);
@@ -153,37 +128,15 @@ void WordPieceTokenizer::encode_word(std::string_view word, std::vector<int32_t>
   }
 }
 
-void WordPieceTokenizer::encode_plain_text(std::string_view text, std::vector<int32_t>& ids) const {
+void WordPieceTokenizer::encode_plain(std::string_view text, std::vector<int32_t>& ids) const {
   const std::string normalized = bert_normalize(text, options_.normalizer);
   for (std::string_view word : bert_pre_tokenize(normalized)) encode_word(word, ids);
 }
 
 std::vector<int32_t> WordPieceTokenizer::encode(std::string_view text, bool add_special_tokens) const {
-  if (auto bad = find_invalid_utf8(text)) fail("cannot encode: invalid UTF-8 at byte offset {}", *bad);
   std::vector<int32_t> ids;
   if (add_special_tokens) ids = template_prefix_;
-  size_t plain_start = 0;  // start of the text not yet encoded
-  for (size_t pos = 0; pos < text.size();) {
-    // The longest special token that starts here (HF splits on the leftmost, then longest, match).
-    size_t match_length = 0;
-    int32_t match_id = -1;
-    for (int32_t id : special_tokens_) {
-      const std::string& token = vocab_[size_t(id)];
-      if (token.size() > match_length && text.substr(pos).starts_with(token)) {
-        match_length = token.size();
-        match_id = id;
-      }
-    }
-    if (match_length == 0) {
-      ++pos;
-      continue;
-    }
-    encode_plain_text(text.substr(plain_start, pos - plain_start), ids);
-    ids.push_back(match_id);
-    pos += match_length;
-    plain_start = pos;
-  }
-  encode_plain_text(text.substr(plain_start), ids);
+  encode_with_special_tokens(text, ids);
   if (add_special_tokens) ids.insert(ids.end(), template_suffix_.begin(), template_suffix_.end());
   return ids;
 }
@@ -191,10 +144,8 @@ std::vector<int32_t> WordPieceTokenizer::encode(std::string_view text, bool add_
 std::string WordPieceTokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
   std::string text;
   bool first = true;
-  for (int32_t id : ids) {
-    if (id < 0 || id >= vocab_size()) fail("token id {} is outside the vocabulary [0, {})", id, vocab_size());
-    if (skip_special && is_special(id)) continue;
-    std::string piece = vocab_[size_t(id)];
+  for (std::string_view token : tokens_to_decode(ids, skip_special)) {
+    std::string piece(token);
     if (!options_.decoder) {
       if (!first) text += ' ';
       text += piece;

@@ -16,11 +16,10 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "tokenize/bert_normalizer.h"
-#include "tokenize/tokenizer.h"
+#include "tokenize/vocab_tokenizer.h"
 
 namespace tfm::tokenize {
 
@@ -47,7 +46,7 @@ struct WordPieceOptions {
   std::optional<WordPieceDecoderOptions> decoder = WordPieceDecoderOptions{};
 };
 
-class WordPieceTokenizer final : public Tokenizer {
+class WordPieceTokenizer final : public VocabTokenizer {
  public:
   // vocab[i] is the token with id i. Throws tfm::Error for a duplicate or empty token, a token that is not
   // UTF-8, or an unk or template token missing from the vocabulary.
@@ -66,32 +65,19 @@ class WordPieceTokenizer final : public Tokenizer {
   // The WordPiece model alone on one word (already normalized and pre-tokenized); appends to `ids`.
   void encode_word(std::string_view word, std::vector<int32_t>& ids) const;
   std::string decode(std::span<const int32_t> ids, bool skip_special = true) const override;
-  int32_t vocab_size() const override { return int32_t(vocab_.size()); }
-  std::optional<int32_t> token_to_id(std::string_view token) const override;
-  std::optional<std::string> id_to_token(int32_t id) const override;
-  // pad "[PAD]", unk, bos "[CLS]", eos "[SEP]" (-1 where absent).
-  SpecialIds special_ids() const override { return special_ids_; }
+  // special_ids(): pad "[PAD]", unk, bos "[CLS]", eos "[SEP]" (-1 where absent).
   std::string to_json() const override;
 
   const WordPieceOptions& options() const { return options_; }
 
  private:
-  struct StringHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-
   int32_t required_id(std::string_view token, std::string_view role) const;
-  bool is_special(int32_t id) const;
-  void encode_plain_text(std::string_view text, std::vector<int32_t>& ids) const;
+  // The BertNormalizer, the BertPreTokenizer, then encode_word on each word.
+  void encode_plain(std::string_view text, std::vector<int32_t>& ids) const override;
 
-  std::vector<std::string> vocab_;
-  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> ids_;
   WordPieceOptions options_;
   int32_t unk_id_ = -1;
-  std::vector<int32_t> special_tokens_;  // ids, in the order given
   std::vector<int32_t> template_prefix_, template_suffix_;
-  SpecialIds special_ids_;
   // The tokenizer.json post_processor this tokenizer was read from, written back as it was; "" when the
   // template came from WordPieceOptions.
   std::string post_processor_json_;

@@ -1,10 +1,10 @@
 // WordPieceTokenizer <-> the Hugging Face tokenizer.json format (what tokenizers.Tokenizer.from_str reads).
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
 #include <utility>
 
 #include "core/error.h"
+#include "tokenize/json_fields.h"
 #include "tokenize/wordpiece.h"
 
 namespace tfm::tokenize {
@@ -14,70 +14,9 @@ namespace {
 using Json = nlohmann::json;
 using OrderedJson = nlohmann::ordered_json;
 
-const Json& member(const Json& object, const char* key, const char* where) {
-  if (!object.is_object()) fail("{} is not an object", where);
-  auto it = object.find(key);
-  if (it == object.end()) fail("{}.{} is missing", where, key);
-  return *it;
-}
-
-std::string string_member(const Json& object, const char* key, const char* where) {
-  const Json& value = member(object, key, where);
-  if (!value.is_string()) fail("{}.{} is {}, not a string", where, key, value.dump());
-  return value.get<std::string>();
-}
-
-bool bool_member(const Json& object, const char* key, const char* where) {
-  const Json& value = member(object, key, where);
-  if (!value.is_boolean()) fail("{}.{} is {}, not true or false", where, key, value.dump());
-  return value.get<bool>();
-}
-
-int64_t count_member(const Json& object, const char* key, const char* where) {
-  const Json& value = member(object, key, where);
-  if (!value.is_number_unsigned()) fail("{}.{} is {}, not a count", where, key, value.dump());
-  return value.get<int64_t>();
-}
-
 void expect_type(const Json& object, const char* type, const char* where) {
   if (string_member(object, "type", where) != type)
     fail("{} {} is not supported with WordPiece (only {})", where, object.dump(), type);
-}
-
-std::vector<std::string> vocab_from_json(const Json& model) {
-  const Json& vocab_json = member(model, "vocab", "model");
-  if (!vocab_json.is_object()) fail("model.vocab is not an object");
-  std::vector<std::string> vocab(vocab_json.size());
-  std::vector<bool> seen(vocab_json.size(), false);
-  for (const auto& [token, id_json] : vocab_json.items()) {
-    if (!id_json.is_number_integer()) fail("model.vocab['{}'] is not an integer", token);
-    const int64_t id = id_json.get<int64_t>();
-    if (id < 0 || id >= int64_t(vocab.size()))
-      fail("model.vocab['{}'] = {} is outside [0, {})", token, id, vocab.size());
-    if (seen[size_t(id)]) fail("tokens '{}' and '{}' both have id {}", vocab[size_t(id)], token, id);
-    seen[size_t(id)] = true;
-    vocab[size_t(id)] = token;
-  }
-  return vocab;
-}
-
-// The added tokens, which must be special tokens of the vocabulary, matched in the raw text.
-std::vector<std::string> special_tokens_from_json(const Json& json, const std::vector<std::string>& vocab) {
-  std::vector<std::string> tokens;
-  auto it = json.find("added_tokens");
-  if (it == json.end() || it->is_null()) return tokens;
-  if (!it->is_array()) fail("added_tokens is not an array");
-  for (const Json& added : *it) {
-    const std::string token = string_member(added, "content", "added_tokens[]");
-    for (const char* flag : {"single_word", "lstrip", "rstrip", "normalized"})
-      if (added.value(flag, false)) fail("added token '{}': {} is not supported", token, flag);
-    if (!added.value("special", false)) fail("added token '{}' is not special: not supported", token);
-    const int64_t id = added.value("id", int64_t(-1));
-    if (id < 0 || id >= int64_t(vocab.size()) || vocab[size_t(id)] != token)
-      fail("added token '{}' with id {} does not match the vocabulary", token, id);
-    tokens.push_back(token);
-  }
-  return tokens;
 }
 
 BertNormalizerOptions normalizer_from_json(const Json& normalizer) {
@@ -86,7 +25,7 @@ BertNormalizerOptions normalizer_from_json(const Json& normalizer) {
   options.clean_text = bool_member(normalizer, "clean_text", "normalizer");
   options.handle_chinese_chars = bool_member(normalizer, "handle_chinese_chars", "normalizer");
   options.lowercase = bool_member(normalizer, "lowercase", "normalizer");
-  if (auto it = normalizer.find("strip_accents"); it != normalizer.end() && !it->is_null())
+  if (!is_null_or_absent(normalizer, "strip_accents"))
     options.strip_accents = bool_member(normalizer, "strip_accents", "normalizer");
   return options;
 }
@@ -157,12 +96,6 @@ void check_template_ids(const WordPieceTokenizer& tokenizer, const Json& process
   }
 }
 
-void expect_null(const Json& json, const char* key) {
-  auto it = json.find(key);
-  if (it != json.end() && !it->is_null())
-    fail("{} is not supported with WordPiece (found {})", key, it->dump());
-}
-
 OrderedJson special_piece(const std::string& token, int type_id) {
   return {{"SpecialToken", {{"id", token}, {"type_id", type_id}}}};
 }
@@ -198,18 +131,18 @@ OrderedJson template_processing(const WordPieceTokenizer& tokenizer) {
 
 WordPieceTokenizer WordPieceTokenizer::from_json(const nlohmann::json& json, const std::string& origin) {
   return with_context(origin, [&] {
-    const Json& model = member(json, "model", "tokenizer");
+    const Json& model = member(json, "model", "");
     expect_type(model, "WordPiece", "model");
-    for (const char* part : {"truncation", "padding"}) expect_null(json, part);
-    expect_type(member(json, "pre_tokenizer", "tokenizer"), "BertPreTokenizer", "pre_tokenizer");
+    for (const char* part : {"truncation", "padding"}) expect_null_or_absent(json, part, "");
+    expect_type(member(json, "pre_tokenizer", ""), "BertPreTokenizer", "pre_tokenizer");
 
-    std::vector<std::string> vocab = vocab_from_json(model);
+    std::vector<std::string> vocab = dense_vocab(member(model, "vocab", "model"), "model.vocab");
     WordPieceOptions options;
-    options.normalizer = normalizer_from_json(member(json, "normalizer", "tokenizer"));
+    options.normalizer = normalizer_from_json(member(json, "normalizer", ""));
     options.unk_token = string_member(model, "unk_token", "model");
     options.continuing_subword_prefix = string_member(model, "continuing_subword_prefix", "model");
     options.max_input_chars_per_word = count_member(model, "max_input_chars_per_word", "model");
-    options.special_tokens = special_tokens_from_json(json, vocab);
+    options.special_tokens = special_tokens_from_json(json, vocab, /*reject_normalized=*/true);
     options.decoder = decoder_from_json(json.value("decoder", Json()));
     const Json processor = json.value("post_processor", Json());
     if (!processor.is_null()) {
@@ -232,17 +165,6 @@ WordPieceTokenizer WordPieceTokenizer::from_json(const nlohmann::json& json, con
 }
 
 std::string WordPieceTokenizer::to_json() const {
-  std::vector<int32_t> special_ids = special_tokens_;
-  std::sort(special_ids.begin(), special_ids.end());
-  OrderedJson added = OrderedJson::array();
-  for (int32_t id : special_ids)
-    added.push_back({{"id", id},
-                     {"content", vocab_[size_t(id)]},
-                     {"single_word", false},
-                     {"lstrip", false},
-                     {"rstrip", false},
-                     {"normalized", false},
-                     {"special", true}});
   const BertNormalizerOptions& norm = options_.normalizer;
   OrderedJson normalizer = {{"type", "BertNormalizer"},
                             {"clean_text", norm.clean_text},
@@ -265,7 +187,7 @@ std::string WordPieceTokenizer::to_json() const {
   OrderedJson json = {{"version", "1.0"},
                       {"truncation", nullptr},
                       {"padding", nullptr},
-                      {"added_tokens", std::move(added)},
+                      {"added_tokens", special_tokens_json(/*sorted_by_id=*/true)},
                       {"normalizer", std::move(normalizer)},
                       {"pre_tokenizer", {{"type", "BertPreTokenizer"}}},
                       {"post_processor", std::move(post_processor)},

@@ -3,15 +3,15 @@
 // and bad input fails with a message naming the file and line and leaves no partial file behind;
 // `tfm bleu` prints what sacreBLEU printed for the shipped translations.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <zlib.h>
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "cli_runner.h"
+#include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "test_support.h"
 
@@ -19,35 +19,12 @@ namespace tfm {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct CliResult {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
+using test::CliResult;
+using test::run_cli;
 
 void write(const std::string& path, const std::string& text) {
   std::ofstream f(path);
   f << text;
-}
-
-// Runs the tfm binary with `args` (a shell-quoted string), feeding `input` on stdin.
-CliResult run_cli(const std::string& args, const std::string& input = "") {
-  std::string dir = test::temp_dir("cli");
-  write(dir + "/in", input);
-  std::string cmd = std::string(TFM_CLI) + " " + args + " <" + dir + "/in >" + dir + "/out 2>" + dir + "/err";
-  int status = std::system(cmd.c_str());
-  CliResult r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(dir + "/out");
-  r.err = slurp(dir + "/err");
-  return r;
 }
 
 // The first `n` lines of the shared training corpus, and a validation file.
@@ -190,7 +167,7 @@ TEST(Cli, NoTemporaryFilesLeftBehind) {
 
 // The sacreBLEU results stored beside the shipped translations (models/mt-en-es/scores.json).
 nlohmann::json shipped_scores() {
-  return nlohmann::json::parse(slurp(test::shared_dir() + "/models/mt-en-es/scores.json"));
+  return nlohmann::json::parse(io::read_file(test::shared_dir() + "/models/mt-en-es/scores.json"));
 }
 
 TEST(Cli, BleuPrintsSacreBleuLines) {
@@ -209,7 +186,7 @@ TEST(Cli, BleuPrintsSacreBleuLines) {
 
 TEST(Cli, BleuJsonFromGzipReference) {
   const std::string dir = test::temp_dir("bleu-gz");
-  const std::string tsv = slurp(test::shared_dir() + "/data/bible-en-es/test.tsv");
+  const std::string tsv = io::read_file(test::shared_dir() + "/data/bible-en-es/test.tsv");
   gzFile gz = gzopen((dir + "/test.tsv.gz").c_str(), "wb");
   ASSERT_NE(gz, nullptr);
   ASSERT_EQ(gzwrite(gz, tsv.data(), unsigned(tsv.size())), int(tsv.size()));

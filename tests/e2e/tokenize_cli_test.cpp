@@ -2,40 +2,22 @@
 // them, training on the bpe600 fixture's corpus writes Hugging Face's tokenizer.json, and bad input fails
 // with a message naming the line.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "cli_runner.h"
+#include "io/atomic_file.h"
 #include "test_support.h"
 #include "tokenize/tokenizer.h"
 
 namespace tfm {
 namespace {
 
-struct CliResult {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-// Runs the tfm binary with `args` (a shell-quoted string), feeding `input` on stdin.
-CliResult run_cli(const std::string& args, const std::string& input = "") {
-  const std::string dir = test::temp_dir("tokenize_cli");
-  std::ofstream(dir + "/in") << input;
-  const std::string cmd =
-      std::string(TFM_CLI) + " " + args + " <" + dir + "/in >" + dir + "/out 2>" + dir + "/err";
-  const int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir + "/out"), slurp(dir + "/err")};
-}
+using test::CliResult;
+using test::run_cli;
 
 std::string mt_en_es() { return test::shared_dir() + "/models/mt-en-es"; }
 
@@ -91,8 +73,9 @@ TEST(TokenizeCli, TrainTokenizerWritesHuggingFacesBpe600) {
   const CliResult r = run_cli("train-tokenizer --input " + dir + "/head.tsv --column 1 --vocab-size 600 " +
                               "--min-frequency 2 --special '<pad>' --out " + dir + "/tokenizer.json");
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(nlohmann::json::parse(slurp(dir + "/tokenizer.json")),
-            nlohmann::json::parse(slurp(test::shared_dir() + "/fixtures/tokenizers/bpe600.tokenizer.json")));
+  EXPECT_EQ(nlohmann::json::parse(io::read_file(dir + "/tokenizer.json")),
+            nlohmann::json::parse(
+                io::read_file(test::shared_dir() + "/fixtures/tokenizers/bpe600.tokenizer.json")));
   const CliResult encoded = run_cli("tokenize --tokenizer " + dir, "Hello world\n");
   EXPECT_EQ(encoded.out, "360 278 79 263 290 317\n");  // bpe600_cases.json, first case
 

@@ -1,13 +1,12 @@
 // Which tokenizer `tfm train` uses: byte-level BPE by default (trained on the corpus at the first run and
 // cached in the run folder), the seed's word-level one on request, or a ready-made tokenizer file.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
+#include "cli_runner.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint.h"
 #include "test_support.h"
@@ -17,17 +16,8 @@ namespace tfm {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct CliResult {
-  int code;
-  std::string err;
-};
-
-CliResult run_cli(const std::string& args) {
-  const std::string err_path = test::temp_dir("tokchoice-err") + "/stderr";
-  const int status = std::system((std::string(TFM_CLI) + " " + args + " >/dev/null 2>" + err_path).c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, io::read_file(err_path)};
-}
+using test::CliResult;
+using test::run_cli;
 
 // The first n pairs of the shipped training corpus, and a tiny model's config that trains on them.
 std::string write_config(const std::string& dir, const std::string& data_keys) {

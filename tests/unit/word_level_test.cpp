@@ -133,9 +133,9 @@ TEST(WordLevel, LoadErrorsNameTheOrigin) {
   };
   EXPECT_EQ(
       load_error(with_model(R"({"type": "WordLevel", "vocab": {"a": 0, "[UNK]": 0}, "unk_token": "[UNK]"})")),
-      "tok.json: tokens '[UNK]' and 'a' both have id 0");
+      "tok.json: model.vocab: tokens '[UNK]' and 'a' both have id 0");
   EXPECT_EQ(load_error(with_model(R"({"type": "WordLevel", "vocab": {"a": 0, "b": 5}, "unk_token": "a"})")),
-            "tok.json: model.vocab['b'] = 5 is outside [0, 2)");
+            "tok.json: model.vocab['b'] = 5 is outside [0, 2) (ids must be 0, 1, ... with no gap)");
   EXPECT_EQ(load_error(with_model(R"({"type": "WordLevel", "vocab": {"a": 0}})")),
             "tok.json: model.unk_token is missing");
   EXPECT_EQ(load_error(with_model(R"({"type": "WordLevel", "vocab": {"a": 0}, "unk_token": "[UNK]"})")),
