@@ -48,8 +48,8 @@ class Tokenizer {
 };
 
 // Builds the tokenizer that a tokenizer.json text describes. `origin` (a path, usually) names it in errors.
-// Understands model.type "WordLevel", "BPE" and "WordPiece", and tfm's SentencePiece wrapper (sentencepiece.h);
-// throws tfm::Error naming `origin` for anything else.
+// Understands model.type "WordLevel", "BPE" and "WordPiece", and tfm's SentencePiece wrapper
+// (sentencepiece.h); throws tfm::Error naming `origin` for anything else.
 std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& json_text, const std::string& origin);
 
 // The tokenizer stored at `path`: a tokenizer.json file (or tfm's SentencePiece wrapper), a directory
