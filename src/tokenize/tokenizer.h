@@ -46,7 +46,11 @@ class Tokenizer {
 };
 
 // Builds the tokenizer that a tokenizer.json text describes. `origin` (a path, usually) names it in errors.
-// Understands model.type "WordLevel"; throws tfm::Error naming `origin` for anything else.
+// Understands model.type "WordLevel" and "BPE"; throws tfm::Error naming `origin` for anything else.
 std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& json_text, const std::string& origin);
+
+// The tokenizer stored at `path`: a tokenizer.json file, a directory holding one, or GPT-2's
+// encoder.json / vocab.json beside its vocab.bpe / merges.txt. Throws tfm::Error naming `path` otherwise.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
 }  // namespace tfm::tokenize
