@@ -237,7 +237,10 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
     size_t data_size = m.size - kLengthBytes - header_size;
 
     std::vector<TensorInfo> infos;
-    for (const auto& [name, entry] : header.items()) {
+    for (const auto& item : header.items()) {
+      // Named references, not a structured binding: clang before 16 cannot capture bindings in lambdas.
+      const std::string& name = item.key();
+      const Json& entry = item.value();
       if (name == kMetadataKey) {
         f.metadata_ = parse_metadata(entry);
         continue;

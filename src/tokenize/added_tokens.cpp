@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <limits>
 
 #include "core/error.h"
 
@@ -66,8 +67,11 @@ std::vector<AddedToken> added_tokens_from_json(const nlohmann::json& tokenizer_j
       if (!entry.contains("content") || !entry["content"].is_string())
         fail("content is missing or not a string");
       if (!entry.contains("id") || !entry["id"].is_number_integer()) fail("id is missing or not an integer");
+      const int64_t id = entry["id"].get<int64_t>();  // checked before narrowing: 2^32 would become 0
+      if (id < 0 || id > std::numeric_limits<int32_t>::max())
+        fail("id {} is not a token id", entry["id"].dump());
       AddedToken token{.content = entry["content"].get<std::string>(),
-                       .id = entry["id"].get<int32_t>(),
+                       .id = int32_t(id),
                        .special = entry.value("special", false),
                        .normalized = entry.value("normalized", true)};
       for (const char* flag : {"single_word", "lstrip", "rstrip"})

@@ -1,6 +1,7 @@
 // BpeTokenizer <-> Hugging Face tokenizer.json, and GPT-2's encoder.json + vocab.bpe.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <sstream>
 
 #include "core/error.h"
@@ -107,7 +108,11 @@ BpeTokenizer BpeTokenizer::from_json(const nlohmann::json& json, const std::stri
     if (post_processor == "ByteLevel") {  // changes only offsets, not ids
       options.byte_level_post_processor = byte_level_from_json(json["post_processor"], "post_processor");
     } else if (post_processor == "TemplateProcessing") {
-      const int32_t vocab_size = int32_t(vocab.size() + options.added_tokens.size());
+      // Only the added tokens with ids past the model's vocabulary extend it; the others are its tokens.
+      const auto extra =
+          std::count_if(options.added_tokens.begin(), options.added_tokens.end(),
+                        [&](const AddedToken& token) { return token.id >= int64_t(vocab.size()); });
+      const int32_t vocab_size = int32_t(vocab.size() + size_t(extra));
       options.post_processor = TemplateProcessing::from_json(json["post_processor"], vocab_size);
     } else if (!post_processor.empty()) {
       fail("post_processor {} is not supported (supported: TemplateProcessing, ByteLevel)", post_processor);

@@ -241,6 +241,9 @@ template <class... Fs>
 struct Overloaded : Fs... {
   using Fs::operator()...;
 };
+// Implicit in C++20 (aggregate deduction), but clang before 17 needs it spelled out.
+template <class... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;
 
 // Only read: the key table's bindings need a non-const config.
 TrainConfig& defaults() {
