@@ -156,6 +156,13 @@ const std::vector<KeySpec>& key_table() {
        {},
        "Minimum count in the training corpus: rarer words become the unknown token (word), rarer pairs are "
        "never merged (bpe)."},
+      {TFM_KEY(data, invalid_utf8),
+       {},
+       {{"error", "Stop with an error naming the file, the line and the byte offset."},
+        {"replace",
+         "Replace each ill-formed sequence with U+FFFD (as Python's errors=\"replace\"), counted."},
+        {"skip", "Skip the line, counted."}},
+       "What to do with a corpus line that is not valid UTF-8."},
       {TFM_KEY(data, max_tokens), at_least(1), {}, "Token budget per batch: batch size x padded length."},
       {TFM_KEY(data, valid_samples),
        at_least(0),
@@ -626,6 +633,14 @@ std::string config_reference_markdown() {
       "allowed set or range are errors that name the file, line, column and key.\n";
   for (const SectionSpec& s : kSections) append_section_markdown(out, s);
   return out;
+}
+
+data::CorpusOptions corpus_options(const DataSection& data) {
+  data::CorpusOptions options;
+  options.utf8 = data.invalid_utf8 == "replace" ? data::Utf8Policy::Replace
+                 : data.invalid_utf8 == "skip"  ? data::Utf8Policy::Skip
+                                                : data::Utf8Policy::Error;
+  return options;
 }
 
 }  // namespace tfm::train

@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "data/parallel_corpus.h"
+
 namespace tfm::train {
 
 struct ModelSection {
@@ -41,6 +43,7 @@ struct DataSection {
   std::string tokenizer_file;
   int64_t vocab_size = 8000;
   int64_t min_freq = 2;
+  std::string invalid_utf8 = "error";
   int64_t max_tokens = 4096;
   int64_t valid_samples = 4;
   int64_t valid_max_pairs = 0;
@@ -90,5 +93,8 @@ TrainConfig from_json(const nlohmann::json& json, const std::string& origin = "c
 
 // The reference documentation of every key (docs/config.md is this text).
 std::string config_reference_markdown();
+
+// How the corpora are read: tab-separated pairs, with the data.invalid_utf8 policy.
+data::CorpusOptions corpus_options(const DataSection& data);
 
 }  // namespace tfm::train

@@ -29,13 +29,14 @@ nlohmann::json bpe_source_record(const TrainConfig& cfg) {
   return {{"corpus", {{"path", corpus.path}, {"size", corpus.size}, {"mtime_ns", corpus.mtime_ns}}},
           {"vocab_size", cfg.data.vocab_size},
           {"min_frequency", cfg.data.min_freq},
+          {"invalid_utf8", cfg.data.invalid_utf8},
           {"special_tokens", kBpeSpecialTokens}};
 }
 
 // Both sides of every training pair, source then target: one vocabulary for the two languages.
-std::vector<std::string> both_sides(const std::string& corpus) {
+std::vector<std::string> both_sides(const std::string& corpus, const data::CorpusOptions& options) {
   std::vector<std::string> lines;
-  data::CorpusReader reader(corpus, {});
+  data::CorpusReader reader(corpus, options);
   data::SentencePair pair;
   while (reader.next(pair)) {
     lines.push_back(std::move(pair.src));
@@ -61,8 +62,8 @@ std::shared_ptr<const tokenize::Tokenizer> cached_or_trained_bpe(
   options.vocab_size = cfg.data.vocab_size;
   options.min_frequency = cfg.data.min_freq;
   options.special_tokens.assign(std::begin(kBpeSpecialTokens), std::end(kBpeSpecialTokens));
-  auto bpe =
-      std::make_shared<tokenize::BpeTokenizer>(tokenize::train_bpe(both_sides(cfg.data.train), options));
+  auto bpe = std::make_shared<tokenize::BpeTokenizer>(
+      tokenize::train_bpe(both_sides(cfg.data.train, corpus_options(cfg.data)), options));
   fs::create_directories(run_dir);
   io::write_file_atomic(json_path, bpe->to_json());
   io::write_file_atomic(record_path, record.dump(2) + "\n");
@@ -92,7 +93,8 @@ RunTokenizers prepare_tokenizers(const TrainConfig& cfg, const std::string& run_
     return {shared, shared};
   }
   if (cfg.data.tokenizer != "word") fail("data.tokenizer: unknown tokenizer '{}'", cfg.data.tokenizer);
-  const std::vector<data::SentencePair> pairs = data::read_parallel_tsv(cfg.data.train);
+  const std::vector<data::SentencePair> pairs =
+      data::read_parallel_tsv(cfg.data.train, nullptr, corpus_options(cfg.data).utf8);
   std::vector<std::string> src, tgt;
   src.reserve(pairs.size());
   tgt.reserve(pairs.size());

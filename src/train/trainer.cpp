@@ -91,12 +91,13 @@ std::string seconds_since(std::chrono::steady_clock::time_point start) {
 
 // The corpus's token file in the run folder: reused while the corpus and the tokenizers are those it was
 // built from (e.g. on resume), rebuilt otherwise.
-data::TokenFile tokenized_corpus(const std::string& corpus, const std::string& cache,
-                                 const tokenize::Tokenizer& src, const tokenize::Tokenizer& tgt,
+data::TokenFile tokenized_corpus(const std::string& corpus, const data::CorpusOptions& options,
+                                 const std::string& cache, const tokenize::Tokenizer& src,
+                                 const tokenize::Tokenizer& tgt,
                                  const std::function<void(const std::string&)>& say) {
   const auto start = std::chrono::steady_clock::now();
   data::CacheOutcome outcome;
-  data::TokenFile file = data::TokenFile::open_or_build(cache, {corpus, {}, {&src, &tgt}}, &outcome);
+  data::TokenFile file = data::TokenFile::open_or_build(cache, {corpus, options, {&src, &tgt}}, &outcome);
   if (outcome.built)
     say(fmt::format("data: tokenized {} into {} in {} ({})", corpus, cache, seconds_since(start),
                     outcome.reason));
@@ -110,8 +111,8 @@ ValidationSet load_validation(const TrainConfig& cfg, const std::string& run_dir
                               const data::FrameIds& ids, const std::function<void(const std::string&)>& say) {
   ValidationSet v;
   if (cfg.data.valid.empty()) return v;
-  const data::TokenFile tokens =
-      tokenized_corpus(cfg.data.valid, (fs::path(run_dir) / "valid.tokens").string(), src, tgt, say);
+  const data::TokenFile tokens = tokenized_corpus(
+      cfg.data.valid, corpus_options(cfg.data), (fs::path(run_dir) / "valid.tokens").string(), src, tgt, say);
   const std::shared_ptr<const data::PairSource> pairs = tokens.pairs();
   int64_t used = tokens.records();
   if (cfg.data.valid_max_pairs > 0) used = std::min(used, cfg.data.valid_max_pairs);
@@ -130,7 +131,7 @@ ValidationSet load_validation(const TrainConfig& cfg, const std::string& run_dir
     longest = std::max(longest, len);
   }
   if (!chunk.empty()) v.batches.push_back(data::make_batch(*pairs, chunk, ids));
-  data::CorpusReader reader(cfg.data.valid, {});
+  data::CorpusReader reader(cfg.data.valid, corpus_options(cfg.data));
   data::SentencePair pair;
   while (int64_t(v.samples.size()) < cfg.data.valid_samples && reader.next(pair)) v.samples.push_back(pair);
   return v;
@@ -195,8 +196,9 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
   ModelConfig mc = model_config_for(cfg, *src_tok, *tgt_tok);
   data::FrameIds ids{int32_t(mc.pad_id), int32_t(mc.bos_id), int32_t(mc.eos_id)};
   fs::create_directories(run_dir);
-  const data::TokenFile train_tokens = tokenized_corpus(
-      cfg.data.train, (fs::path(run_dir) / "train.tokens").string(), *src_tok, *tgt_tok, say);
+  const data::TokenFile train_tokens =
+      tokenized_corpus(cfg.data.train, corpus_options(cfg.data),
+                       (fs::path(run_dir) / "train.tokens").string(), *src_tok, *tgt_tok, say);
   const data::CorpusStats& corpus_stats = train_tokens.info().stats;
   say(fmt::format("data: {} pairs from {} ({} lines skipped); vocab {} source, {} target",
                   corpus_stats.records, cfg.data.train, corpus_stats.skipped(), mc.src_vocab, mc.tgt_vocab));

@@ -1,5 +1,6 @@
 // Which tokenizer `tfm train` uses: byte-level BPE by default (trained on the corpus at the first run and
-// cached in the run folder), the seed's word-level one on request, or a ready-made tokenizer file.
+// cached in the run folder), the seed's word-level one on request, or a ready-made tokenizer file; and how
+// it reads a corpus line that is not UTF-8.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -97,6 +98,27 @@ TEST(TrainTokenizer, ReadyMadeTokenizerFile) {
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.err.find(bpe600 + ": training needs padding, start and end tokens"), std::string::npos)
       << bad.err;
+}
+
+// data.invalid_utf8: an ill-formed line stops training with its place named, or is skipped and counted.
+TEST(TrainTokenizer, InvalidUtf8LineIsAnErrorOrSkipped) {
+  const std::string dir = test::temp_dir("bad-utf8");
+  auto config_with_bad_line = [&](const std::string& data_keys) {
+    const std::string config = write_config(dir, data_keys);
+    std::ofstream(dir + "/train.tsv", std::ios::app) << "bad \xff byte\tmalo\n";  // line 201
+    return config;
+  };
+  CliResult strict = run_cli("train --config " + config_with_bad_line("") + " --max-steps 1");
+  EXPECT_NE(strict.code, 0);
+  EXPECT_NE(strict.err.find(dir + "/train.tsv:201: invalid UTF-8 at byte offset 4"), std::string::npos)
+      << strict.err;
+
+  CliResult skipped =
+      run_cli("train --config " + config_with_bad_line("invalid_utf8 = \"skip\"\n") + " --max-steps 1");
+  ASSERT_EQ(skipped.code, 0) << skipped.err;
+  EXPECT_NE(skipped.err.find("data: 200 pairs from " + dir + "/train.tsv (1 lines skipped)"),
+            std::string::npos)
+      << skipped.err;
 }
 
 }  // namespace

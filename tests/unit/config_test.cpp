@@ -183,7 +183,7 @@ TEST(Config, JsonRoundTrip) {
   c.train.out_dir = "runs/x";
   const nlohmann::json j = to_json(c);
   EXPECT_EQ(j["model"].size(), 14u);
-  EXPECT_EQ(j["data"].size(), 9u);
+  EXPECT_EQ(j["data"].size(), 10u);
   EXPECT_EQ(j["train"].size(), 17u);
   EXPECT_EQ(j["train"]["lr"], 3e-4);
   EXPECT_EQ(from_json(j), c);
