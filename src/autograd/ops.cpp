@@ -1,7 +1,7 @@
 #include "autograd/ops.h"
 
+#include "autograd/op_util.h"
 #include "core/error.h"
-#include "kernels/cpu/attention.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/gemm.h"
@@ -11,35 +11,11 @@ namespace tfm::ag {
 
 namespace k = tfm::kernels;
 
-namespace {
-
-const Tensor& contiguous_input(const Var& v, const char* op) {
-  TFM_CHECK(v.defined(), "{}: undefined input", op);
-  const Tensor& t = v.value();
-  TFM_CHECK(t.is_contiguous(), "{} needs a contiguous input, got {}", op, t.str());
-  TFM_CHECK(t.dtype() == DType::F32, "{} needs float32, got {}", op, t.str());
-  return t;
-}
-
-// The gradient buffer of input `slot` of node n, or nullptr when it needs none.
-float* grad_ptr(Tape& t, const Node& n, int slot) {
-  int32_t id = n.in[slot];
-  return t.requires_grad(id) ? t.grad(id).f32() : nullptr;
-}
-
-const float* out_grad(Tape& t, const Node& n) { return t.grad(n.out).f32(); }
-
-Shape with_last(const Shape& s, int64_t last) {
-  Shape r = s;
-  r[r.size() - 1] = last;
-  return r;
-}
-
-void check_same_shape(const Tensor& a, const Tensor& b, const char* op) {
-  TFM_CHECK(a.shape() == b.shape(), "{}: shapes {} and {} differ", op, a.shape().str(), b.shape().str());
-}
-
-}  // namespace
+using detail::check_same_shape;
+using detail::contiguous_input;
+using detail::grad_ptr;
+using detail::out_grad;
+using detail::with_last;
 
 // ---- linear: y = x W^T + b;  dx = dy W,  dW += dy^T x,  db += sum_rows dy
 Var linear(Var x, Var w, Var b) {
@@ -108,6 +84,19 @@ Var add(Var a, Var b) {
                      if (float* db = grad_ptr(t, n, 1)) k::accumulate(db, dy, size);
                    },
                    {a, b});
+  return r;
+}
+
+// ---- reshape: a view of the same storage; the gradient is the output's, viewed back
+Var reshape(Var x, const Shape& shape) {
+  const Tensor& xv = contiguous_input(x, "reshape");
+  Var r;
+  x.tape()->record(r, xv.view(shape), "reshape",
+                   [](Tape& t, const Node& n) {
+                     if (float* dx = grad_ptr(t, n, 0))
+                       k::accumulate(dx, out_grad(t, n), t.value(n.out).numel());
+                   },
+                   {x});
   return r;
 }
 
@@ -256,78 +245,6 @@ Var sum(Var x) {
                      for (int64_t i = 0, e = t.value(n.in[0]).numel(); i < e; ++i) dx[i] += g;
                    },
                    {x});
-  return r;
-}
-
-// ---- attention
-namespace {
-k::AttentionDims attention_dims(const Tensor& q, const Tensor& kk, int heads) {
-  k::AttentionDims d;
-  d.batch = q.size(0);
-  d.q_len = q.size(1);
-  d.k_len = kk.size(1);
-  d.heads = heads;
-  d.head_dim = q.size(2) / heads;
-  d.q_stride = d.k_stride = d.v_stride = q.size(2);
-  return d;
-}
-}  // namespace
-
-Var attention(Var q, Var kv, Var v, const AttentionOptions& o, bool training) {
-  const Tensor& qv = contiguous_input(q, "attention");
-  const Tensor& kt = contiguous_input(kv, "attention");
-  const Tensor& vt = contiguous_input(v, "attention");
-  TFM_CHECK(qv.dim() == 3 && kt.dim() == 3 && qv.size(2) % o.heads == 0 && kt.shape() == vt.shape() &&
-                kt.size(2) == qv.size(2) && kt.size(0) == qv.size(0),
-            "attention: q {} k {} v {} heads {}", qv.shape().str(), kt.shape().str(), vt.shape().str(),
-            o.heads);
-  k::AttentionDims d = attention_dims(qv, kt, o.heads);
-  k::AttentionMask mask;
-  if (o.key_valid.defined()) {
-    TFM_CHECK(o.key_valid.dtype() == DType::U8 && o.key_valid.numel() == d.batch * d.k_len,
-              "attention key mask {} for batch {} keys {}", o.key_valid.str(), d.batch, d.k_len);
-    mask.key_valid = o.key_valid.data<uint8_t>();
-  }
-  mask.causal = o.causal;
-  k::DropoutSpec drop;
-  if (training && o.dropout > 0) {
-    TFM_CHECK(o.rng, "attention dropout needs an rng");
-    drop.p = o.dropout;
-    drop.seed = o.rng->seed();
-    drop.offset = o.rng->take(uint64_t(d.batch * d.heads * d.q_len * d.k_len));
-  }
-  Tape& tape = *q.tape();
-  bool need_probs = tape.grad_enabled() || o.keep_probs;
-  Tensor probs = need_probs ? Tensor::empty({d.batch, d.heads, d.q_len, d.k_len}) : Tensor();
-  Tensor y = Tensor::empty(qv.shape());
-  k::attention_forward(d, mask, o.scale, drop, qv.f32(), kt.f32(), vt.f32(), y.f32(),
-                       need_probs ? probs.f32() : nullptr);
-  if (o.keep_probs) *o.keep_probs = probs;
-  Var r;
-  if (Node* n = tape.record(r, y, "attention",
-                            [](Tape& t, const Node& n) {
-                              const Tensor& qv = t.value(n.in[0]);
-                              const Tensor& kt = t.value(n.in[1]);
-                              const Tensor& vt = t.value(n.in[2]);
-                              k::AttentionDims d = attention_dims(qv, kt, int(n.i[0]));
-                              k::AttentionMask mask;
-                              mask.key_valid = n.saved[1].defined() ? n.saved[1].data<uint8_t>() : nullptr;
-                              mask.causal = n.i[1] != 0;
-                              k::DropoutSpec drop{n.f[1], uint64_t(n.i[2]), uint64_t(n.i[3])};
-                              k::attention_backward(d, mask, n.f[0], drop, qv.f32(), kt.f32(), vt.f32(),
-                                                    n.saved[0].f32(), out_grad(t, n), grad_ptr(t, n, 0),
-                                                    grad_ptr(t, n, 1), grad_ptr(t, n, 2));
-                            },
-                            {q, kv, v})) {
-    n->saved[0] = probs;
-    n->saved[1] = o.key_valid;
-    n->f[0] = o.scale;
-    n->f[1] = drop.p;
-    n->i[0] = o.heads;
-    n->i[1] = o.causal;
-    n->i[2] = int64_t(drop.seed);
-    n->i[3] = int64_t(drop.offset);
-  }
   return r;
 }
 

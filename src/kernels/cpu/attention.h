@@ -1,9 +1,15 @@
 // Scaled dot-product attention over heads, on [batch, time, heads * head_dim] buffers (the layout
 // the Q/K/V projections produce, so no transposes are needed):
-//   S = scale * Q_h K_h^T,  S[i, j] = -1e9 where masked (as the seed's masked_fill(mask == 0, -1e9)),
-//   P = softmax_rows(S),  P' = dropout(P),  O_h = P' V_h.
-// Keys are masked when key_valid[b, j] == 0 or, if causal, when j > i + causal_offset (query i sits at
-// position i + causal_offset of the key sequence; 0 for training, past length for cached decoding).
+//   S = scale * Q_h K_g^T + B_h,  S[i, j] = -1e9 where masked (as the seed's masked_fill(mask == 0, -1e9)),
+//   P = softmax_rows(S),  P' = dropout(P),  O_h = P' V_g.
+// Grouped-query attention: K and V may carry fewer heads (kv_heads, dividing heads); query head h reads
+// K/V head g = h / (heads / kv_heads), as HF's repeat_kv (Llama, Mistral, Mixtral).
+// Query i sits at position i + query_offset of the key sequence (0 for training, the cached length when
+// decoding). Key j is masked when key_valid[b, j] == 0, or if causal when j > i + query_offset, or with
+// a sliding window w > 0 when (i + query_offset) - j >= w (HF masking_utils sliding_window_overlay keeps
+// kv_idx > q_idx - w: each query sees itself and the w - 1 keys before it).
+// The additive bias B (before masking) is the sum of a given score bias (T5's relative positions) and
+// ALiBi's slope_h * key_position[b, j] (BLOOM).
 #pragma once
 
 #include <cstdint>
@@ -12,6 +18,7 @@ namespace tfm::kernels {
 
 struct AttentionDims {
   int64_t batch = 0, q_len = 0, k_len = 0, heads = 0, head_dim = 0;
+  int64_t kv_heads = 0;  // heads in k and v; 0 means heads
   int64_t q_stride = 0;  // elements between consecutive time steps in q and out (and dq)
   int64_t k_stride = 0;  // ... in k (and dk)
   int64_t v_stride = 0;  // ... in v (and dv)
@@ -22,7 +29,15 @@ struct AttentionDims {
 struct AttentionMask {
   const uint8_t* key_valid = nullptr;  // [batch, k_len], nullptr: all valid
   bool causal = false;
-  int64_t causal_offset = 0;
+  int64_t query_offset = 0;
+  int64_t window = 0;  // 0: no sliding window
+};
+
+struct AttentionBias {
+  const float* scores = nullptr;  // [heads, q_len, k_len], or [batch, heads, q_len, k_len] if per_batch
+  bool per_batch = false;
+  const float* alibi_slopes = nullptr;   // [heads]; with key_positions
+  const float* key_positions = nullptr;  // [batch, k_len]
 };
 
 struct DropoutSpec {
@@ -32,15 +47,17 @@ struct DropoutSpec {
 };
 
 // probs (optional, [batch, heads, q_len, k_len]) receives P (before dropout), for backward or display.
-void attention_forward(const AttentionDims& d, const AttentionMask& mask, float scale,
-                       const DropoutSpec& drop, const float* q, const float* k, const float* v, float* out,
-                       float* probs);
+void attention_forward(const AttentionDims& d, const AttentionMask& mask, const AttentionBias& bias,
+                       float scale, const DropoutSpec& drop, const float* q, const float* k, const float* v,
+                       float* out, float* probs);
 
-// Accumulates into dq, dk, dv (each may be null). Needs the P saved by the forward pass.
+// Accumulates into dq, dk, dv (each may be null). Needs the P saved by the forward pass. dscores (optional,
+// [batch, heads, q_len, k_len]) receives (is overwritten with) d loss / d S, the gradient of the bias.
 // Masked scores are constants (as after masked_fill), so they get no gradient even in a row where
 // every key is masked.
 void attention_backward(const AttentionDims& d, const AttentionMask& mask, float scale,
                         const DropoutSpec& drop, const float* q, const float* k, const float* v,
-                        const float* probs, const float* dout, float* dq, float* dk, float* dv);
+                        const float* probs, const float* dout, float* dq, float* dk, float* dv,
+                        float* dscores);
 
 }  // namespace tfm::kernels

@@ -1,0 +1,45 @@
+// Helpers shared by the files that implement the ops of autograd/ops.h (not part of the public API).
+#pragma once
+
+#include "autograd/tape.h"
+#include "core/error.h"
+
+namespace tfm::ag::detail {
+
+// The value of v, checked to be defined, contiguous and float32.
+inline const Tensor& contiguous_input(const Var& v, const char* op) {
+  TFM_CHECK(v.defined(), "{}: undefined input", op);
+  const Tensor& t = v.value();
+  TFM_CHECK(t.is_contiguous(), "{} needs a contiguous input, got {}", op, t.str());
+  TFM_CHECK(t.dtype() == DType::F32, "{} needs float32, got {}", op, t.str());
+  return t;
+}
+
+// The gradient buffer of input `slot` of node n, or nullptr when it needs none.
+inline float* grad_ptr(Tape& t, const Node& n, int slot) {
+  int32_t id = n.in[slot];
+  return t.requires_grad(id) ? t.grad(id).f32() : nullptr;
+}
+
+inline const float* out_grad(Tape& t, const Node& n) { return t.grad(n.out).f32(); }
+
+inline Shape with_last(const Shape& s, int64_t last) {
+  Shape r = s;
+  r[r.size() - 1] = last;
+  return r;
+}
+
+inline void check_same_shape(const Tensor& a, const Tensor& b, const char* op) {
+  TFM_CHECK(a.shape() == b.shape(), "{}: shapes {} and {} differ", op, a.shape().str(), b.shape().str());
+}
+
+// An index tensor: contiguous int64 with values in [0, limit); names the first bad entry.
+inline void check_indices(const Tensor& index, int64_t limit, const char* op) {
+  TFM_CHECK(index.defined() && index.dtype() == DType::I64 && index.is_contiguous(),
+            "{}: index must be contiguous int64, got {}", op, index.defined() ? index.str() : "undefined");
+  const int64_t* p = index.data<int64_t>();
+  for (int64_t i = 0; i < index.numel(); ++i)
+    if (p[i] < 0 || p[i] >= limit) fail("{}: index {} at position {} is outside [0, {})", op, p[i], i, limit);
+}
+
+}  // namespace tfm::ag::detail

@@ -1,0 +1,136 @@
+// attention(): the fused multi-head attention op over kernels/cpu/attention.h.
+#include "autograd/op_util.h"
+#include "autograd/ops.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/elementwise.h"
+
+namespace tfm::ag {
+
+namespace k = tfm::kernels;
+using detail::contiguous_input;
+using detail::grad_ptr;
+using detail::out_grad;
+
+namespace {
+
+k::AttentionDims attention_dims(const Tensor& q, const Tensor& kk, int heads) {
+  k::AttentionDims d;
+  d.batch = q.size(0);
+  d.q_len = q.size(1);
+  d.k_len = kk.size(1);
+  d.heads = heads;
+  d.head_dim = q.size(2) / heads;
+  d.kv_heads = kk.size(2) / d.head_dim;
+  d.q_stride = q.size(2);
+  d.k_stride = d.v_stride = kk.size(2);
+  return d;
+}
+
+void check_shapes(const Tensor& q, const Tensor& kk, const Tensor& v, const AttentionOptions& o) {
+  int kv_heads = o.kv_heads ? o.kv_heads : o.heads;
+  bool ok = q.dim() == 3 && kk.dim() == 3 && o.heads > 0 && kv_heads > 0 && q.size(2) % o.heads == 0 &&
+            o.heads % kv_heads == 0 && kk.shape() == v.shape() && kk.size(0) == q.size(0) &&
+            kk.size(2) == q.size(2) / o.heads * kv_heads;
+  TFM_CHECK(ok, "attention: q {} k {} v {} heads {} kv_heads {}", q.shape().str(), kk.shape().str(),
+            v.shape().str(), o.heads, kv_heads);
+}
+
+k::AttentionBias attention_bias(const k::AttentionDims& d, const AttentionOptions& o, const Var& bias) {
+  k::AttentionBias b;
+  if (bias.defined()) {
+    const Tensor& bv = contiguous_input(bias, "attention bias");
+    Shape shared{d.heads, d.q_len, d.k_len}, per_batch{d.batch, d.heads, d.q_len, d.k_len};
+    TFM_CHECK(bv.shape() == shared || bv.shape() == per_batch, "attention bias {} for {} or {}", bv.str(),
+              shared.str(), per_batch.str());
+    b.scores = bv.f32();
+    b.per_batch = bv.dim() == 4;
+  }
+  TFM_CHECK(o.alibi_slopes.defined() == o.alibi_positions.defined(),
+            "attention: ALiBi needs both slopes and key positions");
+  if (o.alibi_slopes.defined()) {
+    TFM_CHECK(o.alibi_slopes.dtype() == DType::F32 && o.alibi_slopes.is_contiguous() &&
+                  o.alibi_slopes.numel() == d.heads && o.alibi_positions.dtype() == DType::F32 &&
+                  o.alibi_positions.is_contiguous() && o.alibi_positions.numel() == d.batch * d.k_len,
+              "attention: ALiBi slopes {} and positions {} for {} heads, batch {}, {} keys",
+              o.alibi_slopes.str(), o.alibi_positions.str(), d.heads, d.batch, d.k_len);
+    b.alibi_slopes = o.alibi_slopes.f32();
+    b.key_positions = o.alibi_positions.f32();
+  }
+  return b;
+}
+
+// Node constants: f = {scale, dropout p}; i = {heads, causal, dropout seed, dropout offset, query_offset,
+// window}; saved = {P, key_valid}.
+void attention_backward(Tape& t, const Node& n) {
+  const Tensor& qv = t.value(n.in[0]);
+  const Tensor& kt = t.value(n.in[1]);
+  const Tensor& vt = t.value(n.in[2]);
+  k::AttentionDims d = attention_dims(qv, kt, int(n.i[0]));
+  k::AttentionMask mask;
+  mask.key_valid = n.saved[1].defined() ? n.saved[1].data<uint8_t>() : nullptr;
+  mask.causal = n.i[1] != 0;
+  mask.query_offset = n.i[4];
+  mask.window = n.i[5];
+  k::DropoutSpec drop{n.f[1], uint64_t(n.i[2]), uint64_t(n.i[3])};
+  float* dbias = grad_ptr(t, n, 3);
+  Tensor dscores = dbias ? Tensor::empty(n.saved[0].shape()) : Tensor();
+  k::attention_backward(d, mask, n.f[0], drop, qv.f32(), kt.f32(), vt.f32(), n.saved[0].f32(), out_grad(t, n),
+                        grad_ptr(t, n, 0), grad_ptr(t, n, 1), grad_ptr(t, n, 2),
+                        dbias ? dscores.f32() : nullptr);
+  if (!dbias) return;
+  // A bias shared by the batch collects every row's gradient.
+  int64_t block = t.value(n.in[3]).numel();
+  for (int64_t b = 0; b < dscores.numel() / block; ++b)
+    k::accumulate(dbias, dscores.f32() + b * block, block);
+}
+
+}  // namespace
+
+Var attention(Var q, Var kv, Var v, const AttentionOptions& o, bool training, Var bias) {
+  const Tensor& qv = contiguous_input(q, "attention");
+  const Tensor& kt = contiguous_input(kv, "attention");
+  const Tensor& vt = contiguous_input(v, "attention");
+  check_shapes(qv, kt, vt, o);
+  k::AttentionDims d = attention_dims(qv, kt, o.heads);
+  k::AttentionMask mask;
+  if (o.key_valid.defined()) {
+    TFM_CHECK(o.key_valid.dtype() == DType::U8 && o.key_valid.numel() == d.batch * d.k_len,
+              "attention key mask {} for batch {} keys {}", o.key_valid.str(), d.batch, d.k_len);
+    mask.key_valid = o.key_valid.data<uint8_t>();
+  }
+  TFM_CHECK(o.window >= 0, "attention: negative window {}", o.window);
+  mask.causal = o.causal;
+  mask.query_offset = o.query_offset;
+  mask.window = o.window;
+  k::AttentionBias b = attention_bias(d, o, bias);
+  k::DropoutSpec drop;
+  if (training && o.dropout > 0) {
+    TFM_CHECK(o.rng, "attention dropout needs an rng");
+    drop.p = o.dropout;
+    drop.seed = o.rng->seed();
+    drop.offset = o.rng->take(uint64_t(d.batch * d.heads * d.q_len * d.k_len));
+  }
+  Tape& tape = *q.tape();
+  bool need_probs = tape.grad_enabled() || o.keep_probs;
+  Tensor probs = need_probs ? Tensor::empty({d.batch, d.heads, d.q_len, d.k_len}) : Tensor();
+  Tensor y = Tensor::empty(qv.shape());
+  k::attention_forward(d, mask, b, o.scale, drop, qv.f32(), kt.f32(), vt.f32(), y.f32(),
+                       need_probs ? probs.f32() : nullptr);
+  if (o.keep_probs) *o.keep_probs = probs;
+  Var r;
+  if (Node* n = tape.record(r, y, "attention", attention_backward, {q, kv, v, bias})) {
+    n->saved[0] = probs;
+    n->saved[1] = o.key_valid;
+    n->f[0] = o.scale;
+    n->f[1] = drop.p;
+    n->i[0] = o.heads;
+    n->i[1] = o.causal;
+    n->i[2] = int64_t(drop.seed);
+    n->i[3] = int64_t(drop.offset);
+    n->i[4] = o.query_offset;
+    n->i[5] = o.window;
+  }
+  return r;
+}
+
+}  // namespace tfm::ag
