@@ -22,8 +22,9 @@ Var relu(Var x);
 Var dropout(Var x, float p, Rng* rng, bool training);
 // Normalises the last dimension (see kernels/cpu/norm.h for both kinds).
 Var layer_norm(Var x, Var gamma, Var beta, float eps, kernels::NormKind kind);
-// y[..., :] = scale * table[ids[...], :]; ids int64 of any shape.
-Var embedding(Var table, const Tensor& ids, float scale);
+// y[..., :] = scale * table[ids[...], :]; ids int64 of any shape. Row padding_idx (when >= 0) gets no
+// gradient, as torch.nn.Embedding(padding_idx=...).
+Var embedding(Var table, const Tensor& ids, float scale, int64_t padding_idx = -1);
 Var sum(Var x);  // all elements, a one-element result
 
 struct AttentionOptions {

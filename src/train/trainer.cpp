@@ -66,7 +66,7 @@ ModelConfig model_config_for(const TrainConfig& cfg, const tokenize::Tokenizer& 
   c.decoder_layers = int(m.decoder_layers);
   c.max_len = m.max_len;
   c.dropout = float(m.dropout);
-  c.norm = m.norm == "seed" ? kernels::NormKind::SeedLayerNorm : kernels::NormKind::LayerNorm;
+  c.norm = m.norm == "seed" ? NormType::SeedLayerNorm : NormType::LayerNorm;
   c.norm_position = m.norm_position == "pre" ? NormPosition::Pre : NormPosition::Post;
   c.norm_eps = float(m.norm_eps);
   c.final_norm = c.norm_position == NormPosition::Pre;  // post-norm stacks end normalised already

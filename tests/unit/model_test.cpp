@@ -16,7 +16,7 @@
 namespace tfm {
 namespace {
 
-ModelConfig tiny_config(NormPosition position, kernels::NormKind norm) {
+ModelConfig tiny_config(NormPosition position, NormType norm) {
   ModelConfig c;
   c.src_vocab = 11;
   c.tgt_vocab = 13;
@@ -46,7 +46,7 @@ double loss_of(const Transformer& m, const Tensor& src, const Tensor& tgt, const
   return m.loss(c, src, tgt, label, 0.1f).value().item();
 }
 
-class ModelGradient : public ::testing::TestWithParam<std::tuple<NormPosition, kernels::NormKind>> {};
+class ModelGradient : public ::testing::TestWithParam<std::tuple<NormPosition, NormType>> {};
 
 // Every parameter tensor, sampled at a few entries, against central differences of the whole loss.
 TEST_P(ModelGradient, MatchesFiniteDifferences) {
@@ -81,11 +81,11 @@ TEST_P(ModelGradient, MatchesFiniteDifferences) {
 
 INSTANTIATE_TEST_SUITE_P(Norms, ModelGradient,
                          ::testing::Combine(::testing::Values(NormPosition::Pre, NormPosition::Post),
-                                            ::testing::Values(kernels::NormKind::SeedLayerNorm,
-                                                              kernels::NormKind::LayerNorm)));
+                                            ::testing::Values(NormType::SeedLayerNorm,
+                                                              NormType::LayerNorm)));
 
 TEST(Model, KeepsAttentionMapsOnRequest) {
-  Transformer m(tiny_config(NormPosition::Pre, kernels::NormKind::SeedLayerNorm));
+  Transformer m(tiny_config(NormPosition::Pre, NormType::SeedLayerNorm));
   m.init_weights(2);
   m.set_keep_attention(true);
   Tensor src = ids({3, 4, 5, 0}, 1), tgt = ids({1, 5, 6}, 1);
@@ -113,11 +113,11 @@ TEST(Model, KeepsAttentionMapsOnRequest) {
 
 TEST(Model, CheckpointOfAnotherArchitectureNamesTheTensors) {
   std::string dir = test::temp_dir("arch");
-  Transformer a(tiny_config(NormPosition::Pre, kernels::NormKind::SeedLayerNorm));
+  Transformer a(tiny_config(NormPosition::Pre, NormType::SeedLayerNorm));
   io::CheckpointInfo info;
   info.model_config = to_json(a.config());
   io::save_checkpoint(dir + "/a.safetensors", a.parameters(), nullptr, info);
-  ModelConfig other = tiny_config(NormPosition::Pre, kernels::NormKind::SeedLayerNorm);
+  ModelConfig other = tiny_config(NormPosition::Pre, NormType::SeedLayerNorm);
   other.d_ff = 16;
   other.decoder_layers = 1;
   Transformer b(other);
