@@ -121,6 +121,7 @@ class FixtureParity : public ::testing::TestWithParam<std::string> {
     const ModelConfig& cfg = model_->config();
     auto check = [&](const char* name, ag::Var got) {
       EXPECT_TRUE(test::expect_close(name, got.value(), ref_->get_f32(name), 1e-4));
+      report(name, test::relative_error(got.value(), ref_->get_f32(name)));
     };
     if (ref_->contains("src")) {  // the seed's own names and loss
       Tensor src = ref_->get_i64("src"), tgt_in = ref_->get_i64("tgt_in");
@@ -160,6 +161,12 @@ class FixtureParity : public ::testing::TestWithParam<std::string> {
     return ag::cross_entropy(logits, labels, kIgnore, 0.0f);
   }
 
+  // Measured relative errors, printed as a test property (visible with --gtest_output and in the log).
+  void report(const std::string& what, double rel) {
+    RecordProperty(what, std::to_string(rel));
+    std::printf("  %s %s: relative error %.3g\n", GetParam().c_str(), what.c_str(), rel);
+  }
+
   std::string dir_;
   const Family* family_ = nullptr;
   std::unique_ptr<Transformer> model_;
@@ -179,18 +186,27 @@ TEST_P(FixtureParity, ForwardLossAndGradients) {
     throw;
   }
   EXPECT_TRUE(test::expect_close("loss", loss.value(), ref_->get_f32("loss"), 1e-5));
+  report("loss", test::relative_error(loss.value(), ref_->get_f32("loss")));
   tape.backward(loss);
   std::set<std::string> trained;  // checkpoint tensors holding a trainable parameter
   for (Parameter* p : model_->parameters().list())
     if (p->trainable) trained.insert(family_->placement(p->name).name);
   size_t checked = 0;
+  double worst = 0;
+  std::string worst_name;
   for (const auto& [name, grad] : checkpoint_tensors(*model_, *family_, /*gradients=*/true)) {
     if (!trained.count(name)) continue;
     std::string ref_name = "grad." + name;
     ASSERT_TRUE(ref_->contains(ref_name)) << "no reference gradient " << ref_name;
-    EXPECT_TRUE(gradient_close(ref_name, grad, ref_->get_f32(ref_name)));
+    Tensor want = ref_->get_f32(ref_name);
+    EXPECT_TRUE(gradient_close(ref_name, grad, want));
+    if (l2(want) >= 1e-12 && test::relative_error(grad, want) > worst) {
+      worst = test::relative_error(grad, want);
+      worst_name = ref_name;
+    }
     ++checked;
   }
+  report("worst gradient (" + worst_name + ")", worst);
   size_t in_reference = 0;
   for (const std::string& n : ref_->names()) in_reference += n.starts_with("grad.");
   EXPECT_EQ(checked, in_reference) << "the reference has gradients for parameters the model lacks";
