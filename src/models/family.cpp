@@ -96,7 +96,7 @@ void load_family_weights(Transformer& model, const std::string& path, const Fami
       check_placement(*p, at);
       by_tensor[at.name].emplace_back(p, at);
     }
-    std::vector<std::string> missing, unexpected;
+    std::vector<std::string> missing, unexpected, mismatched;
     for (const std::string& n : file.names())
       if (!by_tensor.count(n) && !family.ignored(n)) unexpected.push_back(n);
     for (const auto& [name, params] : by_tensor) {
@@ -107,16 +107,22 @@ void load_family_weights(Transformer& model, const std::string& path, const Fami
       const auto& [first, first_at] = params.front();
       Shape want = checkpoint_shape(first->value.shape(), first_at);
       Shape got = file.info(name).shape;
-      if (!(squeeze_leading(got) == squeeze_leading(want)))
-        fail("tensor '{}': shape {} expected {}", name, got.str(), want.str());
+      if (!(squeeze_leading(got) == squeeze_leading(want))) {
+        mismatched.push_back(fmt::format("tensor '{}': shape {} expected {}", name, got.str(), want.str()));
+        continue;
+      }
       Tensor whole = file.get_f32(name).view(want);
       if (first_at.transposed) whole = whole.transpose(0, 1).contiguous();
       for (const auto& [p, at] : params) grouped(p->value, at).copy_(part_view(whole, at));
     }
+    std::string shapes;
+    for (const std::string& m : mismatched) shapes += (shapes.empty() ? "" : "; ") + m;
+    if (!mismatched.empty() && missing.empty() && unexpected.empty()) fail("{}", shapes);
     if (!missing.empty() || !unexpected.empty())
-      fail("weights do not match the {} model:{}{}", family.name,
+      fail("weights do not match the {} model:{}{}{}", family.name,
            missing.empty() ? "" : " missing [" + joined(missing) + "]",
-           unexpected.empty() ? "" : " unexpected [" + joined(unexpected) + "]");
+           unexpected.empty() ? "" : " unexpected [" + joined(unexpected) + "]",
+           shapes.empty() ? "" : "; " + shapes);
   });
 }
 

@@ -46,9 +46,9 @@ const Family* find_family(const nlohmann::json& config);
 std::string known_model_types();
 
 // Copies every parameter of `model` from `file` (a safetensors path) through `family`'s placements,
-// converting float16 / bfloat16 / float64 to float32. Errors list every missing and every unexpected
-// tensor by name, and name the tensor and both shapes on a shape mismatch (leading 1-dimensions are
-// ignored: Marian's final_logits_bias is stored [1, vocab]).
+// converting float16 / bfloat16 / float64 to float32. One error lists every missing and every
+// unexpected tensor by name, and every shape mismatch with the tensor and both shapes (leading
+// 1-dimensions are ignored: Marian's final_logits_bias is stored [1, vocab]).
 void load_family_weights(Transformer& model, const std::string& file, const Family& family);
 
 // The model's parameters (or, with `gradients`, their gradients) in the family's checkpoint layout:

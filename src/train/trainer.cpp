@@ -71,6 +71,7 @@ ModelConfig model_config_for(const TrainConfig& cfg, const tokenize::Tokenizer& 
   c.norm_eps = float(m.norm_eps);
   c.final_norm = c.norm_position == NormPosition::Pre;  // post-norm stacks end normalised already
   c.tie_output = m.tie_embeddings;
+  c.embedding_scale = std::sqrt(float(c.d_model));
   c.pad_id = tgt.pad_id();
   c.bos_id = tgt.bos_id();
   c.eos_id = tgt.eos_id();
