@@ -67,7 +67,8 @@ std::vector<std::string> translate(const Transformer& model, const tokenize::Tok
 
 TranslationModel load_translation_model(const std::string& path) {
   namespace fs = std::filesystem;
-  if (fs::is_directory(path) && fs::exists(fs::path(path) / "config.json")) {
+  // A training run folder holds config.json too (the training config), but checkpoint.safetensors.
+  if (fs::is_directory(path) && fs::exists(fs::path(path) / "model.safetensors")) {
     Pretrained p = load_pretrained(path);
     if (p.model->config().arch != Arch::EncoderDecoder)
       fail("{}: a {} model is not an encoder-decoder and cannot translate", path, p.family->name);

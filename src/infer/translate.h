@@ -37,7 +37,8 @@ struct TranslationModel {
 };
 
 // `path`: a checkpoint file, a run folder holding checkpoint.safetensors, or a Hugging Face
-// encoder-decoder folder (config.json, model.safetensors, tokenizer.json for both sides).
+// encoder-decoder folder (config.json, model.safetensors, tokenizer.json for both sides), recognised by
+// its model.safetensors.
 TranslationModel load_translation_model(const std::string& path);
 
 }  // namespace tfm::infer
