@@ -205,7 +205,7 @@ Var layer_norm(Var x, Var gamma, Var beta, float eps, kernels::NormKind kind) {
 }
 
 // ---- embedding
-Var embedding(Var table, const Tensor& ids, float scale) {
+Var embedding(Var table, const Tensor& ids, float scale, int64_t padding_idx) {
   const Tensor& w = contiguous_input(table, "embedding");
   TFM_CHECK(ids.dtype() == DType::I64 && ids.is_contiguous(),
             "embedding ids must be contiguous int64, got {}", ids.str());
@@ -220,11 +220,12 @@ Var embedding(Var table, const Tensor& ids, float scale) {
                                        if (float* dw = grad_ptr(t, n, 0))
                                          k::embedding_backward(out_grad(t, n), n.saved[0].data<int64_t>(),
                                                                n.saved[0].numel(), t.value(n.in[0]).size(1),
-                                                               n.f[0], dw);
+                                                               n.f[0], dw, n.i[0]);
                                      },
                                      {table})) {
     n->saved[0] = ids;
     n->f[0] = scale;
+    n->i[0] = padding_idx;
   }
   return r;
 }

@@ -36,8 +36,9 @@ Var layer_norm(Var x, Var gamma, Var beta, float eps, kernels::NormKind kind);
 // RMSNorm over the last dimension: gamma * x / sqrt(mean(x^2) + eps) (Llama, Mistral, Mixtral; T5's
 // LayerNorm). See kernels/cpu/rms_norm.h.
 Var rms_norm(Var x, Var gamma, float eps);
-// y[..., :] = scale * table[ids[...], :]; ids int64 of any shape.
-Var embedding(Var table, const Tensor& ids, float scale);
+// y[..., :] = scale * table[ids[...], :]; ids int64 of any shape. Row padding_idx (when >= 0) gets no
+// gradient, as torch.nn.Embedding(padding_idx=...).
+Var embedding(Var table, const Tensor& ids, float scale, int64_t padding_idx = -1);
 Var sum(Var x);  // all elements, a one-element result
 
 // ---- Positions

@@ -48,6 +48,7 @@ int cmd_translate(const std::string& model_path, int64_t batch, int64_t max_new_
   infer::TranslateOptions o;
   o.batch_size = batch;
   o.max_new_tokens = max_new_tokens;
+  o.add_bos_eos = !m.tokenizer_frames_source;
   infer::TranslateStats stats;
   for (const std::string& out : infer::translate(*m.model, *m.src, *m.tgt, lines, o, &stats))
     std::fwrite((out + "\n").data(), 1, out.size() + 1, stdout);

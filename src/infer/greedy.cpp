@@ -1,6 +1,7 @@
 #include "infer/greedy.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace tfm::infer {
 
@@ -32,8 +33,12 @@ std::vector<std::vector<int64_t>> greedy_decode(const Transformer& model, const 
     bool all_done = true;
     for (int64_t b = 0; b < batch; ++b) {
       if (done[b]) continue;
-      const float* z = logits.f32() + b * vocab;
-      int64_t best = std::max_element(z, z + vocab) - z;  // first maximum, as torch.argmax
+      float* z = logits.f32() + b * vocab;
+      // Hugging Face's rules for Marian: pad is never generated; the last step the length limit
+      // allows is EOS (forced_eos_token_id).
+      if (cfg.forbid_pad) z[cfg.pad_id] = -std::numeric_limits<float>::infinity();
+      bool force_eos = cfg.forced_eos && step == max_steps - 1;
+      int64_t best = force_eos ? cfg.eos_id : std::max_element(z, z + vocab) - z;  // first maximum, as argmax
       out[b].push_back(best);
       if (options.stop_at_eos && best == cfg.eos_id) done[b] = true;
       all_done = all_done && done[b];

@@ -1,6 +1,6 @@
 // Greedy decoding for the encoder-decoder: the encoder runs once, then at every step the decoder runs
 // over the whole prefix (as the seed's greedy_decode does; a KV cache comes with infer/ later) and
-// the most probable token is appended.
+// the most probable token is appended. The config's forbid_pad and forced_eos rules apply.
 #pragma once
 
 #include <cstdint>

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "infer/greedy.h"
 #include "io/checkpoint.h"
+#include "models/family.h"
 
 namespace tfm::infer {
 
@@ -19,13 +20,15 @@ std::vector<std::string> translate(const Transformer& model, const tokenize::Tok
   std::vector<std::vector<int64_t>> inputs(sentences.size());
   for (size_t i = 0; i < sentences.size(); ++i) {
     std::vector<int32_t> ids = src.encode(sentences[i]);
-    if (int64_t(ids.size()) + 2 > cfg.max_len) {  // room for [SOS] and [EOS]
-      ids.resize(size_t(cfg.max_len - 2));
+    const int64_t framing = options.add_bos_eos ? 2 : 0;  // room for [SOS] and [EOS]
+    if (int64_t(ids.size()) + framing > cfg.max_len) {
+      ids.resize(size_t(cfg.max_len - framing));
+      if (!options.add_bos_eos) ids.back() = int32_t(cfg.eos_id);  // keep the tokenizer's final EOS
       ++st.truncated;
     }
-    inputs[i].push_back(cfg.bos_id);
+    if (options.add_bos_eos) inputs[i].push_back(cfg.bos_id);
     inputs[i].insert(inputs[i].end(), ids.begin(), ids.end());
-    inputs[i].push_back(cfg.eos_id);
+    if (options.add_bos_eos) inputs[i].push_back(cfg.eos_id);
   }
   // Decode sentences of similar length together: less padding.
   std::vector<size_t> order(sentences.size());
@@ -63,6 +66,20 @@ std::vector<std::string> translate(const Transformer& model, const tokenize::Tok
 }
 
 TranslationModel load_translation_model(const std::string& path) {
+  namespace fs = std::filesystem;
+  // A training run folder holds config.json too (the training config), but checkpoint.safetensors.
+  if (fs::is_directory(path) && fs::exists(fs::path(path) / "model.safetensors")) {
+    Pretrained p = load_pretrained(path);
+    if (p.model->config().arch != Arch::EncoderDecoder)
+      fail("{}: a {} model is not an encoder-decoder and cannot translate", path, p.family->name);
+    if (!p.tokenizer) fail("{}: no tokenizer.json", path);
+    TranslationModel m;
+    m.model = std::move(p.model);
+    m.src = std::move(p.tokenizer);
+    m.tgt = tokenize::load_tokenizer((fs::path(path) / "tokenizer.json").string());
+    m.tokenizer_frames_source = true;
+    return m;
+  }
   std::string file = path;
   if (std::filesystem::is_directory(path))
     file = (std::filesystem::path(path) / "checkpoint.safetensors").string();

@@ -13,6 +13,9 @@ namespace tfm::infer {
 struct TranslateOptions {
   int64_t batch_size = 32;       // sentences decoded together (sorted by length first)
   int64_t max_new_tokens = 256;  // capped by the model's max_len
+  // Wrap each source in the model's bos and eos ids (the seed). Off when the tokenizer's
+  // post-processor already ends sources with EOS (Hugging Face folders: Marian's "$A </s>").
+  bool add_bos_eos = true;
 };
 
 struct TranslateStats {
@@ -30,9 +33,12 @@ std::vector<std::string> translate(const Transformer& model, const tokenize::Tok
 struct TranslationModel {
   std::unique_ptr<Transformer> model;
   std::unique_ptr<tokenize::Tokenizer> src, tgt;
+  bool tokenizer_frames_source = false;  // see TranslateOptions::add_bos_eos
 };
 
-// `path`: a checkpoint file, or a run folder holding checkpoint.safetensors.
+// `path`: a checkpoint file, a run folder holding checkpoint.safetensors, or a Hugging Face
+// encoder-decoder folder (config.json, model.safetensors, tokenizer.json for both sides), recognised by
+// its model.safetensors.
 TranslationModel load_translation_model(const std::string& path);
 
 }  // namespace tfm::infer

@@ -1,6 +1,7 @@
 // The seed document's PyTorch Transformer (document 004; shared/peers/seed_transformer.py):
 // config keys src_vocab, tgt_vocab, src_len, tgt_len, d, N, h, dropout, d_ff, pad, sos, eos, and its
 // module names (src_embed.embedding, self_attention_block.w_q, residual_connections.0.norm.alpha, ...).
+#include <cmath>
 #include <regex>
 
 #include "core/error.h"
@@ -14,50 +15,48 @@ bool seed_matches(const nlohmann::json& j) {
   return j.is_object() && j.contains("src_vocab") && j.contains("d") && j.contains("N") && j.contains("h");
 }
 
-ModelConfig seed_config(const nlohmann::json& j, const std::string& origin) {
-  return with_context(origin, [&] {
-    ModelConfig c;
-    auto get = [&](const char* key, auto& field) {
-      if (!j.contains(key)) fail("missing key '{}'", key);
-      try {
-        j.at(key).get_to(field);
-      } catch (const nlohmann::json::exception& e) {
-        fail("key '{}': {}", key, e.what());
-      }
-    };
-    int64_t src_len = 0, tgt_len = 0;
-    int layers = 0;
-    get("src_vocab", c.src_vocab);
-    get("tgt_vocab", c.tgt_vocab);
-    get("src_len", src_len);
-    get("tgt_len", tgt_len);
-    get("d", c.d_model);
-    get("N", layers);
-    get("h", c.heads);
-    get("dropout", c.dropout);
-    get("d_ff", c.d_ff);
-    get("pad", c.pad_id);
-    get("sos", c.bos_id);
-    get("eos", c.eos_id);
-    c.encoder_layers = c.decoder_layers = layers;
-    c.max_len = std::max(src_len, tgt_len);
-    c.norm = kernels::NormKind::SeedLayerNorm;
-    c.norm_eps = 1e-6f;
-    c.norm_position = NormPosition::Pre;
-    if (j.contains("norm_position") && j["norm_position"] == "post") c.norm_position = NormPosition::Post;
-    c.final_norm = true;
-    c.attention_bias = false;
-    c.ffn_bias = true;
-    c.output_bias = true;
-    c.scale_embeddings = true;
-    c.share_embeddings = false;
-    c.tie_output = false;
-    c.validate();
-    return c;
-  });
+ModelConfig seed_config(const nlohmann::json& j) {
+  ModelConfig c;
+  auto get = [&](const char* key, auto& field) {
+    if (!j.contains(key)) fail("missing key '{}'", key);
+    try {
+      j.at(key).get_to(field);
+    } catch (const nlohmann::json::exception& e) {
+      fail("key '{}': {}", key, e.what());
+    }
+  };
+  int64_t src_len = 0, tgt_len = 0;
+  int layers = 0;
+  get("src_vocab", c.src_vocab);
+  get("tgt_vocab", c.tgt_vocab);
+  get("src_len", src_len);
+  get("tgt_len", tgt_len);
+  get("d", c.d_model);
+  get("N", layers);
+  get("h", c.heads);
+  get("dropout", c.dropout);
+  get("d_ff", c.d_ff);
+  get("pad", c.pad_id);
+  get("sos", c.bos_id);
+  get("eos", c.eos_id);
+  c.encoder_layers = c.decoder_layers = layers;
+  c.max_len = std::max(src_len, tgt_len);
+  c.norm = NormType::SeedLayerNorm;
+  c.norm_eps = 1e-6f;
+  c.norm_position = NormPosition::Pre;
+  if (j.contains("norm_position") && j["norm_position"] == "post") c.norm_position = NormPosition::Post;
+  c.final_norm = true;
+  c.attention_bias = false;
+  c.ffn_bias = true;
+  c.output_bias = true;
+  c.embedding_scale = std::sqrt(float(c.d_model));
+  c.share_embeddings = false;
+  c.tie_output = false;
+  c.validate();
+  return c;
 }
 
-std::string seed_name(const std::string& name) {
+Placement seed_placement(const std::string& name) {
   static const std::pair<std::regex, const char*> rules[] = {
       {std::regex(R"(^encoder\.embed_tokens\.)"), "src_embed.embedding."},
       {std::regex(R"(^decoder\.embed_tokens\.)"), "tgt_embed.embedding."},
@@ -79,7 +78,7 @@ std::string seed_name(const std::string& name) {
   };
   std::string s = name;
   for (const auto& [re, replacement] : rules) s = std::regex_replace(s, re, replacement);
-  return s;
+  return {.name = s};
 }
 
 // The sinusoidal tables PositionalEncoding registers as buffers.
@@ -87,6 +86,6 @@ bool seed_buffer(const std::string& name) { return name == "src_pos.pe" || name 
 
 }  // namespace
 
-extern const Family kSeedFamily = {"seed", seed_matches, seed_config, seed_name, seed_buffer};
+extern const Family kSeedFamily = {"seed", seed_matches, seed_config, seed_placement, seed_buffer};
 
 }  // namespace tfm

@@ -1,8 +1,10 @@
 #include "models/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
+#include "core/error.h"
 #include "nn/positions.h"
 
 namespace tfm {
@@ -13,60 +15,136 @@ std::string layer_name(const char* stack, int i) {
   return std::string(stack) + ".layers." + std::to_string(i) + ".";
 }
 
+// I64 [batch, len] holding 0, 1, ..., len - 1 in every row.
+Tensor position_ids(int64_t batch, int64_t len) {
+  Tensor t = Tensor::empty({batch, len}, DType::I64);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t i = 0; i < len; ++i) t.data<int64_t>()[b * len + i] = i;
+  return t;
+}
+
 }  // namespace
+
+nn::Norm Transformer::make_norm(const std::string& name, NormType type, bool bias) {
+  nn::Norm n(params_, name, config_.d_model, type, config_.norm_eps, bias);
+  norm_params_.push_back(n.weight);
+  if (n.bias) norm_params_.push_back(n.bias);
+  return n;
+}
+
+Stack Transformer::build_stack(const char* name, Parameter* tokens, int layers, bool cross_attn) {
+  const ModelConfig& c = config_;
+  const std::string stack = name;
+  Stack s;
+  s.embed.tokens = tokens;
+  switch (c.positions) {
+    case PositionKind::SinusoidalInterleaved:
+      s.embed.sinusoid = nn::sinusoidal_table(c.max_len, c.d_model);
+      break;
+    case PositionKind::SinusoidalHalf:
+      s.embed.sinusoid = nn::sinusoidal_half_table(c.max_len, c.d_model);
+      break;
+    case PositionKind::Learned:
+      s.embed.positions = &params_.add(stack + ".embed_positions.weight", {c.max_len, c.d_model});
+      break;
+    case PositionKind::RoPE:
+    case PositionKind::ALiBi:
+    case PositionKind::T5Relative:
+      break;  // inside attention
+  }
+  if (c.token_types > 0 && stack == "encoder")
+    s.embed.token_types = &params_.add("encoder.embed_token_types.weight", {c.token_types, c.d_model});
+  s.embed.has_norm = c.embedding_norm;
+  if (c.embedding_norm) s.embed.norm = make_norm(stack + ".layernorm_embedding", c.norm, c.norm_bias);
+
+  nn::AttentionSpec spec{.d_model = c.d_model,
+                         .heads = c.heads,
+                         .kv_heads = c.key_value_heads(),
+                         .head_dim = c.attention_head_dim(),
+                         .bias = c.attention_bias,
+                         .scale = c.scale_attention,
+                         .dropout = c.dropout,
+                         .positions = c.positions};
+  nn::AttentionSpec cross_spec = spec;
+  cross_spec.kv_heads = c.heads;
+  cross_spec.positions = PositionKind::SinusoidalInterleaved;  // none inside cross-attention
+  for (int i = 0; i < layers; ++i) {
+    std::string p = layer_name(name, i);
+    TransformerLayer& l = s.layers.emplace_back();
+    l.self_attn = nn::MultiHeadAttention(params_, p + "self_attn", spec);
+    // T5 keeps one relative-position table per stack, in its first layer.
+    if (c.positions == PositionKind::T5Relative && i == 0)
+      l.self_attn.relative_attention_bias =
+          &params_.add(p + "self_attn.relative_attention_bias.weight", {c.relative_buckets, c.heads});
+    l.self_attn_norm = make_norm(p + "self_attn_layer_norm", c.norm, c.norm_bias);
+    if (cross_attn) {
+      l.has_cross_attn = true;
+      l.cross_attn = nn::MultiHeadAttention(params_, p + "encoder_attn", cross_spec);
+      l.cross_attn_norm = make_norm(p + "encoder_attn_layer_norm", c.norm, c.norm_bias);
+    }
+    if (c.experts > 0) {
+      l.moe = std::make_unique<MixtureOfExperts>();
+      l.moe->router = nn::Linear(params_, p + "moe.router", c.d_model, c.experts, false);
+      for (int e = 0; e < c.experts; ++e)
+        l.moe->experts.emplace_back(params_, p + "moe.experts." + std::to_string(e) + ".", c.d_model, c.d_ff,
+                                    c.ffn_bias, c.activation, c.dropout);
+    } else {
+      l.ffn = nn::FeedForward(params_, p, c.d_model, c.d_ff, c.ffn_bias, c.activation, c.dropout);
+    }
+    l.ffn_norm = make_norm(p + "final_layer_norm", c.norm, c.norm_bias);
+  }
+  s.has_final_norm = c.final_norm;
+  if (c.final_norm) s.final_norm = make_norm(stack + ".layer_norm", c.norm, c.norm_bias);
+  return s;
+}
 
 Transformer::Transformer(const ModelConfig& config) : config_(config) {
   config_.validate();
   const ModelConfig& c = config_;
+  Parameter* src_table = nullptr;
+  Parameter* tgt_table = nullptr;
   if (c.share_embeddings) {
-    src_embed_ = tgt_embed_ = &params_.add("shared.weight", {c.tgt_vocab, c.d_model});
+    src_table = tgt_table = &params_.add("shared.weight", {c.tgt_vocab, c.d_model});
   } else {
-    src_embed_ = &params_.add("encoder.embed_tokens.weight", {c.src_vocab, c.d_model});
-    tgt_embed_ = &params_.add("decoder.embed_tokens.weight", {c.tgt_vocab, c.d_model});
+    if (c.arch != Arch::DecoderOnly)
+      src_table = &params_.add("encoder.embed_tokens.weight", {c.src_vocab, c.d_model});
+    if (c.arch != Arch::EncoderOnly)
+      tgt_table = &params_.add("decoder.embed_tokens.weight", {c.tgt_vocab, c.d_model});
   }
-  auto norm = [&](const std::string& name) { return nn::Norm(params_, name, c.d_model, c.norm, c.norm_eps); };
-  for (int i = 0; i < c.encoder_layers; ++i) {
-    std::string p = layer_name("encoder", i);
-    EncoderLayer& l = encoder_.emplace_back();
-    l.self_attn =
-        nn::MultiHeadAttention(params_, p + "self_attn", c.d_model, c.heads, c.attention_bias, c.dropout);
-    l.self_attn_norm = norm(p + "self_attn_layer_norm");
-    l.ffn = nn::FeedForward(params_, p, c.d_model, c.d_ff, c.ffn_bias, c.dropout);
-    l.ffn_norm = norm(p + "final_layer_norm");
+  if (c.arch != Arch::DecoderOnly) encoder_ = build_stack("encoder", src_table, c.encoder_layers, false);
+  if (c.arch != Arch::EncoderOnly)
+    decoder_ = build_stack("decoder", tgt_table, c.decoder_layers, c.arch == Arch::EncoderDecoder);
+  if (c.lm_head_transform) {
+    head_dense_ = nn::Linear(params_, "lm_head.transform.dense", c.d_model, c.d_model, true);
+    head_norm_ = make_norm("lm_head.transform.layer_norm", c.norm, c.norm_bias);
   }
-  if (c.final_norm) encoder_norm_ = norm("encoder.layer_norm");
-  for (int i = 0; i < c.decoder_layers; ++i) {
-    std::string p = layer_name("decoder", i);
-    DecoderLayer& l = decoder_.emplace_back();
-    l.self_attn =
-        nn::MultiHeadAttention(params_, p + "self_attn", c.d_model, c.heads, c.attention_bias, c.dropout);
-    l.self_attn_norm = norm(p + "self_attn_layer_norm");
-    l.cross_attn =
-        nn::MultiHeadAttention(params_, p + "encoder_attn", c.d_model, c.heads, c.attention_bias, c.dropout);
-    l.cross_attn_norm = norm(p + "encoder_attn_layer_norm");
-    l.ffn = nn::FeedForward(params_, p, c.d_model, c.d_ff, c.ffn_bias, c.dropout);
-    l.ffn_norm = norm(p + "final_layer_norm");
-  }
-  if (c.final_norm) decoder_norm_ = norm("decoder.layer_norm");
-  lm_head_weight_ = c.tie_output ? tgt_embed_ : &params_.add("lm_head.weight", {c.tgt_vocab, c.d_model});
+  // An encoder-only model predicts source tokens with its output layer.
+  Parameter* out_table = c.arch == Arch::EncoderOnly ? src_table : tgt_table;
+  lm_head_weight_ = c.tie_output ? out_table : &params_.add("lm_head.weight", {c.tgt_vocab, c.d_model});
   if (c.output_bias) lm_head_bias_ = &params_.add("lm_head.bias", {c.tgt_vocab});
-  positions_ = nn::sinusoidal_table(c.max_len, c.d_model);
+  if (c.final_logits_bias) {
+    final_logits_bias_ = &params_.add("final_logits_bias", {c.tgt_vocab});
+    final_logits_bias_->trainable = false;
+  }
 }
 
 void Transformer::init_weights(uint64_t seed) {
   std::mt19937_64 gen(seed);
   // Uniform in [-a, a) from 53 random bits (std::uniform_real_distribution differs across libraries).
   auto uniform = [&](float a) { return float((double(gen() >> 11) * 0x1.0p-53 * 2.0 - 1.0) * a); };
+  auto is_norm = [&](const Parameter* p) {
+    return std::find(norm_params_.begin(), norm_params_.end(), p) != norm_params_.end();
+  };
   for (Parameter* p : params_.list()) {
     const Shape& s = p->value.shape();
     float* v = p->value.f32();
-    if (s.size() == 2) {  // Xavier/Glorot uniform: a = sqrt(6 / (fan_in + fan_out))
+    if (!p->trainable) {
+      p->value.zero_();
+    } else if (s.size() == 2) {  // Xavier/Glorot uniform: a = sqrt(6 / (fan_in + fan_out))
       float a = std::sqrt(6.0f / float(s[0] + s[1]));
       for (int64_t i = 0; i < p->value.numel(); ++i) v[i] = uniform(a);
-    } else if (p->name.ends_with("layer_norm.weight")) {
-      p->value.fill_(1.0f);
-    } else if (p->name.ends_with("layer_norm.bias")) {
-      p->value.zero_();
+    } else if (is_norm(p)) {
+      p->value.fill_(p->name.ends_with(".weight") ? 1.0f : 0.0f);
     } else {  // a Linear bias: fan_in is the input width of its weight
       std::string wname = p->name.substr(0, p->name.size() - 4) + "weight";
       const Parameter* w = params_.find(wname);
@@ -84,15 +162,30 @@ Tensor Transformer::key_valid(const Tensor& ids) const {
   return m;
 }
 
-ag::Var Transformer::embed(nn::Context& c, const Parameter& table, const Tensor& ids) const {
-  float s = config_.scale_embeddings ? std::sqrt(float(config_.d_model)) : 1.0f;
-  ag::Var x = ag::embedding(c.tape.param(const_cast<Parameter&>(table)), ids, s);
-  x = ag::add_positions(x, positions_);
+ag::Var Transformer::embed(nn::Context& c, const Embeddings& e, const Tensor& ids,
+                           const Tensor& token_types) const {
+  ag::Var x = ag::embedding(c.tape.param(*e.tokens), ids, config_.embedding_scale,
+                            config_.freeze_pad_embedding ? config_.pad_id : -1);
+  if (e.sinusoid.defined()) x = ag::add_positions(x, e.sinusoid);
+  if (e.positions) {
+    if (ids.size(1) > config_.max_len)
+      fail("sequence of {} positions exceeds the model's maximum length of {}", ids.size(1), config_.max_len);
+    x = ag::add(x, ag::embedding(c.tape.param(*e.positions), position_ids(ids.size(0), ids.size(1)), 1.0f));
+  }
+  if (e.token_types) {
+    Tensor types = token_types;
+    if (!types.defined()) {
+      types = Tensor::empty(ids.shape(), DType::I64);
+      std::fill(types.data<int64_t>(), types.data<int64_t>() + types.numel(), int64_t(0));
+    }
+    x = ag::add(x, ag::embedding(c.tape.param(*e.token_types), types, 1.0f));
+  }
+  if (e.has_norm) x = e.norm.forward(c, x);
   return ag::dropout(x, config_.dropout, c.rng, c.training);
 }
 
-// Pre-norm (the seed's ResidualConnection): x + dropout(f(norm(x))).
-// Post-norm (the paper): norm(x + dropout(f(x))).
+// Pre-norm (the seed's ResidualConnection, GPT-2): x + dropout(f(norm(x))).
+// Post-norm (the paper, Marian, BERT): norm(x + dropout(f(x))).
 template <typename F>
 ag::Var Transformer::sublayer(nn::Context& c, ag::Var x, const nn::Norm& norm, F f) const {
   if (config_.norm_position == NormPosition::Pre)
@@ -100,33 +193,58 @@ ag::Var Transformer::sublayer(nn::Context& c, ag::Var x, const nn::Norm& norm, F
   return norm.forward(c, ag::add(x, ag::dropout(f(x), config_.dropout, c.rng, c.training)));
 }
 
-ag::Var Transformer::encode(nn::Context& c, const Tensor& src_ids) const {
-  nn::AttentionMask mask{key_valid(src_ids), false};
-  ag::Var x = embed(c, *src_embed_, src_ids);
-  for (const EncoderLayer& l : encoder_) {
-    x = sublayer(c, x, l.self_attn_norm, [&](ag::Var h) { return l.self_attn.forward(c, h, h, mask); });
-    x = sublayer(c, x, l.ffn_norm, [&](ag::Var h) { return l.ffn.forward(c, h); });
+ag::Var Transformer::feed_forward(nn::Context& c, const TransformerLayer& l, ag::Var h) const {
+  if (l.moe) fail("mixture-of-experts not implemented yet");  // wire the top-k router + aux loss here
+  return l.ffn.forward(c, h);
+}
+
+ag::Var Transformer::run_stack(nn::Context& c, const Stack& stack, ag::Var x,
+                               const nn::AttentionMask& self_mask, ag::Var memory,
+                               const nn::AttentionMask& cross_mask) const {
+  for (const TransformerLayer& l : stack.layers) {
+    x = sublayer(c, x, l.self_attn_norm, [&](ag::Var h) { return l.self_attn.forward(c, h, h, self_mask); });
+    if (l.has_cross_attn)
+      x = sublayer(c, x, l.cross_attn_norm,
+                   [&](ag::Var h) { return l.cross_attn.forward(c, h, memory, cross_mask); });
+    x = sublayer(c, x, l.ffn_norm, [&](ag::Var h) { return feed_forward(c, l, h); });
   }
-  return config_.final_norm ? encoder_norm_.forward(c, x) : x;
+  return stack.has_final_norm ? stack.final_norm.forward(c, x) : x;
+}
+
+ag::Var Transformer::encode(nn::Context& c, const Tensor& src_ids, const Tensor& valid,
+                            const Tensor& token_types) const {
+  TFM_CHECK(config_.arch != Arch::DecoderOnly, "encode: a decoder-only model has no encoder");
+  nn::AttentionMask mask{valid.defined() ? valid : key_valid(src_ids), false};
+  return run_stack(c, encoder_, embed(c, encoder_.embed, src_ids, token_types), mask, {}, {});
 }
 
 ag::Var Transformer::decode(nn::Context& c, ag::Var memory, const Tensor& src_ids,
                             const Tensor& tgt_ids) const {
-  nn::AttentionMask self_mask{key_valid(tgt_ids), true};
+  TFM_CHECK(config_.arch == Arch::EncoderDecoder, "decode: not an encoder-decoder model");
+  nn::AttentionMask self_mask{config_.mask_decoder_padding ? key_valid(tgt_ids) : Tensor(), true,
+                              config_.sliding_window};
   nn::AttentionMask cross_mask{key_valid(src_ids), false};
-  ag::Var x = embed(c, *tgt_embed_, tgt_ids);
-  for (const DecoderLayer& l : decoder_) {
-    x = sublayer(c, x, l.self_attn_norm, [&](ag::Var h) { return l.self_attn.forward(c, h, h, self_mask); });
-    x = sublayer(c, x, l.cross_attn_norm,
-                 [&](ag::Var h) { return l.cross_attn.forward(c, h, memory, cross_mask); });
-    x = sublayer(c, x, l.ffn_norm, [&](ag::Var h) { return l.ffn.forward(c, h); });
-  }
-  return config_.final_norm ? decoder_norm_.forward(c, x) : x;
+  return run_stack(c, decoder_, embed(c, decoder_.embed, tgt_ids, {}), self_mask, memory, cross_mask);
+}
+
+ag::Var Transformer::decode_only(nn::Context& c, const Tensor& ids, const Tensor& valid) const {
+  TFM_CHECK(config_.arch == Arch::DecoderOnly, "decode_only: not a decoder-only model");
+  nn::AttentionMask mask{valid, true, config_.sliding_window};
+  return run_stack(c, decoder_, embed(c, decoder_.embed, ids, {}), mask, {}, {});
 }
 
 ag::Var Transformer::project(nn::Context& c, ag::Var hidden) const {
-  return ag::linear(hidden, c.tape.param(*lm_head_weight_),
-                    lm_head_bias_ ? c.tape.param(*lm_head_bias_) : ag::Var());
+  ag::Var h = hidden;
+  if (config_.lm_head_transform)
+    h = head_norm_.forward(c, nn::activate(head_dense_.forward(c, h), config_.activation));
+  if (config_.output_scale != 1.0f) h = ag::scale(h, config_.output_scale);
+  ag::Var bias;
+  if (lm_head_bias_) bias = c.tape.param(*lm_head_bias_);
+  if (final_logits_bias_) {
+    ag::Var fixed = c.tape.param(*final_logits_bias_);  // untrained: no gradient
+    bias = bias.defined() ? ag::add(bias, fixed) : fixed;
+  }
+  return ag::linear(h, c.tape.param(*lm_head_weight_), bias);
 }
 
 ag::Var Transformer::loss(nn::Context& c, const Tensor& src_ids, const Tensor& tgt_in, const Tensor& labels,
@@ -139,15 +257,16 @@ ag::Var Transformer::loss(nn::Context& c, const Tensor& src_ids, const Tensor& t
 void Transformer::set_keep_attention(bool on) {
   maps_ = AttentionMaps();
   if (on) {
-    maps_.encoder_self.resize(encoder_.size());
-    maps_.decoder_self.resize(decoder_.size());
-    maps_.decoder_cross.resize(decoder_.size());
+    maps_.encoder_self.resize(encoder_.layers.size());
+    maps_.decoder_self.resize(decoder_.layers.size());
+    maps_.decoder_cross.resize(decoder_.layers.size());
   }
-  for (size_t i = 0; i < encoder_.size(); ++i)
-    encoder_[i].self_attn.keep_probs = on ? &maps_.encoder_self[i] : nullptr;
-  for (size_t i = 0; i < decoder_.size(); ++i) {
-    decoder_[i].self_attn.keep_probs = on ? &maps_.decoder_self[i] : nullptr;
-    decoder_[i].cross_attn.keep_probs = on ? &maps_.decoder_cross[i] : nullptr;
+  for (size_t i = 0; i < encoder_.layers.size(); ++i)
+    encoder_.layers[i].self_attn.keep_probs = on ? &maps_.encoder_self[i] : nullptr;
+  for (size_t i = 0; i < decoder_.layers.size(); ++i) {
+    TransformerLayer& l = decoder_.layers[i];
+    l.self_attn.keep_probs = on ? &maps_.decoder_self[i] : nullptr;
+    if (l.has_cross_attn) l.cross_attn.keep_probs = on ? &maps_.decoder_cross[i] : nullptr;
   }
 }
 

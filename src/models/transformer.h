@@ -1,11 +1,17 @@
-// The Transformer, assembled from a ModelConfig out of nn/ modules. The encoder-decoder of
-// "Attention Is All You Need" (and of the seed document 004) is one configuration of it.
+// The Transformer, assembled from a ModelConfig out of nn/ modules: an encoder-decoder, a decoder-only
+// or an encoder-only stack. The encoder-decoder of "Attention Is All You Need" (and of the seed
+// document 004), Marian, GPT-2, Llama, BERT, ... are configurations of it; no family has code here.
 //
 // Parameter names are tfm's canonical ones (Hugging Face BART/Marian style):
 //   encoder.embed_tokens.weight, decoder.embed_tokens.weight (shared.weight when shared),
-//   {encoder,decoder}.layers.N.self_attn.{q,k,v,out}_proj.{weight,bias}, ...self_attn_layer_norm,
-//   decoder.layers.N.encoder_attn.*, ...encoder_attn_layer_norm, ...fc1, ...fc2, ...final_layer_norm,
-//   {encoder,decoder}.layer_norm (final norms), lm_head.{weight,bias}.
+//   {encoder,decoder}.embed_positions.weight (learned), encoder.embed_token_types.weight,
+//   {encoder,decoder}.layernorm_embedding,
+//   {encoder,decoder}.layers.N.self_attn.{q,k,v,out}_proj.{weight,bias},
+//   ...self_attn.relative_attention_bias.weight (T5, layer 0), ...self_attn_layer_norm,
+//   decoder.layers.N.encoder_attn.*, ...encoder_attn_layer_norm, ...fc1, ...fc_gate (SwiGLU), ...fc2,
+//   ...moe.router, ...moe.experts.E.{fc1,fc_gate,fc2} (MoE), ...final_layer_norm,
+//   {encoder,decoder}.layer_norm (final norms), lm_head.transform.{dense,layer_norm} (BERT),
+//   lm_head.{weight,bias}, final_logits_bias (not trained).
 #pragma once
 
 #include <memory>
@@ -18,20 +24,39 @@
 
 namespace tfm {
 
-struct EncoderLayer {
+// Mixture-of-experts feed-forward (Mixtral): a linear router over `experts` feed-forward blocks.
+struct MixtureOfExperts {
+  nn::Linear router;
+  std::vector<nn::FeedForward> experts;
+};
+
+// One layer of any stack; decoder layers of an encoder-decoder also attend to the encoder output.
+struct TransformerLayer {
   nn::MultiHeadAttention self_attn;
   nn::Norm self_attn_norm;
-  nn::FeedForward ffn;
+  bool has_cross_attn = false;
+  nn::MultiHeadAttention cross_attn;
+  nn::Norm cross_attn_norm;
+  nn::FeedForward ffn;  // unused with MoE
+  std::unique_ptr<MixtureOfExperts> moe;
   nn::Norm ffn_norm;
 };
 
-struct DecoderLayer {
-  nn::MultiHeadAttention self_attn;
-  nn::Norm self_attn_norm;
-  nn::MultiHeadAttention cross_attn;
-  nn::Norm cross_attn_norm;
-  nn::FeedForward ffn;
-  nn::Norm ffn_norm;
+// Token embeddings plus whatever the config adds at the input: positions, token types, a norm.
+struct Embeddings {
+  Parameter* tokens = nullptr;
+  Parameter* positions = nullptr;    // learned positions
+  Parameter* token_types = nullptr;  // BERT's segment embeddings
+  Tensor sinusoid;                   // [max_len, d_model] for sinusoidal positions
+  bool has_norm = false;
+  nn::Norm norm;
+};
+
+struct Stack {
+  Embeddings embed;
+  std::vector<TransformerLayer> layers;
+  bool has_final_norm = false;
+  nn::Norm final_norm;
 };
 
 // Attention probabilities of the last forward pass, per layer: [batch, heads, q_len, k_len].
@@ -49,16 +74,24 @@ class Transformer {
   ParameterStore& parameters() { return params_; }
 
   // The seed's initialisation: Xavier-uniform for every matrix (embeddings included), PyTorch's
-  // Linear default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for biases, ones and zeros for norms.
+  // Linear default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for biases, ones and zeros for norms; untrained
+  // parameters (final_logits_bias) zero.
   void init_weights(uint64_t seed);
 
-  // src_ids [batch, src_len] -> encoder output [batch, src_len, d_model].
-  ag::Var encode(nn::Context& c, const Tensor& src_ids) const;
-  // Decoder output [batch, tgt_len, d_model] for decoder inputs tgt_ids, attending to memory.
+  // The encoder stack (encoder-decoder and encoder-only models): src_ids [batch, src_len] ->
+  // [batch, src_len, d_model]. key_valid (U8 [batch, src_len], 1 = real token) defaults to
+  // src_ids != pad_id; token_types (I64, same shape) to zeros.
+  ag::Var encode(nn::Context& c, const Tensor& src_ids, const Tensor& key_valid = {},
+                 const Tensor& token_types = {}) const;
+  // The decoder of an encoder-decoder: output [batch, tgt_len, d_model] for decoder inputs tgt_ids,
+  // attending to memory; source padding is src_ids == pad_id.
   ag::Var decode(nn::Context& c, ag::Var memory, const Tensor& src_ids, const Tensor& tgt_ids) const;
+  // The causal stack of a decoder-only model: ids [batch, len] -> [batch, len, d_model]. key_valid as
+  // in encode, but undefined means every token is real.
+  ag::Var decode_only(nn::Context& c, const Tensor& ids, const Tensor& key_valid = {}) const;
   // Logits [..., tgt_vocab].
   ag::Var project(nn::Context& c, ag::Var hidden) const;
-  // Mean label-smoothed cross-entropy of a batch (labels == pad_id ignored).
+  // Mean label-smoothed cross-entropy of an encoder-decoder batch (labels == pad_id ignored).
   ag::Var loss(nn::Context& c, const Tensor& src_ids, const Tensor& tgt_in, const Tensor& labels,
                float label_smoothing) const;
 
@@ -70,20 +103,24 @@ class Transformer {
   Tensor key_valid(const Tensor& ids) const;
 
  private:
-  ag::Var embed(nn::Context& c, const Parameter& table, const Tensor& ids) const;
+  Stack build_stack(const char* name, Parameter* tokens, int layers, bool cross_attn);
+  ag::Var embed(nn::Context& c, const Embeddings& e, const Tensor& ids, const Tensor& token_types) const;
+  ag::Var run_stack(nn::Context& c, const Stack& stack, ag::Var x, const nn::AttentionMask& self_mask,
+                    ag::Var memory, const nn::AttentionMask& cross_mask) const;
+  ag::Var feed_forward(nn::Context& c, const TransformerLayer& l, ag::Var h) const;
   template <typename F>
   ag::Var sublayer(nn::Context& c, ag::Var x, const nn::Norm& norm, F f) const;
+  nn::Norm make_norm(const std::string& name, NormType type, bool bias);
 
   ModelConfig config_;
   ParameterStore params_;
-  Parameter* src_embed_ = nullptr;
-  Parameter* tgt_embed_ = nullptr;
-  std::vector<EncoderLayer> encoder_;
-  std::vector<DecoderLayer> decoder_;
-  nn::Norm encoder_norm_, decoder_norm_;
+  std::vector<const Parameter*> norm_params_;  // set to ones / zeros by init_weights
+  Stack encoder_, decoder_;
+  nn::Linear head_dense_;  // lm_head_transform
+  nn::Norm head_norm_;
   Parameter* lm_head_weight_ = nullptr;  // the target table itself when tie_output
   Parameter* lm_head_bias_ = nullptr;
-  Tensor positions_;
+  Parameter* final_logits_bias_ = nullptr;
   AttentionMaps maps_;
 };
 

@@ -1,15 +1,36 @@
 #include "nn/feed_forward.h"
 
+#include "core/error.h"
+
 namespace tfm::nn {
 
+ag::Var activate(ag::Var x, Activation activation) {
+  switch (activation) {
+    case Activation::ReLU:
+      return ag::relu(x);
+    case Activation::GeluErf:
+      fail("GELU (erf) not implemented yet");  // wire ag::gelu(x, erf) here
+    case Activation::GeluTanh:
+      fail("GELU (tanh) not implemented yet");  // wire ag::gelu(x, tanh) here
+    case Activation::SwiGLU:
+      fail("SwiGLU is a gated feed-forward, not an activation of one input");
+  }
+  fail("unknown activation {}", int(activation));
+}
+
 FeedForward::FeedForward(ParameterStore& store, const std::string& prefix, int64_t d_model, int64_t d_ff,
-                         bool bias, float p)
+                         bool bias, Activation a, float p)
     : fc1(store, prefix + "fc1", d_model, d_ff, bias),
       fc2(store, prefix + "fc2", d_ff, d_model, bias),
-      dropout(p) {}
+      activation(a),
+      dropout(p) {
+  if (activation == Activation::SwiGLU) fc_gate = Linear(store, prefix + "fc_gate", d_model, d_ff, bias);
+}
 
 ag::Var FeedForward::forward(Context& c, ag::Var x) const {
-  ag::Var h = ag::relu(fc1.forward(c, x));
+  if (activation == Activation::SwiGLU)
+    fail("SwiGLU not implemented yet");  // wire ag::swiglu(fc_gate(x), fc1(x)) here
+  ag::Var h = activate(fc1.forward(c, x), activation);
   return fc2.forward(c, ag::dropout(h, dropout, c.rng, c.training));
 }
 

@@ -66,11 +66,12 @@ ModelConfig model_config_for(const TrainConfig& cfg, const tokenize::Tokenizer& 
   c.decoder_layers = int(m.decoder_layers);
   c.max_len = m.max_len;
   c.dropout = float(m.dropout);
-  c.norm = m.norm == "seed" ? kernels::NormKind::SeedLayerNorm : kernels::NormKind::LayerNorm;
+  c.norm = m.norm == "seed" ? NormType::SeedLayerNorm : NormType::LayerNorm;
   c.norm_position = m.norm_position == "pre" ? NormPosition::Pre : NormPosition::Post;
   c.norm_eps = float(m.norm_eps);
   c.final_norm = c.norm_position == NormPosition::Pre;  // post-norm stacks end normalised already
   c.tie_output = m.tie_embeddings;
+  c.embedding_scale = std::sqrt(float(c.d_model));
   c.pad_id = tgt.pad_id();
   c.bos_id = tgt.bos_id();
   c.eos_id = tgt.eos_id();

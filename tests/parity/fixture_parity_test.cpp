@@ -1,11 +1,16 @@
 // Parity with the PyTorch / Hugging Face reference fixtures. Walks every folder under $TFM_FIXTURES
 // (default ../shared/fixtures) that holds a config.json and checks each one a known family maps:
-// encoder/decoder outputs and logits (1e-4 relative), loss (1e-5), every parameter's gradient (1e-3),
-// and the greedy decode (exact).
+// hidden states and logits (1e-4 relative; decoder-only: where attention_mask is 1), loss (1e-5),
+// every trainable parameter's gradient in the checkpoint's own layout (1e-3), and the greedy decode
+// (encoder-decoders; ids equal wherever the reference's greedy_margin > 1e-3).
+// Folders no family maps yet, and models that need a feature marked "not implemented yet", are skipped
+// with the reason (this becomes a failure once every family is in).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "autograd/ops.h"
 #include "core/error.h"
@@ -21,6 +26,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
+constexpr int64_t kIgnore = -100;  // Hugging Face's ignored label
+
 std::vector<std::string> fixture_folders() {
   std::vector<std::string> out;
   std::error_code ec;
@@ -30,16 +37,136 @@ std::vector<std::string> fixture_folders() {
   return out;
 }
 
+bool not_implemented(const Error& e) {
+  return std::string(e.what()).find("not implemented yet") != std::string::npos;
+}
+
+// U8 copy of an int64 0/1 mask.
+Tensor u8_mask(const Tensor& m) {
+  Tensor out = Tensor::empty_persistent(m.shape(), DType::U8);
+  for (int64_t i = 0; i < m.numel(); ++i) out.data<uint8_t>()[i] = uint8_t(m.data<int64_t>()[i] != 0);
+  return out;
+}
+
+// Hugging Face's shift_tokens_right: decoder inputs = [start, labels[:-1]] with -100 replaced by pad.
+Tensor shift_right(const Tensor& labels, int64_t start, int64_t pad) {
+  Tensor out = Tensor::empty_persistent(labels.shape(), DType::I64);
+  const int64_t rows = labels.size(0), len = labels.size(1);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t t = 0; t < len; ++t) {
+      int64_t v = t == 0 ? start : labels.data<int64_t>()[r * len + t - 1];
+      out.data<int64_t>()[r * len + t] = v == kIgnore ? pad : v;
+    }
+  return out;
+}
+
+// Causal-LM labels as HF computes the loss: position t predicts labels[t + 1]; the last predicts nothing.
+Tensor shift_left(const Tensor& labels) {
+  Tensor out = Tensor::empty_persistent(labels.shape(), DType::I64);
+  const int64_t rows = labels.size(0), len = labels.size(1);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t t = 0; t < len; ++t)
+      out.data<int64_t>()[r * len + t] = t + 1 < len ? labels.data<int64_t>()[r * len + t + 1] : kIgnore;
+  return out;
+}
+
+// Rows of [batch, len, width] where mask [batch, len] is 1, as [n, width] (padded positions dropped).
+Tensor rows_where(const Tensor& x, const Tensor& mask) {
+  const int64_t width = x.size(-1);
+  int64_t n = 0;
+  for (int64_t i = 0; i < mask.numel(); ++i) n += mask.data<int64_t>()[i] != 0;
+  Tensor out = Tensor::empty_persistent({n, width});
+  Tensor xc = x.contiguous();
+  int64_t k = 0;
+  for (int64_t i = 0; i < mask.numel(); ++i)
+    if (mask.data<int64_t>()[i] != 0) std::copy_n(xc.f32() + i * width, width, out.f32() + width * k++);
+  return out;
+}
+
+double l2(const Tensor& t) {
+  Tensor c = t.contiguous();
+  double s = 0;
+  for (int64_t i = 0; i < c.numel(); ++i) s += double(c.f32()[i]) * c.f32()[i];
+  return std::sqrt(s);
+}
+
+// Gradients within 1e-3 relative. A gradient that is zero in exact arithmetic (the key bias: softmax
+// ignores a shift shared by all scores) is float64 noise in the reference (~1e-17) and float32 noise
+// here (~1e-8), so a relative error means nothing there: it must be tiny in absolute terms instead.
+::testing::AssertionResult gradient_close(const std::string& name, const Tensor& got, const Tensor& want) {
+  if (l2(want) < 1e-12) {
+    if (l2(got) < 1e-6) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << name << ": reference is zero, got norm " << l2(got);
+  }
+  return test::expect_close(name, got, want, 1e-3);
+}
+
 class FixtureParity : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     dir_ = test::fixtures_root() + "/" + GetParam();
     auto config = nlohmann::json::parse(io::read_file(dir_ + "/config.json"));
-    family_ = find_family(config);
+    try {
+      family_ = find_family(config);
+    } catch (const Error& e) {
+      GTEST_SKIP() << GetParam() << ": " << e.what();
+    }
     if (!family_) GTEST_SKIP() << GetParam() << ": no model family maps this config yet";
-    model_ = load_pretrained(dir_);
+    model_ = load_pretrained(dir_).model;
     ref_ = std::make_unique<io::SafetensorsFile>(io::SafetensorsFile::open(dir_ + "/reference.safetensors"));
   }
+
+  // Runs the model on the reference inputs: the loss, with every reference output it computed checked.
+  ag::Var forward(nn::Context& c) {
+    const ModelConfig& cfg = model_->config();
+    auto check = [&](const char* name, ag::Var got) {
+      EXPECT_TRUE(test::expect_close(name, got.value(), ref_->get_f32(name), 1e-4));
+      report(name, test::relative_error(got.value(), ref_->get_f32(name)));
+    };
+    if (ref_->contains("src")) {  // the seed's own names and loss
+      Tensor src = ref_->get_i64("src"), tgt_in = ref_->get_i64("tgt_in");
+      ag::Var enc = model_->encode(c, src);
+      ag::Var dec = model_->decode(c, enc, src, tgt_in);
+      ag::Var logits = model_->project(c, dec);
+      check("encoder_output", enc);
+      check("decoder_output", dec);
+      check("logits", logits);
+      return ag::cross_entropy(logits, ref_->get_i64("label"), cfg.pad_id, 0.1f);
+    }
+    Tensor ids = ref_->get_i64("input_ids"), mask = ref_->get_i64("attention_mask");
+    Tensor labels = ref_->get_i64("labels");
+    ag::Var logits;
+    switch (cfg.arch) {
+      case Arch::EncoderDecoder: {
+        ag::Var enc = model_->encode(c, ids, u8_mask(mask));
+        check("encoder_last_hidden_state", enc);
+        logits = model_->project(c, model_->decode(c, enc, ids, shift_right(labels, cfg.bos_id, cfg.pad_id)));
+        check("logits", logits);
+        break;
+      }
+      case Arch::DecoderOnly:
+        logits = model_->project(c, model_->decode_only(c, ids, u8_mask(mask)));
+        EXPECT_TRUE(test::expect_close("logits where attention_mask = 1", rows_where(logits.value(), mask),
+                                       rows_where(ref_->get_f32("logits"), mask), 1e-4));
+        labels = shift_left(labels);
+        break;
+      case Arch::EncoderOnly: {
+        Tensor types = ref_->contains("token_type_ids") ? ref_->get_i64("token_type_ids") : Tensor();
+        logits = model_->project(c, model_->encode(c, ids, u8_mask(mask), types));
+        EXPECT_TRUE(test::expect_close("logits where attention_mask = 1", rows_where(logits.value(), mask),
+                                       rows_where(ref_->get_f32("logits"), mask), 1e-4));
+        break;
+      }
+    }
+    return ag::cross_entropy(logits, labels, kIgnore, 0.0f);
+  }
+
+  // Measured relative errors, printed as a test property (visible with --gtest_output and in the log).
+  void report(const std::string& what, double rel) {
+    RecordProperty(what, std::to_string(rel));
+    std::printf("  %s %s: relative error %.3g\n", GetParam().c_str(), what.c_str(), rel);
+  }
+
   std::string dir_;
   const Family* family_ = nullptr;
   std::unique_ptr<Transformer> model_;
@@ -47,41 +174,70 @@ class FixtureParity : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(FixtureParity, ForwardLossAndGradients) {
-  Tensor src = ref_->get_i64("src"), tgt_in = ref_->get_i64("tgt_in"), label = ref_->get_i64("label");
   ag::Tape tape;
   ag::Tape::Scope scope(tape);
   nn::Context c{tape, false, nullptr};
   for (Parameter* p : model_->parameters().list()) p->grad.zero_();
-  ag::Var enc = model_->encode(c, src);
-  ag::Var dec = model_->decode(c, enc, src, tgt_in);
-  ag::Var logits = model_->project(c, dec);
-  ag::Var loss = ag::cross_entropy(logits, label, model_->config().pad_id, 0.1f);
-  EXPECT_TRUE(test::expect_close("encoder_output", enc.value(), ref_->get_f32("encoder_output"), 1e-4));
-  EXPECT_TRUE(test::expect_close("decoder_output", dec.value(), ref_->get_f32("decoder_output"), 1e-4));
-  EXPECT_TRUE(test::expect_close("logits", logits.value(), ref_->get_f32("logits"), 1e-4));
+  ag::Var loss;
+  try {
+    loss = forward(c);
+  } catch (const Error& e) {
+    if (not_implemented(e)) GTEST_SKIP() << GetParam() << ": " << e.what();
+    throw;
+  }
   EXPECT_TRUE(test::expect_close("loss", loss.value(), ref_->get_f32("loss"), 1e-5));
+  report("loss", test::relative_error(loss.value(), ref_->get_f32("loss")));
   tape.backward(loss);
+  std::set<std::string> trained;  // checkpoint tensors holding a trainable parameter
+  for (Parameter* p : model_->parameters().list())
+    if (p->trainable) trained.insert(family_->placement(p->name).name);
   size_t checked = 0;
-  for (Parameter* p : model_->parameters().list()) {
-    std::string ref_name = "grad." + family_->checkpoint_name(p->name);
-    ASSERT_TRUE(ref_->contains(ref_name))
-        << "no reference gradient for " << p->name << " (" << ref_name << ")";
-    EXPECT_TRUE(test::expect_close(ref_name, p->grad, ref_->get_f32(ref_name), 1e-3));
+  double worst = 0;
+  std::string worst_name;
+  for (const auto& [name, grad] : checkpoint_tensors(*model_, *family_, /*gradients=*/true)) {
+    if (!trained.count(name)) continue;
+    std::string ref_name = "grad." + name;
+    ASSERT_TRUE(ref_->contains(ref_name)) << "no reference gradient " << ref_name;
+    Tensor want = ref_->get_f32(ref_name);
+    EXPECT_TRUE(gradient_close(ref_name, grad, want));
+    if (l2(want) >= 1e-12 && test::relative_error(grad, want) > worst) {
+      worst = test::relative_error(grad, want);
+      worst_name = ref_name;
+    }
     ++checked;
   }
+  report("worst gradient (" + worst_name + ")", worst);
   size_t in_reference = 0;
   for (const std::string& n : ref_->names()) in_reference += n.starts_with("grad.");
   EXPECT_EQ(checked, in_reference) << "the reference has gradients for parameters the model lacks";
 }
 
 TEST_P(FixtureParity, GreedyDecode) {
+  if (model_->config().arch != Arch::EncoderDecoder)
+    GTEST_SKIP() << "greedy decoding of encoder-decoders only";
   Tensor want = ref_->get_i64("greedy_ids");
-  Tensor src = ref_->get_i64("src").narrow(0, 0, 1).contiguous();
+  Tensor src = ref_->get_i64(ref_->contains("src") ? "src" : "input_ids").narrow(0, 0, 1).contiguous();
   infer::GreedyOptions o;
   o.max_new_tokens = want.size(1) - 1;
-  auto got = infer::greedy_decode(*model_, src, o);
+  std::vector<std::vector<int64_t>> got;
+  try {
+    got = infer::greedy_decode(*model_, src, o);
+  } catch (const Error& e) {
+    if (not_implemented(e)) GTEST_SKIP() << GetParam() << ": " << e.what();
+    throw;
+  }
   std::vector<int64_t> expect(want.data<int64_t>(), want.data<int64_t>() + want.numel());
-  EXPECT_EQ(got[0], expect);
+  if (!ref_->contains("greedy_margin")) {
+    EXPECT_EQ(got[0], expect);
+    return;
+  }
+  // Token i + 1 was chosen with margin[i]; a near-tie may flip, and everything after it with it.
+  Tensor margin = ref_->get_f32("greedy_margin");
+  ASSERT_EQ(got[0].size(), expect.size());
+  for (size_t i = 0; i + 1 < expect.size(); ++i) {
+    if (margin.f32()[i] <= 1e-3f) break;
+    EXPECT_EQ(got[0][i + 1], expect[i + 1]) << "greedy token " << i + 1;
+  }
 }
 
 // The seed saves its sinusoidal table as a buffer: tfm's own table must equal it.

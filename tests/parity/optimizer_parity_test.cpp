@@ -16,7 +16,7 @@ void run_steps(bool decoupled, const std::string& prefix) {
   const std::string dir = test::fixtures_root() + "/seed_transformer";
   auto ref = io::SafetensorsFile::open(dir + "/reference.safetensors");
   auto train_ref = io::SafetensorsFile::open(dir + "/reference_train.safetensors");
-  auto model = load_pretrained(dir);
+  auto model = load_pretrained(dir).model;
   const Family* family = find_family(nlohmann::json{{"src_vocab", 1}, {"d", 1}, {"N", 1}, {"h", 1}});
   ASSERT_NE(family, nullptr);
   train::AdamOptions o;
@@ -43,7 +43,7 @@ void run_steps(bool decoupled, const std::string& prefix) {
     opt.zero_grad();
   }
   for (Parameter* p : model->parameters().list()) {
-    std::string name = prefix + ".final." + family->checkpoint_name(p->name);
+    std::string name = prefix + ".final." + family->placement(p->name).name;
     ASSERT_TRUE(train_ref.contains(name)) << name;
     EXPECT_TRUE(test::expect_close(name, p->value, train_ref.get_f32(name), 1e-3));
   }

@@ -1,5 +1,7 @@
-// The assembled Transformer: its gradient against finite differences in every norm configuration,
-// attention maps for display, and clear errors for weights of another architecture.
+// The assembled Transformer: its gradient against finite differences in every norm configuration and in
+// the single-stack (decoder-only, encoder-only) shapes, the causal mask, attention maps for display,
+// ModelConfig's JSON, family loading (dtypes, Conv1D, fused q/k/v) and clear errors for weights of
+// another architecture.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -10,13 +12,15 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint.h"
+#include "io/safetensors.h"
 #include "models/family.h"
+#include "nn/positions.h"
 #include "test_support.h"
 
 namespace tfm {
 namespace {
 
-ModelConfig tiny_config(NormPosition position, kernels::NormKind norm) {
+ModelConfig tiny_config(NormPosition position, NormType norm) {
   ModelConfig c;
   c.src_vocab = 11;
   c.tgt_vocab = 13;
@@ -46,7 +50,7 @@ double loss_of(const Transformer& m, const Tensor& src, const Tensor& tgt, const
   return m.loss(c, src, tgt, label, 0.1f).value().item();
 }
 
-class ModelGradient : public ::testing::TestWithParam<std::tuple<NormPosition, kernels::NormKind>> {};
+class ModelGradient : public ::testing::TestWithParam<std::tuple<NormPosition, NormType>> {};
 
 // Every parameter tensor, sampled at a few entries, against central differences of the whole loss.
 TEST_P(ModelGradient, MatchesFiniteDifferences) {
@@ -81,11 +85,10 @@ TEST_P(ModelGradient, MatchesFiniteDifferences) {
 
 INSTANTIATE_TEST_SUITE_P(Norms, ModelGradient,
                          ::testing::Combine(::testing::Values(NormPosition::Pre, NormPosition::Post),
-                                            ::testing::Values(kernels::NormKind::SeedLayerNorm,
-                                                              kernels::NormKind::LayerNorm)));
+                                            ::testing::Values(NormType::SeedLayerNorm, NormType::LayerNorm)));
 
 TEST(Model, KeepsAttentionMapsOnRequest) {
-  Transformer m(tiny_config(NormPosition::Pre, kernels::NormKind::SeedLayerNorm));
+  Transformer m(tiny_config(NormPosition::Pre, NormType::SeedLayerNorm));
   m.init_weights(2);
   m.set_keep_attention(true);
   Tensor src = ids({3, 4, 5, 0}, 1), tgt = ids({1, 5, 6}, 1);
@@ -113,11 +116,11 @@ TEST(Model, KeepsAttentionMapsOnRequest) {
 
 TEST(Model, CheckpointOfAnotherArchitectureNamesTheTensors) {
   std::string dir = test::temp_dir("arch");
-  Transformer a(tiny_config(NormPosition::Pre, kernels::NormKind::SeedLayerNorm));
+  Transformer a(tiny_config(NormPosition::Pre, NormType::SeedLayerNorm));
   io::CheckpointInfo info;
   info.model_config = to_json(a.config());
   io::save_checkpoint(dir + "/a.safetensors", a.parameters(), nullptr, info);
-  ModelConfig other = tiny_config(NormPosition::Pre, kernels::NormKind::SeedLayerNorm);
+  ModelConfig other = tiny_config(NormPosition::Pre, NormType::SeedLayerNorm);
   other.d_ff = 16;
   other.decoder_layers = 1;
   Transformer b(other);
@@ -156,6 +159,258 @@ TEST(Model, PretrainedShapeMismatchNamesTensorAndShapes) {
   config.erase("h");
   io::write_file_atomic(dir + "/config.json", config.dump());
   EXPECT_THROW(load_pretrained(dir), Error) << "a config no family understands";
+}
+
+// A GPT-2-shaped model with the ops that exist today: ReLU, LayerNorm, learned positions, pre-norm,
+// a final norm and the output tied to the token table.
+ModelConfig tiny_decoder_only() {
+  ModelConfig c;
+  c.arch = Arch::DecoderOnly;
+  c.src_vocab = c.tgt_vocab = 13;
+  c.d_model = 8;
+  c.heads = 2;
+  c.d_ff = 12;
+  c.encoder_layers = 0;
+  c.decoder_layers = 2;
+  c.max_len = 8;
+  c.dropout = 0;
+  c.norm = NormType::LayerNorm;
+  c.norm_eps = 1e-5f;
+  c.positions = PositionKind::Learned;
+  c.attention_bias = true;
+  c.output_bias = false;
+  c.embedding_scale = 1.0f;
+  c.tie_output = true;
+  c.mask_decoder_padding = false;
+  return c;
+}
+
+// A BERT-shaped model: post-norm, embedding LayerNorm, token types, learned positions, MLM head.
+ModelConfig tiny_encoder_only() {
+  ModelConfig c = tiny_decoder_only();
+  c.arch = Arch::EncoderOnly;
+  c.encoder_layers = 2;
+  c.decoder_layers = 0;
+  c.norm_position = NormPosition::Post;
+  c.final_norm = false;
+  c.embedding_norm = true;
+  c.token_types = 2;
+  c.lm_head_transform = true;
+  c.output_bias = true;
+  return c;
+}
+
+ag::Var single_stack_loss(nn::Context& c, const Transformer& m, const Tensor& in, const Tensor& label) {
+  ag::Var hidden = m.config().arch == Arch::DecoderOnly
+                       ? m.decode_only(c, in)
+                       : m.encode(c, in, {}, ids({0, 0, 1, 1, 0, 1, 1, 0}, 2));
+  return ag::cross_entropy(m.project(c, hidden), label, -100, 0.0f);
+}
+
+class SingleStackGradient : public ::testing::TestWithParam<Arch> {};
+
+TEST_P(SingleStackGradient, MatchesFiniteDifferences) {
+  Transformer m(GetParam() == Arch::DecoderOnly ? tiny_decoder_only() : tiny_encoder_only());
+  m.init_weights(7);
+  Tensor in = ids({3, 4, 5, 6, 7, 8, 9, 10}, 2), label = ids({4, 5, 6, -100, 8, -100, 10, 11}, 2);
+  auto loss = [&] {
+    ag::Tape tape;
+    ag::Tape::Scope scope(tape);
+    ag::NoGrad off(tape);
+    nn::Context c{tape, false, nullptr};
+    return double(single_stack_loss(c, m, in, label).value().item());
+  };
+  ag::Tape tape;
+  {
+    ag::Tape::Scope scope(tape);
+    nn::Context c{tape, false, nullptr};
+    tape.backward(single_stack_loss(c, m, in, label));
+  }
+  std::mt19937 g(3);
+  const float h = 1e-3f;
+  for (Parameter* p : m.parameters().list()) {
+    for (int k = 0; k < 4; ++k) {
+      int64_t i = int64_t(g() % uint64_t(p->value.numel()));
+      float* x = p->value.f32() + i;
+      float saved = *x;
+      *x = saved + h;
+      double up = loss();
+      *x = saved - h;
+      double down = loss();
+      *x = saved;
+      double numeric = (up - down) / (2 * h), analytic = p->grad.f32()[i];
+      EXPECT_NEAR(analytic, numeric, 2e-3 + 2e-2 * std::fabs(numeric)) << p->name << "[" << i << "]";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Arch, SingleStackGradient, ::testing::Values(Arch::DecoderOnly, Arch::EncoderOnly),
+                         [](const auto& info) {
+                           return info.param == Arch::DecoderOnly ? "DecoderOnly" : "EncoderOnly";
+                         });
+
+Tensor logits_of(const Transformer& m, const Tensor& in) {
+  ag::Tape tape;
+  ag::Tape::Scope scope(tape);
+  ag::NoGrad off(tape);
+  nn::Context c{tape, false, nullptr};
+  return m.project(c, m.decode_only(c, in)).value().clone(/*persistent=*/true);
+}
+
+TEST(Model, DecoderOnlyLogitsNeverSeeLaterTokens) {
+  Transformer m(tiny_decoder_only());
+  m.init_weights(11);
+  Tensor a = ids({3, 4, 5, 6, 7, 8}, 1);
+  Tensor before = logits_of(m, a);
+  for (int64_t changed = 1; changed < 6; ++changed) {
+    Tensor b = a.clone(/*persistent=*/true);
+    b.data<int64_t>()[changed] = 12;
+    Tensor after = logits_of(m, b);
+    for (int64_t t = 0; t < 6; ++t) {
+      double diff = 0;
+      for (int64_t v = 0; v < 13; ++v)
+        diff = std::max(diff, std::fabs(after.at({0, t, v}) - before.at({0, t, v})));
+      if (t < changed) {
+        EXPECT_EQ(diff, 0.0) << "position " << t << " changed with token " << changed;
+      } else if (t == changed) {
+        EXPECT_GT(diff, 0.0) << "position " << t << " ignores its own token";
+      }
+    }
+  }
+}
+
+TEST(ModelConfig, JsonRoundTripsEveryField) {
+  ModelConfig c = tiny_encoder_only();
+  c.kv_heads = 1;
+  c.head_dim = 6;
+  c.rope_theta = 5e5f;
+  c.positions = PositionKind::RoPE;
+  c.activation = Activation::SwiGLU;
+  c.norm = NormType::RMSNorm;
+  c.norm_bias = false;
+  c.sliding_window = 4;
+  c.experts = 4;
+  c.experts_top_k = 2;
+  c.router_aux_loss_coef = 0.02f;
+  c.forced_eos = c.forbid_pad = c.freeze_pad_embedding = true;
+  nlohmann::json j = to_json(c);
+  EXPECT_EQ(j["positions"], "rope");
+  EXPECT_EQ(j["activation"], "swiglu");
+  EXPECT_EQ(to_json(model_config_from_json(j, "test")), j);
+}
+
+TEST(ModelConfig, ErrorsNameTheField) {
+  nlohmann::json j = to_json(tiny_decoder_only());
+  auto bad = [&](const std::string& key, nlohmann::json value) {
+    nlohmann::json k = j;
+    if (value.is_null())
+      k.erase(key);
+    else
+      k[key] = value;
+    return test::error_of([&] { model_config_from_json(k, "cfg.json"); });
+  };
+  EXPECT_NE(bad("heads", nullptr).find("missing key 'heads'"), std::string::npos);
+  EXPECT_NE(bad("positions", "wavelet").find("'positions' has unsupported value 'wavelet'"),
+            std::string::npos);
+  EXPECT_NE(bad("kv_heads", 3).find("kv_heads"), std::string::npos);
+  j["experts"] = 2;
+  EXPECT_NE(bad("experts_top_k", 3).find("experts_top_k: must be in [1, experts]"), std::string::npos);
+  std::string unknown = test::error_of([&] {
+    nlohmann::json k = j;
+    k["colour"] = 1;
+    model_config_from_json(k, "cfg.json");
+  });
+  EXPECT_NE(unknown.find("cfg.json"), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("unknown key 'colour'"), std::string::npos) << unknown;
+}
+
+// Marian's layout for d = 4: [sin(p), sin(p / 100), cos(p), cos(p / 100)] (10000^(2/4) = 100).
+TEST(Positions, MarianHalfSplitLayout) {
+  Tensor t = nn::sinusoidal_half_table(5, 4);
+  for (int p = 0; p < 5; ++p) {
+    EXPECT_FLOAT_EQ(float(t.at({p, 0})), std::sin(float(p)));
+    EXPECT_FLOAT_EQ(float(t.at({p, 1})), float(std::sin(p / 100.0)));
+    EXPECT_FLOAT_EQ(float(t.at({p, 2})), std::cos(float(p)));
+    EXPECT_FLOAT_EQ(float(t.at({p, 3})), float(std::cos(p / 100.0)));
+  }
+}
+
+// GPT-2 stores Conv1D weights (in, out) with q, k, v side by side in c_attn: the loaded projections are
+// the transposed column blocks.
+TEST(Families, Gpt2Conv1DAndFusedQkvAreSplitAndTransposed) {
+  std::string dir = test::fixtures_root() + "/gpt2";
+  Pretrained p = load_pretrained(dir);
+  auto file = io::SafetensorsFile::open(dir + "/model.safetensors");
+  Tensor c_attn = file.get_f32("transformer.h.1.attn.c_attn.weight");  // [64, 192]
+  Tensor c_attn_bias = file.get_f32("transformer.h.1.attn.c_attn.bias");
+  const char* names[] = {"q_proj", "k_proj", "v_proj"};
+  for (int part = 0; part < 3; ++part) {
+    Parameter& w =
+        p.model->parameters().at(std::string("decoder.layers.1.self_attn.") + names[part] + ".weight");
+    Parameter& b =
+        p.model->parameters().at(std::string("decoder.layers.1.self_attn.") + names[part] + ".bias");
+    for (int64_t out : {0, 17, 63})
+      for (int64_t in : {0, 5, 63}) EXPECT_EQ(w.value.at({out, in}), c_attn.at({in, part * 64 + out}));
+    EXPECT_EQ(b.value.at({9}), c_attn_bias.at({part * 64 + 9}));
+  }
+  Tensor fc = file.get_f32("transformer.h.0.mlp.c_fc.weight");  // [64, 256] (in, out)
+  EXPECT_EQ(p.model->parameters().at("decoder.layers.0.fc1.weight").value.at({200, 3}), fc.at({3, 200}));
+  EXPECT_EQ(p.model->parameters().find("lm_head.weight"), nullptr) << "tied to transformer.wte";
+}
+
+// Weights saved in a family's layout as float16 / bfloat16 load back as those values in float32; the
+// export (checkpoint_tensors) is the exact inverse of the load, Conv1D and fused q/k/v included.
+TEST(Families, HalfPrecisionWeightsRoundTripThroughTheGpt2Layout) {
+  const Family* gpt2 = find_family(nlohmann::json{{"model_type", "gpt2"}});
+  ASSERT_NE(gpt2, nullptr);
+  Transformer a(tiny_decoder_only());
+  a.init_weights(4);
+  for (DType dtype : {DType::F16, DType::BF16}) {
+    std::vector<std::pair<std::string, Tensor>> tensors = checkpoint_tensors(a, *gpt2, false);
+    for (auto& [name, t] : tensors) t = t.to(dtype, /*persistent=*/true);
+    std::string path = test::temp_dir("half") + "/model.safetensors";
+    io::save_safetensors(path, tensors);
+    Transformer b(tiny_decoder_only());
+    load_family_weights(b, path, *gpt2);
+    for (Parameter* p : b.parameters().list()) {
+      Tensor want = a.parameters().at(p->name).value.to(dtype, true).to(DType::F32, true);
+      EXPECT_TRUE(test::expect_close(p->name, p->value, want, 0.0)) << dtype_name(dtype);
+    }
+  }
+}
+
+TEST(Families, MissingAndUnexpectedWeightsAreAllListed) {
+  const Family* gpt2 = find_family(nlohmann::json{{"model_type", "gpt2"}});
+  Transformer a(tiny_decoder_only());
+  std::vector<std::pair<std::string, Tensor>> kept;
+  for (auto& [name, t] : checkpoint_tensors(a, *gpt2, false))
+    if (name != "transformer.ln_f.bias" && name != "transformer.h.1.attn.c_attn.weight")
+      kept.emplace_back(name, t);
+  kept.emplace_back("transformer.h.9.mlp.c_fc.weight", Tensor::zeros_persistent({2, 2}));
+  kept.emplace_back("score.weight", Tensor::zeros_persistent({2, 2}));
+  std::string path = test::temp_dir("missing") + "/model.safetensors";
+  io::save_safetensors(path, kept);
+  std::string msg = test::error_of([&] { load_family_weights(a, path, *gpt2); });
+  EXPECT_NE(msg.find("model.safetensors"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("missing ['transformer.h.1.attn.c_attn.weight', 'transformer.ln_f.bias']"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("unexpected ['transformer.h.9.mlp.c_fc.weight', 'score.weight']"), std::string::npos)
+      << msg;
+}
+
+TEST(Families, ConfigErrorsNameTheModelTypeOrTheField) {
+  std::string msg = test::error_of([] { find_family(nlohmann::json{{"model_type", "perceiver"}}); });
+  EXPECT_NE(msg.find("unknown model_type 'perceiver'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("marian"), std::string::npos) << "lists the supported types: " << msg;
+
+  std::string dir = test::temp_dir("marian");
+  auto config = nlohmann::json::parse(io::read_file(test::fixtures_root() + "/marian/config.json"));
+  config.erase("d_model");
+  io::write_file_atomic(dir + "/config.json", config.dump());
+  msg = test::error_of([&] { load_pretrained(dir); });
+  EXPECT_NE(msg.find("config.json"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("missing field 'd_model'"), std::string::npos) << msg;
 }
 
 }  // namespace

@@ -21,7 +21,7 @@ void embedding_forward(const float* table, int64_t vocab, int64_t dim, const int
 }
 
 void embedding_backward(const float* dy, const int64_t* ids, int64_t rows, int64_t dim, float scale,
-                        float* dtable) {
+                        float* dtable, int64_t padding_idx) {
   // Rows may repeat an id, so threads split the columns, not the rows (deterministic, race-free).
   constexpr int64_t kBand = 64;
   int64_t bands = (dim + kBand - 1) / kBand;
@@ -29,6 +29,7 @@ void embedding_backward(const float* dy, const int64_t* ids, int64_t rows, int64
   for (int64_t b = 0; b < bands; ++b) {
     int64_t c0 = b * kBand, c1 = std::min(dim, c0 + kBand);
     for (int64_t r = 0; r < rows; ++r) {
+      if (ids[r] == padding_idx) continue;
       const float* g = dy + r * dim;
       float* dst = dtable + ids[r] * dim;
 #pragma omp simd
