@@ -9,9 +9,9 @@ ag::Var activate(ag::Var x, Activation activation) {
     case Activation::ReLU:
       return ag::relu(x);
     case Activation::GeluErf:
-      fail("GELU (erf) not implemented yet");  // wire ag::gelu(x, erf) here
+      return ag::gelu(x, kernels::GeluKind::Erf);
     case Activation::GeluTanh:
-      fail("GELU (tanh) not implemented yet");  // wire ag::gelu(x, tanh) here
+      return ag::gelu(x, kernels::GeluKind::Tanh);
     case Activation::SwiGLU:
       fail("SwiGLU is a gated feed-forward, not an activation of one input");
   }
@@ -28,9 +28,9 @@ FeedForward::FeedForward(ParameterStore& store, const std::string& prefix, int64
 }
 
 ag::Var FeedForward::forward(Context& c, ag::Var x) const {
-  if (activation == Activation::SwiGLU)
-    fail("SwiGLU not implemented yet");  // wire ag::swiglu(fc_gate(x), fc1(x)) here
-  ag::Var h = activate(fc1.forward(c, x), activation);
+  // SwiGLU (Llama's MLP): fc2(silu(fc_gate(x)) * fc1(x)), fc_gate = gate_proj, fc1 = up_proj.
+  ag::Var h = activation == Activation::SwiGLU ? ag::swiglu(fc_gate.forward(c, x), fc1.forward(c, x))
+                                               : activate(fc1.forward(c, x), activation);
   return fc2.forward(c, ag::dropout(h, dropout, c.rng, c.training));
 }
 
