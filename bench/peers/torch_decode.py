@@ -69,7 +69,7 @@ def read_safetensors(path):
         else:
             sys.exit(f"{path}: tensor {name} has unsupported dtype {dtype}")
         if array.size != math.prod(shape):
-            sys.exit(f"{path}: tensor {name} holds {array.size} values, shape {shape} needs {math.prod(shape)}")
+            sys.exit(f"{path}: tensor {name} has {array.size} values, shape {shape} needs {math.prod(shape)}")
         tensors[name] = torch.from_numpy(array.reshape(shape).copy())
     return tensors
 
@@ -116,7 +116,8 @@ class KVCache:
 
     def _grow(self, capacity):
         rows, heads, _, head_dim = self.keys.shape
-        keys, values = torch.empty(rows, heads, capacity, head_dim), torch.empty(rows, heads, capacity, head_dim)
+        keys = torch.empty(rows, heads, capacity, head_dim)
+        values = torch.empty(rows, heads, capacity, head_dim)
         keys[:, :, : self.length] = self.keys[:, :, : self.length]
         values[:, :, : self.length] = self.values[:, :, : self.length]
         self.keys, self.values, self.spare = keys, values, None
@@ -205,9 +206,12 @@ class MarianLayer:
     def __init__(self, weights, prefix, heads, is_decoder):
         self.self_attn = MarianAttention(weights, f"{prefix}.self_attn", heads)
         self.cross_attn = MarianAttention(weights, f"{prefix}.encoder_attn", heads) if is_decoder else None
+        norm_names = ["self_attn_layer_norm", "final_layer_norm"]
+        if is_decoder:
+            norm_names.append("encoder_attn_layer_norm")
         self.norms = {
             name: (take(weights, f"{prefix}.{name}.weight"), take(weights, f"{prefix}.{name}.bias"))
-            for name in ["self_attn_layer_norm", "final_layer_norm"] + (["encoder_attn_layer_norm"] if is_decoder else [])
+            for name in norm_names
         }
         self.fc1 = (take(weights, f"{prefix}.fc1.weight"), take(weights, f"{prefix}.fc1.bias"))
         self.fc2 = (take(weights, f"{prefix}.fc2.weight"), take(weights, f"{prefix}.fc2.bias"))
@@ -241,7 +245,8 @@ class Marian:
             for i in range(config["encoder_layers"])
         ]
         self.decoder = [
-            MarianLayer(weights, f"model.decoder.layers.{i}", self.heads, True) for i in range(config["decoder_layers"])
+            MarianLayer(weights, f"model.decoder.layers.{i}", self.heads, True)
+            for i in range(config["decoder_layers"])
         ]
 
     def encode(self, src, src_mask):
@@ -249,7 +254,8 @@ class Marian:
         x = self.embedding[src] * self.embed_scale + self.positions[: src.shape[1]]
         for layer in self.encoder:
             q, k, v = layer.self_attn.project_qkv(x)
-            x = layer.norm("self_attn_layer_norm", x + layer.self_attn.output(merge_heads(attend(q, k, v, src_mask))))
+            context = merge_heads(attend(q, k, v, src_mask))
+            x = layer.norm("self_attn_layer_norm", x + layer.self_attn.output(context))
             x = layer.feed_forward(x)
         return x
 
@@ -357,7 +363,7 @@ def beam_translate(model, sources, num_beams, max_new_tokens, length_penalty=1.0
         totals = (log_probs.view(rows, num_beams, vocab) + running_scores[:, :, None]).view(rows, -1)
         cand_scores, cand_index = torch.topk(totals, 2 * num_beams, dim=1)
         cand_beam, cand_token = cand_index // vocab, cand_index % vocab
-        cand_seqs = torch.gather(running_seqs, 1, cand_beam[:, :, None].expand(-1, -1, max_new_tokens)).clone()
+        cand_seqs = torch.gather(running_seqs, 1, cand_beam[:, :, None].expand(-1, -1, max_new_tokens))
         cand_seqs[:, :, generated] = cand_token
         hits = cand_token == model.eos_id
         if generated + 1 == max_new_tokens:  # HF MaxLengthCriteria: every candidate ends here
@@ -373,7 +379,7 @@ def beam_translate(model, sources, num_beams, max_new_tokens, length_penalty=1.0
         # finished slots: merge the newly finished top candidates, normalised, with the kept ones
         just_finished = hits & top_mask
         normalised = cand_scores / float(generated + 1) ** length_penalty
-        normalised = normalised + (~improvable).float()[:, None] * NEG_LARGE + (~just_finished).float() * NEG_LARGE
+        normalised += (~improvable).float()[:, None] * NEG_LARGE + (~just_finished).float() * NEG_LARGE
         merged_scores = torch.cat([finished_scores, normalised], dim=1)
         best = torch.topk(merged_scores, num_beams, dim=1).indices
         finished_scores = torch.gather(merged_scores, 1, best)
@@ -479,7 +485,8 @@ class GPT2:
         return GPT2(config, weights)
 
     def new_caches(self, capacity):
-        return [KVCache(1, self.heads, self.d_model // self.heads, capacity) for _ in range(self.layers_count)]
+        head_dim = self.d_model // self.heads
+        return [KVCache(1, self.heads, head_dim, capacity) for _ in range(self.layers_count)]
 
     def forward(self, ids, caches=None, last_only=True):
         """ids [1, T] continuing the cached prefix (or the whole sequence when caches is None). Returns the
@@ -496,7 +503,7 @@ class GPT2:
         for i, block in enumerate(self.blocks):
             h = F.layer_norm(x, (self.d_model,), *block["ln_1"], self.eps)
             q, k, v = linear(h, *block["c_attn"]).chunk(3, dim=-1)
-            q, k, v = split_heads(q * scale, self.heads), split_heads(k, self.heads), split_heads(v, self.heads)
+            q, k, v = (split_heads(t, self.heads) for t in (q * scale, k, v))
             if caches:
                 k, v = caches[i].append(k, v)
             x = x + linear(merge_heads(attend(q, k, v, causal)), *block["attn_proj"])
@@ -542,7 +549,8 @@ def run_translate(args):
         english = [line.rstrip("\n").split("\t")[0] for line in f]
     if args.limit:
         english = english[: args.limit]
-    sources = [[int(t) for t in line.split()] for line in tfm_tokenize(args.tfm, f"{args.model}/tokenizer.json", english)]
+    tokenizer = f"{args.model}/tokenizer.json"
+    sources = [[int(t) for t in line.split()] for line in tfm_tokenize(args.tfm, tokenizer, english)]
 
     start = time.perf_counter()
     outputs = []
@@ -552,14 +560,14 @@ def run_translate(args):
             if args.beam == 1:
                 outputs += greedy_translate(model, chunk, args.max_new_tokens)
             else:
-                outputs += beam_translate(model, chunk, args.beam, args.max_new_tokens, early_stopping=args.early_stopping == "true")
+                early_stopping = args.early_stopping == "true"
+                outputs += beam_translate(model, chunk, args.beam, args.max_new_tokens, 1.0, early_stopping)
     wall = time.perf_counter() - start
 
     generated = sum(len(ids) for ids in outputs)  # every returned token, its EOS included
     special = {model.pad_id, model.eos_id, 2}  # HF decode(skip_special_tokens): <pad>, </s>, <unk>
-    texts = tfm_tokenize(
-        args.tfm, f"{args.model}/tokenizer.json", [" ".join(str(t) for t in ids if t not in special) for ids in outputs], True
-    )
+    kept_ids = [" ".join(str(t) for t in ids if t not in special) for ids in outputs]
+    texts = tfm_tokenize(args.tfm, tokenizer, kept_ids, decode=True)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
             f.write("".join(t + "\n" for t in texts))
@@ -593,12 +601,14 @@ def run_kjv(args):
         prompts = json.load(f)["greedy"]
     eos_id = 0  # <|endoftext|>, generation_config.json eos_token_id
     with torch.inference_mode():
+        model.greedy(prompts[0]["prompt_ids"], 4, eos_id, use_cache=not args.no_cache)  # warm-up, untimed
         results, tokens, wall = [], 0, 0.0
         for _ in range(args.repeat):
             results = []
             for prompt in prompts:
                 start = time.perf_counter()
-                ids = model.greedy(prompt["prompt_ids"], args.max_new_tokens, eos_id, use_cache=not args.no_cache)
+                use_cache = not args.no_cache
+                ids = model.greedy(prompt["prompt_ids"], args.max_new_tokens, eos_id, use_cache=use_cache)
                 wall += time.perf_counter() - start
                 tokens += len(ids) - len(prompt["prompt_ids"])
                 results.append(ids)
@@ -660,12 +670,14 @@ def report_speed(test, tokens, times):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("task", choices=["translate", "kjv", "gpt2-small"])
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     parser.add_argument("--model", help="model folder (default: ../shared/models/mt-en-es or lm-kjv)")
     parser.add_argument("--tfm", default="build/tfm", help="tfm binary, for tokenizing (translate)")
-    parser.add_argument("--data", default="/work/shared/data/bible-en-es/test.tsv", help="translate: TSV, English first")
+    test_tsv = "/work/shared/data/bible-en-es/test.tsv"
+    parser.add_argument("--data", default=test_tsv, help="translate: TSV, English in the first column")
     parser.add_argument("--limit", type=int, default=0, help="translate: only the first N sentences")
     parser.add_argument("--beam", type=int, default=4, help="translate: beams (1 = greedy)")
     parser.add_argument("--batch", type=int, default=32, help="translate: sentences per batch")
@@ -679,7 +691,7 @@ def main():
     )
     parser.add_argument("--out", help="translate: write the translations here")
     parser.add_argument("--no-cache", action="store_true", help="kjv: recompute the prefix at every step")
-    parser.add_argument("--repeat", type=int, default=3, help="kjv, gpt2-small: timed repetitions")
+    parser.add_argument("--repeat", type=int, help="kjv (default 10), gpt2-small: timed repetitions")
     parser.add_argument("--pp", type=int, default=512, help="gpt2-small: prompt length")
     parser.add_argument("--tg", type=int, default=128, help="gpt2-small: tokens generated")
     args = parser.parse_args()
@@ -691,8 +703,10 @@ def main():
     elif args.task == "kjv":
         args.model = args.model or "/work/shared/models/lm-kjv"
         args.max_new_tokens = args.max_new_tokens or 40
+        args.repeat = args.repeat or 10
         run_kjv(args)
     else:
+        args.repeat = args.repeat or 3
         run_gpt2_small(args)
 
 
