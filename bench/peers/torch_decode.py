@@ -339,7 +339,7 @@ def beam_translate(model, sources, num_beams, max_new_tokens, length_penalty=1.0
     A source stops for good once its best running beam, normalised by the current length, no longer beats
     its worst finished hypothesis (all slots full), or, with early_stopping=True, as soon as its slots are
     full. HF keeps computing such a source but can no longer change its result, so here it is dropped
-    from the batch."""
+    from the batch. Returns (tokens, score) per source (HF `sequences_scores`)."""
     batch, vocab = len(sources), model.embedding.shape[0]
     src, src_mask = padded_batch(model, sources)
     cross, caches = model.start(model.encode(src, src_mask), batch * num_beams, max_new_tokens)
@@ -398,7 +398,7 @@ def beam_translate(model, sources, num_beams, max_new_tokens, length_penalty=1.0
             improvable = improvable & ~finished_flags.all(dim=1)
         stop = not bool(improvable.any()) or bool(hits.all())
         for row in range(rows) if stop else (~improvable).nonzero().view(-1).tolist():
-            results[int(alive[row])] = finished_seqs[row, 0].tolist()
+            results[int(alive[row])] = (finished_seqs[row, 0].tolist(), float(finished_scores[row, 0]))
         if stop:
             break
         keep = improvable.nonzero().view(-1)
@@ -415,7 +415,7 @@ def beam_translate(model, sources, num_beams, max_new_tokens, length_penalty=1.0
             cache.select(cache_rows)
         tokens = running_seqs[:, :, generated].reshape(-1)
 
-    return [trim_after_eos(seq, model.eos_id) for seq in results]
+    return [(trim_after_eos(seq, model.eos_id), score) for seq, score in results]
 
 
 def trim_after_eos(ids, eos_id):
@@ -561,7 +561,8 @@ def run_translate(args):
                 outputs += greedy_translate(model, chunk, args.max_new_tokens)
             else:
                 early_stopping = args.early_stopping == "true"
-                outputs += beam_translate(model, chunk, args.beam, args.max_new_tokens, 1.0, early_stopping)
+                best = beam_translate(model, chunk, args.beam, args.max_new_tokens, 1.0, early_stopping)
+                outputs += [tokens for tokens, _ in best]
     wall = time.perf_counter() - start
 
     generated = sum(len(ids) for ids in outputs)  # every returned token, its EOS included
@@ -592,6 +593,41 @@ def run_translate(args):
         report.update(reference=reference, lines_equal=len(texts) - len(differ), lines_differ=differ[:20])
     except FileNotFoundError:
         pass
+    print(json.dumps(report), flush=True)
+
+
+def relative_error(actual, expected):
+    return float((actual - expected).norm() / expected.norm())
+
+
+def run_marian_fixture(args):
+    """Checks the Marian arithmetic and decoding against ../shared/fixtures/marian (random weights, HF
+    reference values): teacher-forced logits computed step by step through the KV cache (within 1e-4
+    relative, where labels != -100), greedy ids, and beam ids and score (early_stopping=True there)."""
+    model = Marian(args.model)
+    ref = read_safetensors(f"{args.model}/reference.safetensors")
+    src, labels = ref["input_ids"], ref["labels"]
+    src_mask = torch.zeros(src.shape).masked_fill_(ref["attention_mask"] == 0, -math.inf)[:, None, None, :]
+    decoder_input = torch.cat([torch.full((src.shape[0], 1), model.start_id), labels[:, :-1]], dim=1)
+    decoder_input = decoder_input.masked_fill(decoder_input == -100, model.pad_id)
+    with torch.inference_mode():
+        cross, caches = model.start(model.encode(src, src_mask), src.shape[0], labels.shape[1])
+        steps = [model.step(decoder_input[:, t], t, cross, caches, src_mask, 1) for t in range(labels.shape[1])]
+        logits = torch.stack(steps, dim=1)
+        scored = labels != -100
+        first = [int(t) for t in src[0][ref["attention_mask"][0] == 1]]
+        new_tokens = ref["greedy_ids"].shape[1] - 1
+        greedy = greedy_translate(model, [first], new_tokens)[0]
+        beam_tokens, beam_score = beam_translate(model, [first], 4, new_tokens, 1.0, early_stopping=True)[0]
+    report = {
+        "peer": "torch",
+        "task": "marian-fixture",
+        "logits_rel_error": relative_error(logits[scored], ref["logits"][scored]),
+        "greedy_ids_equal": [model.start_id] + greedy == ref["greedy_ids"][0].tolist(),
+        "beam_ids_equal": [model.start_id] + beam_tokens == ref["beam_ids"][0].tolist(),
+        "beam_score": beam_score,
+        "beam_score_expected": float(ref["beam_score"][0]),
+    }
     print(json.dumps(report), flush=True)
 
 
@@ -672,7 +708,7 @@ def report_speed(test, tokens, times):
 def main():
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    parser.add_argument("task", choices=["translate", "kjv", "gpt2-small"])
+    parser.add_argument("task", choices=["translate", "kjv", "gpt2-small", "marian-fixture"])
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     parser.add_argument("--model", help="model folder (default: ../shared/models/mt-en-es or lm-kjv)")
     parser.add_argument("--tfm", default="build/tfm", help="tfm binary, for tokenizing (translate)")
@@ -700,6 +736,9 @@ def main():
         args.model = args.model or "/work/shared/models/mt-en-es"
         args.max_new_tokens = args.max_new_tokens or 256
         run_translate(args)
+    elif args.task == "marian-fixture":
+        args.model = args.model or "/work/shared/fixtures/marian"
+        run_marian_fixture(args)
     elif args.task == "kjv":
         args.model = args.model or "/work/shared/models/lm-kjv"
         args.max_new_tokens = args.max_new_tokens or 40
