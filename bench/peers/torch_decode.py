@@ -11,6 +11,8 @@ against the reference decodes in ../shared/models before its speed is quoted:
               prefix at every step (the seed document's way of decoding: the weaker peer).
   gpt2-small  GPT-2 small's shape with random weights, batch 1: pp512 (one forward over a 512-token
               prompt) and tg128 (128 tokens generated one by one with the cache), as llama-bench reports.
+  marian-fixture  checks the Marian code against ../shared/fixtures/marian (HF's logits, greedy and beam
+              ids, beam score).
 
 Each run prints one JSON line per measurement. Source sentences are tokenized (and translations
 detokenized) by tfm's own tokenizer (`tfm tokenize`), since Python `tokenizers` is not installed; that
@@ -612,7 +614,8 @@ def run_marian_fixture(args):
     decoder_input = decoder_input.masked_fill(decoder_input == -100, model.pad_id)
     with torch.inference_mode():
         cross, caches = model.start(model.encode(src, src_mask), src.shape[0], labels.shape[1])
-        steps = [model.step(decoder_input[:, t], t, cross, caches, src_mask, 1) for t in range(labels.shape[1])]
+        positions = range(labels.shape[1])
+        steps = [model.step(decoder_input[:, t], t, cross, caches, src_mask, 1) for t in positions]
         logits = torch.stack(steps, dim=1)
         scored = labels != -100
         first = [int(t) for t in src[0][ref["attention_mask"][0] == 1]]
