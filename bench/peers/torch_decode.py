@@ -254,7 +254,8 @@ class Marian:
     def encode(self, src, src_mask):
         """src [B, S] (pad-filled), src_mask [B, 1, 1, S] additive. Returns [B, S, d]."""
         if src.shape[1] > self.positions.shape[0]:
-            sys.exit(f"a source of {src.shape[1]} tokens exceeds max_position_embeddings {self.positions.shape[0]}")
+            limit = self.positions.shape[0]
+            sys.exit(f"a source of {src.shape[1]} tokens exceeds max_position_embeddings ({limit})")
         x = self.embedding[src] * self.embed_scale + self.positions[: src.shape[1]]
         for layer in self.encoder:
             q, k, v = layer.self_attn.project_qkv(x)
@@ -541,7 +542,7 @@ def tfm_tokenize(tfm, tokenizer, lines, decode=False):
     try:
         result = subprocess.run(args, input="\n".join(lines) + "\n", capture_output=True, text=True)
     except FileNotFoundError:
-        sys.exit(f"{tfm}: no such program (build it: cmake --build build -j2 --target tfm_cli, or pass --tfm)")
+        sys.exit(f"{tfm}: no such program (cmake --build build -j2 --target tfm_cli, or pass --tfm)")
     if result.returncode != 0:
         sys.exit(f"{' '.join(args)} failed: {result.stderr.strip()}")
     out = result.stdout.split("\n")[:-1]
