@@ -1,12 +1,20 @@
 // Parity with the PyTorch / Hugging Face reference fixtures. Walks every folder under $TFM_FIXTURES
 // (default ../shared/fixtures) that holds a config.json and checks each one a known family maps:
 // hidden states and logits (1e-4 relative; decoder-only: where attention_mask is 1), loss (1e-5),
-// every trainable parameter's gradient in the checkpoint's own layout (1e-3), and the greedy decode
-// (encoder-decoders; ids equal wherever the reference's greedy_margin > 1e-3).
-// Folders no family maps yet, and models that need a feature marked "not implemented yet", are skipped
-// with the reason (this becomes a failure once every family is in).
+// the MoE load-balancing loss (1e-5), every trainable parameter's gradient in the checkpoint's own layout
+// (1e-3), the first row without any mask (logits_nomask), and the greedy decode (ids equal wherever the
+// reference's greedy_margin > 1e-3). A folder no family maps is a failure.
+//
+// Reference values that are NaN cannot be compared. llama, mistral_swa and bloom_alibi have them in the
+// whole left-padded row 1, so in their loss and every gradient: those models were evaluated in float64
+// while HF's eager attention for Llama/Mistral/BLOOM takes the softmax in float32, where the float64
+// finfo.min of the mask becomes -inf; a padding query that sees no key then gets softmax(all -inf) = NaN,
+// and 0 * NaN spreads it to every later position of the row. (GPT-2 takes its softmax in float64 and
+// Mixtral's reference is float32: both finite.) Rows of NaN logits are left out and named; a NaN loss
+// skips the loss and gradient checks of that fixture, saying so.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -36,10 +44,6 @@ std::vector<std::string> fixture_folders() {
     if (fs::exists(e.path() / "config.json")) out.push_back(e.path().filename().string());
   std::sort(out.begin(), out.end());
   return out;
-}
-
-bool not_implemented(const Error& e) {
-  return std::string(e.what()).find("not implemented yet") != std::string::npos;
 }
 
 // U8 copy of an int64 0/1 mask.
@@ -107,12 +111,8 @@ class FixtureParity : public ::testing::TestWithParam<std::string> {
   void SetUp() override {
     dir_ = test::fixtures_root() + "/" + GetParam();
     auto config = nlohmann::json::parse(io::read_file(dir_ + "/config.json"));
-    try {
-      family_ = find_family(config);
-    } catch (const Error& e) {
-      GTEST_SKIP() << GetParam() << ": " << e.what();
-    }
-    if (!family_) GTEST_SKIP() << GetParam() << ": no model family maps this config yet";
+    family_ = find_family(config);  // an unknown model_type throws, naming it
+    ASSERT_NE(family_, nullptr) << GetParam() << ": no model family maps this config.json";
     model_ = load_pretrained(dir_).model;
     ref_ = std::make_unique<io::SafetensorsFile>(io::SafetensorsFile::open(dir_ + "/reference.safetensors"));
   }
@@ -166,9 +166,23 @@ class FixtureParity : public ::testing::TestWithParam<std::string> {
     return ag::add(loss, ag::scale(aux, cfg.router_aux_loss_coef));
   }
 
-  // Logits of a single-stack model, compared only where attention_mask is 1.
+  // Logits of a single-stack model, compared only where attention_mask is 1, in the batch rows whose
+  // reference is free of NaN (see the top of this file).
   void check_real_rows(ag::Var logits, const Tensor& mask) {
-    Tensor got = rows_where(logits.value(), mask), want = rows_where(ref_->get_f32("logits"), mask);
+    Tensor want_all = ref_->get_f32("logits");
+    Tensor compared = Tensor::empty_persistent(mask.shape(), DType::I64);
+    const int64_t rows = mask.size(0), len = mask.size(1), per_row = want_all.numel() / rows;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* w = want_all.f32() + r * per_row;
+      bool finite = std::all_of(w, w + per_row, [](float x) { return std::isfinite(x); });
+      if (!finite)
+        std::printf("  %s: reference logits of row %lld are NaN: row left out\n", GetParam().c_str(),
+                    (long long)r);
+      for (int64_t t = 0; t < len; ++t)
+        compared.data<int64_t>()[r * len + t] = finite ? mask.data<int64_t>()[r * len + t] : 0;
+    }
+    Tensor got = rows_where(logits.value(), compared), want = rows_where(want_all, compared);
+    ASSERT_GT(want.numel(), 0) << "no reference logits to compare";
     EXPECT_TRUE(test::expect_close("logits where attention_mask = 1", got, want, 1e-4));
     report("logits", test::relative_error(got, want));
   }
@@ -222,12 +236,11 @@ TEST_P(FixtureParity, ForwardLossAndGradients) {
   c.router_logits = &router_logits_;
   for (Parameter* p : model_->parameters().list()) p->grad.zero_();
   ag::Var loss;
-  try {
-    loss = forward(c);
-  } catch (const Error& e) {
-    if (not_implemented(e)) GTEST_SKIP() << GetParam() << ": " << e.what();
-    throw;
-  }
+  loss = forward(c);
+  if (!std::isfinite(ref_->get_f32("loss").f32()[0]))
+    GTEST_SKIP() << GetParam() << ": the reference loss and gradients are NaN (a float64 fixture with a "
+                 << "padding query that sees no key, see the top of this file): logits checked, loss and "
+                 << "gradients not comparable";
   EXPECT_TRUE(test::expect_close("loss", loss.value(), ref_->get_f32("loss"), 1e-5));
   report("loss", test::relative_error(loss.value(), ref_->get_f32("loss")));
   tape.backward(loss);
@@ -282,6 +295,20 @@ TEST_P(FixtureParity, GreedyDecode) {
     if (margin.f32()[i] <= 1e-3f) break;
     EXPECT_EQ(got[0][i + given], expect[i + given]) << "greedy token " << i + given;
   }
+}
+
+// logits_nomask: the first input row again, run with no attention mask at all.
+TEST_P(FixtureParity, FirstRowWithoutMask) {
+  if (!ref_->contains("logits_nomask")) GTEST_SKIP() << GetParam() << " has no logits_nomask";
+  ag::Tape tape;
+  ag::Tape::Scope scope(tape);
+  ag::NoGrad no_grad(tape);
+  nn::Context c{tape, false, nullptr};
+  ASSERT_EQ(model_->config().arch, Arch::DecoderOnly) << "logits_nomask is read for decoder-only models";
+  Tensor row = ref_->get_i64("input_ids").narrow(0, 0, 1).contiguous();
+  Tensor got = model_->project(c, model_->decode_only(c, row)).value(), want = ref_->get_f32("logits_nomask");
+  EXPECT_TRUE(test::expect_close("logits_nomask", got, want, 1e-4));
+  report("logits_nomask", test::relative_error(got, want));
 }
 
 // The seed saves its sinusoidal table as a buffer: tfm's own table must equal it.
