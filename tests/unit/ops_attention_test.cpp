@@ -239,7 +239,7 @@ TEST(OpsAttention, AdditiveMaskDifferentiatesRowsWithNoVisibleKey) {
 
   std::vector<double> dq(size_t(len * dim), 0.0), dk(dq), dv(dq);
   for (int64_t i = 0; i < len; ++i) {
-    std::vector<bool> visible(size_t(len));
+    std::vector<bool> visible(static_cast<size_t>(len));
     bool any = false;
     for (int64_t j = 0; j < len; ++j) any |= (visible[size_t(j)] = j <= i && valid_keys[size_t(j)]);
     if (!any) visible.assign(size_t(len), true);  // uniform over every key
