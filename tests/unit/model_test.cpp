@@ -405,6 +405,31 @@ TEST(Families, Gpt2Conv1DAndFusedQkvAreSplitAndTransposed) {
   EXPECT_EQ(p.model->parameters().find("lm_head.weight"), nullptr) << "tied to transformer.wte";
 }
 
+// BLOOM's query_key_value rows are [heads, 3, head_dim] (q, k, v of head 0, then of head 1, ...): the
+// loaded projections are those per-head blocks, and the export puts every row back where it was.
+TEST(Families, BloomFusedQkvIsInterleavedPerHead) {
+  std::string dir = test::fixtures_root() + "/bloom_alibi";
+  Pretrained p = load_pretrained(dir);
+  auto file = io::SafetensorsFile::open(dir + "/model.safetensors");
+  Tensor qkv = file.get_f32("transformer.h.1.self_attention.query_key_value.weight");  // [192, 64]
+  Tensor qkv_bias = file.get_f32("transformer.h.1.self_attention.query_key_value.bias");
+  const int64_t head_dim = 16;
+  const char* names[] = {"q_proj", "k_proj", "v_proj"};
+  for (int part = 0; part < 3; ++part) {
+    std::string prefix = std::string("decoder.layers.1.self_attn.") + names[part];
+    Parameter& w = p.model->parameters().at(prefix + ".weight");
+    Parameter& b = p.model->parameters().at(prefix + ".bias");
+    for (int64_t head : {0, 2, 3})
+      for (int64_t d : {0, 7, 15}) {
+        int64_t row = head * head_dim + d, fused = (head * 3 + part) * head_dim + d;
+        EXPECT_EQ(w.value.at({row, 5}), qkv.at({fused, 5})) << prefix << " row " << row;
+        EXPECT_EQ(b.value.at({row}), qkv_bias.at({fused})) << prefix << " row " << row;
+      }
+  }
+  for (const auto& [name, t] : checkpoint_tensors(*p.model, *p.family, false))
+    EXPECT_TRUE(test::expect_close(name, t, file.get_f32(name), 0.0));
+}
+
 // Weights saved in a family's layout as float16 / bfloat16 load back as those values in float32; the
 // export (checkpoint_tensors) is the exact inverse of the load, Conv1D and fused q/k/v included.
 TEST(Families, HalfPrecisionWeightsRoundTripThroughTheGpt2Layout) {
