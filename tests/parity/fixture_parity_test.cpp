@@ -311,6 +311,12 @@ TEST_P(FixtureParity, FirstRowWithoutMask) {
   report("logits_nomask", test::relative_error(got, want));
 }
 
+// An empty or missing fixtures folder would otherwise run no parity test at all.
+TEST(Fixtures, RootHoldsModelFolders) {
+  EXPECT_FALSE(fixture_folders().empty())
+      << "no model folder (with a config.json) under " << test::fixtures_root();
+}
+
 // The seed saves its sinusoidal table as a buffer: tfm's own table must equal it.
 TEST(SeedPositions, TableEqualsTheSeedBuffer) {
   auto file = io::SafetensorsFile::open(test::fixtures_root() + "/seed_transformer/model.safetensors");
