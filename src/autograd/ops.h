@@ -70,7 +70,9 @@ struct AttentionOptions {
   Tensor key_valid;    // U8 [batch, k_len]; undefined: every key valid
   bool causal = false;
   int64_t query_offset = 0;  // query i is at key position i + query_offset (cached keys before it)
-  int64_t window = 0;      // sliding window (Mistral): key j visible only if (i + query_offset) - j < window
+  int64_t window = 0;  // sliding window (Mistral): key j visible only if (i + query_offset) - j < window
+  bool additive_mask =
+      false;               // masked scores as HF's additive mask, not masked_fill (kernels/cpu/attention.h)
   Tensor alibi_slopes;     // F32 [heads] (see alibi_slopes()); adds slope_h * alibi_positions[b, j]
   Tensor alibi_positions;  // F32 [batch, k_len] (see alibi_key_positions())
   float dropout = 0.0f;    // on the attention probabilities, when training

@@ -59,8 +59,10 @@ k::AttentionBias attention_bias(const k::AttentionDims& d, const AttentionOption
   return b;
 }
 
-// Node constants: f = {scale, dropout p}; i = {heads, causal, dropout seed, dropout offset, query_offset,
-// window}; saved = {P, key_valid}.
+// Node constants: f = {scale, dropout p}; i = {heads, mask flags (kCausal | kAdditive), dropout seed,
+// dropout offset, query_offset, window}; saved = {P, key_valid}.
+constexpr int64_t kCausal = 1, kAdditive = 2;
+
 void attention_backward(Tape& t, const Node& n) {
   const Tensor& qv = t.value(n.in[0]);
   const Tensor& kt = t.value(n.in[1]);
@@ -68,7 +70,8 @@ void attention_backward(Tape& t, const Node& n) {
   k::AttentionDims d = attention_dims(qv, kt, int(n.i[0]));
   k::AttentionMask mask;
   mask.key_valid = n.saved[1].defined() ? n.saved[1].data<uint8_t>() : nullptr;
-  mask.causal = n.i[1] != 0;
+  mask.causal = (n.i[1] & kCausal) != 0;
+  mask.additive = (n.i[1] & kAdditive) != 0;
   mask.query_offset = n.i[4];
   mask.window = n.i[5];
   k::DropoutSpec drop{n.f[1], uint64_t(n.i[2]), uint64_t(n.i[3])};
@@ -100,6 +103,7 @@ Var attention(Var q, Var kv, Var v, const AttentionOptions& o, bool training, Va
   }
   TFM_CHECK(o.window >= 0, "attention: negative window {}", o.window);
   mask.causal = o.causal;
+  mask.additive = o.additive_mask;
   mask.query_offset = o.query_offset;
   mask.window = o.window;
   k::AttentionBias b = attention_bias(d, o, bias);
@@ -124,7 +128,7 @@ Var attention(Var q, Var kv, Var v, const AttentionOptions& o, bool training, Va
     n->f[0] = o.scale;
     n->f[1] = drop.p;
     n->i[0] = o.heads;
-    n->i[1] = o.causal;
+    n->i[1] = (o.causal ? kCausal : 0) | (o.additive_mask ? kAdditive : 0);
     n->i[2] = int64_t(drop.seed);
     n->i[3] = int64_t(drop.offset);
     n->i[4] = o.query_offset;

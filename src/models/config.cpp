@@ -92,6 +92,7 @@ void for_each_field(Config& c, F&& f) {
   f("bos_id", c.bos_id);
   f("eos_id", c.eos_id);
   f("mask_decoder_padding", c.mask_decoder_padding);
+  f("additive_mask", c.additive_mask);
   f("forbid_pad", c.forbid_pad);
   f("forced_eos", c.forced_eos);
 }

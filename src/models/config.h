@@ -66,6 +66,10 @@ struct ModelConfig {
   int64_t bos_id = 1;  // the decoder's start token (Marian: its pad token)
   int64_t eos_id = 2;
   bool mask_decoder_padding = true;  // decoder self-attention ignores pad keys (the seed); HF: causal only
+  // Masked attention scores as Hugging Face's eager attention treats them (finfo.min added) rather than the
+  // seed's masked_fill: they differ only in the gradient of a query that sees no key (left padding under a
+  // causal mask), see kernels/cpu/attention.h.
+  bool additive_mask = false;
   // Decoding rules that Hugging Face's generate applies for some families (Marian):
   bool forbid_pad = false;  // the pad token is never generated
   bool forced_eos = false;  // the last token the length limit allows is EOS

@@ -9,11 +9,14 @@
 
 namespace tfm {
 
-extern const Family kSeedFamily, kMarianFamily, kGpt2Family;
+extern const Family kSeedFamily, kMarianFamily, kGpt2Family, kLlamaFamily, kMistralFamily, kMixtralFamily,
+    kBloomFamily, kT5Family, kBertFamily;
 
 namespace {
 
-const Family* const kFamilies[] = {&kSeedFamily, &kMarianFamily, &kGpt2Family};
+const Family* const kFamilies[] = {&kSeedFamily,  &kMarianFamily,  &kGpt2Family,
+                                   &kLlamaFamily, &kMistralFamily, &kMixtralFamily,
+                                   &kBloomFamily, &kT5Family,      &kBertFamily};
 
 // `s` without its leading 1-dimensions.
 Shape squeeze_leading(const Shape& s) {
@@ -92,7 +95,7 @@ void load_family_weights(Transformer& model, const std::string& path, const Fami
     // Parameters grouped by the checkpoint tensor that holds them.
     std::map<std::string, std::vector<std::pair<Parameter*, Placement>>> by_tensor;
     for (Parameter* p : model.parameters().list()) {
-      Placement at = family.placement(p->name);
+      Placement at = family.placement(p->name, model.config());
       check_placement(*p, at);
       by_tensor[at.name].emplace_back(p, at);
     }
@@ -132,7 +135,7 @@ std::vector<std::pair<std::string, Tensor>> checkpoint_tensors(Transformer& mode
   std::vector<bool> transposed;
   std::map<std::string, size_t> index;
   for (Parameter* p : model.parameters().list()) {
-    Placement at = family.placement(p->name);
+    Placement at = family.placement(p->name, model.config());
     check_placement(*p, at);
     auto [it, fresh] = index.emplace(at.name, out.size());
     if (fresh) {

@@ -34,7 +34,8 @@ struct Family {
   bool (*matches)(const nlohmann::json& config);
   // config.json -> ModelConfig; errors name the missing or unsupported field.
   ModelConfig (*config)(const nlohmann::json& config);
-  Placement (*placement)(const std::string& tfm_name);
+  // Where a tfm parameter of a model built from `config` is stored (fused layouts depend on it).
+  Placement (*placement)(const std::string& tfm_name, const ModelConfig& config);
   // Checkpoint tensors tfm does not load: buffers it recomputes, extra copies of tied weights.
   bool (*ignored)(const std::string& checkpoint_name);
 };

@@ -49,11 +49,12 @@ ModelConfig gpt2_config(const nlohmann::json& j) {
   c.bos_id = hf.get<int64_t>("bos_token_id", c.eos_id);
   c.pad_id = hf.get<int64_t>("pad_token_id", c.eos_id);  // GPT-2 has none; its EOS pads
   c.mask_decoder_padding = false;
+  c.additive_mask = true;
   c.validate();
   return c;
 }
 
-Placement gpt2_placement(const std::string& name) {
+Placement gpt2_placement(const std::string& name, const ModelConfig&) {
   static const std::regex qkv(R"(^decoder\.layers\.(\d+)\.self_attn\.([qkv])_proj\.(weight|bias)$)");
   static const std::pair<std::regex, const char*> renames[] = {
       {std::regex(R"(^decoder\.embed_tokens\.)"), "transformer.wte."},

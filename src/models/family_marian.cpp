@@ -56,6 +56,7 @@ ModelConfig marian_config(const nlohmann::json& j) {
   c.eos_id = hf.need<int64_t>("eos_token_id");
   c.freeze_pad_embedding = true;   // nn.Embedding(vocab, d, padding_idx=pad_token_id)
   c.mask_decoder_padding = false;  // HF masks the decoder causally only (its start token is the pad)
+  c.additive_mask = true;
   c.forbid_pad = true;
   c.forced_eos = hf.has("forced_eos_token_id");
   if (c.forced_eos && hf.need<int64_t>("forced_eos_token_id") != c.eos_id)
@@ -65,7 +66,7 @@ ModelConfig marian_config(const nlohmann::json& j) {
 }
 
 // tfm's names are BART/Marian's, under "model." (lm_head and final_logits_bias at the top).
-Placement marian_placement(const std::string& name) {
+Placement marian_placement(const std::string& name, const ModelConfig&) {
   if (name == "lm_head.weight" || name == "final_logits_bias") return {.name = name};
   return {.name = "model." + name};
 }

@@ -56,7 +56,7 @@ ModelConfig seed_config(const nlohmann::json& j) {
   return c;
 }
 
-Placement seed_placement(const std::string& name) {
+Placement seed_placement(const std::string& name, const ModelConfig&) {
   static const std::pair<std::regex, const char*> rules[] = {
       {std::regex(R"(^encoder\.embed_tokens\.)"), "src_embed.embedding."},
       {std::regex(R"(^decoder\.embed_tokens\.)"), "tgt_embed.embedding."},

@@ -64,7 +64,8 @@ Stack Transformer::build_stack(const char* name, Parameter* tokens, int layers, 
                          .bias = c.attention_bias,
                          .scale = c.scale_attention,
                          .dropout = c.dropout,
-                         .positions = c.positions};
+                         .positions = c.positions,
+                         .rope_theta = c.rope_theta};
   nn::AttentionSpec cross_spec = spec;
   cross_spec.kv_heads = c.heads;
   cross_spec.positions = PositionKind::SinusoidalInterleaved;  // none inside cross-attention
@@ -194,15 +195,56 @@ ag::Var Transformer::sublayer(nn::Context& c, ag::Var x, const nn::Norm& norm, F
 }
 
 ag::Var Transformer::feed_forward(nn::Context& c, const TransformerLayer& l, ag::Var h) const {
-  if (l.moe) fail("mixture-of-experts not implemented yet");  // wire the top-k router + aux loss here
-  return l.ffn.forward(c, h);
+  return l.moe ? mixture_of_experts(c, *l.moe, h) : l.ffn.forward(c, h);
+}
+
+// Mixtral's sparse MoE block: each token goes to its top-k experts; the output is the sum of their
+// outputs weighted by the router's renormalised probabilities. Each expert runs once on the tokens
+// routed to it (gather), and its weighted rows are added back in place (scatter).
+ag::Var Transformer::mixture_of_experts(nn::Context& c, const MixtureOfExperts& moe, ag::Var h) const {
+  const Shape shape = h.shape();
+  const int64_t tokens = h.value().numel() / config_.d_model, k = config_.experts_top_k;
+  ag::Var x = ag::reshape(h, {tokens, config_.d_model});
+  ag::Var logits = moe.router.forward(c, x);
+  if (c.router_logits) c.router_logits->push_back(logits);
+  ag::Routing routing = ag::router_top_k(logits, int(k));
+  ag::Var weights = ag::reshape(routing.weights, {tokens * k, 1});
+  std::vector<ag::ExpertBatch> batches = ag::group_by_expert(routing.experts, config_.experts);
+  ag::Var out;
+  for (size_t e = 0; e < batches.size(); ++e) {
+    const ag::ExpertBatch& b = batches[e];
+    if (b.tokens.numel() == 0) continue;  // no token chose this expert
+    ag::Var y = moe.experts[e].forward(c, ag::gather_rows(x, b.tokens));
+    ag::Var part = ag::scatter_add_rows(y, b.tokens, tokens, ag::gather_rows(weights, b.slots));
+    out = out.defined() ? ag::add(out, part) : part;
+  }
+  return ag::reshape(out, shape);
+}
+
+ag::Var Transformer::load_balancing_loss(std::span<const ag::Var> router_logits,
+                                         const Tensor& key_valid) const {
+  TFM_CHECK(!router_logits.empty(),
+            "load_balancing_loss: no router logits (not a mixture-of-experts model?)");
+  Tensor valid = key_valid;
+  if (valid.defined()) valid = valid.view({valid.numel()});
+  return ag::load_balancing_loss(router_logits, config_.experts_top_k, valid);
 }
 
 ag::Var Transformer::run_stack(nn::Context& c, const Stack& stack, ag::Var x,
                                const nn::AttentionMask& self_mask, ag::Var memory,
                                const nn::AttentionMask& cross_mask) const {
+  // T5: one relative position bias per stack, from its first layer's table, added in every layer (HF's
+  // T5Stack hands layer 0's position_bias on); bidirectional buckets in the encoder, causal in the decoder.
+  ag::Var position_bias;
+  if (config_.positions == PositionKind::T5Relative && !stack.layers.empty()) {
+    const int64_t len = x.shape()[1];
+    position_bias =
+        ag::relative_position_bias(c.tape.param(*stack.layers[0].self_attn.relative_attention_bias), len, len,
+                                   !self_mask.causal, config_.relative_max_distance);
+  }
   for (const TransformerLayer& l : stack.layers) {
-    x = sublayer(c, x, l.self_attn_norm, [&](ag::Var h) { return l.self_attn.forward(c, h, h, self_mask); });
+    x = sublayer(c, x, l.self_attn_norm,
+                 [&](ag::Var h) { return l.self_attn.forward(c, h, h, self_mask, position_bias); });
     if (l.has_cross_attn)
       x = sublayer(c, x, l.cross_attn_norm,
                    [&](ag::Var h) { return l.cross_attn.forward(c, h, memory, cross_mask); });
@@ -214,7 +256,7 @@ ag::Var Transformer::run_stack(nn::Context& c, const Stack& stack, ag::Var x,
 ag::Var Transformer::encode(nn::Context& c, const Tensor& src_ids, const Tensor& valid,
                             const Tensor& token_types) const {
   TFM_CHECK(config_.arch != Arch::DecoderOnly, "encode: a decoder-only model has no encoder");
-  nn::AttentionMask mask{valid.defined() ? valid : key_valid(src_ids), false};
+  nn::AttentionMask mask{valid.defined() ? valid : key_valid(src_ids), false, 0, config_.additive_mask};
   return run_stack(c, encoder_, embed(c, encoder_.embed, src_ids, token_types), mask, {}, {});
 }
 
@@ -222,14 +264,14 @@ ag::Var Transformer::decode(nn::Context& c, ag::Var memory, const Tensor& src_id
                             const Tensor& tgt_ids) const {
   TFM_CHECK(config_.arch == Arch::EncoderDecoder, "decode: not an encoder-decoder model");
   nn::AttentionMask self_mask{config_.mask_decoder_padding ? key_valid(tgt_ids) : Tensor(), true,
-                              config_.sliding_window};
-  nn::AttentionMask cross_mask{key_valid(src_ids), false};
+                              config_.sliding_window, config_.additive_mask};
+  nn::AttentionMask cross_mask{key_valid(src_ids), false, 0, config_.additive_mask};
   return run_stack(c, decoder_, embed(c, decoder_.embed, tgt_ids, {}), self_mask, memory, cross_mask);
 }
 
 ag::Var Transformer::decode_only(nn::Context& c, const Tensor& ids, const Tensor& valid) const {
   TFM_CHECK(config_.arch == Arch::DecoderOnly, "decode_only: not a decoder-only model");
-  nn::AttentionMask mask{valid, true, config_.sliding_window};
+  nn::AttentionMask mask{valid, true, config_.sliding_window, config_.additive_mask};
   return run_stack(c, decoder_, embed(c, decoder_.embed, ids, {}), mask, {}, {});
 }
 

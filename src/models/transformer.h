@@ -15,6 +15,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "models/config.h"
@@ -91,6 +92,10 @@ class Transformer {
   ag::Var decode_only(nn::Context& c, const Tensor& ids, const Tensor& key_valid = {}) const;
   // Logits [..., tgt_vocab].
   ag::Var project(nn::Context& c, ag::Var hidden) const;
+  // Mixtral's auxiliary loss, without router_aux_loss_coef: HF load_balancing_loss_func over the router
+  // logits a forward pass left in Context::router_logits, counting only tokens where key_valid [batch,
+  // len] is 1 (undefined: all). MixtralForCausalLM adds router_aux_loss_coef times it to the loss.
+  ag::Var load_balancing_loss(std::span<const ag::Var> router_logits, const Tensor& key_valid) const;
   // Mean label-smoothed cross-entropy of an encoder-decoder batch (labels == pad_id ignored).
   ag::Var loss(nn::Context& c, const Tensor& src_ids, const Tensor& tgt_in, const Tensor& labels,
                float label_smoothing) const;
@@ -108,6 +113,7 @@ class Transformer {
   ag::Var run_stack(nn::Context& c, const Stack& stack, ag::Var x, const nn::AttentionMask& self_mask,
                     ag::Var memory, const nn::AttentionMask& cross_mask) const;
   ag::Var feed_forward(nn::Context& c, const TransformerLayer& l, ag::Var h) const;
+  ag::Var mixture_of_experts(nn::Context& c, const MixtureOfExperts& moe, ag::Var h) const;
   template <typename F>
   ag::Var sublayer(nn::Context& c, ag::Var x, const nn::Norm& norm, F f) const;
   nn::Norm make_norm(const std::string& name, NormType type, bool bias);

@@ -17,7 +17,8 @@ namespace tfm::nn {
 struct AttentionMask {
   Tensor key_valid;  // U8 [batch, k_len]: 1 = attend, 0 = padding; undefined = all valid
   bool causal = false;
-  int64_t window = 0;  // > 0: each query sees only the `window` most recent keys, itself included
+  int64_t window = 0;     // > 0: each query sees only the `window` most recent keys, itself included
+  bool additive = false;  // masked as HF's additive mask rather than masked_fill (kernels/cpu/attention.h)
 };
 
 struct AttentionSpec {
@@ -31,6 +32,7 @@ struct AttentionSpec {
   // Positions applied inside this attention. Kinds that act on embeddings (sinusoidal, learned) do
   // nothing here; cross-attention passes one of those.
   PositionKind positions = PositionKind::SinusoidalInterleaved;
+  float rope_theta = 10000.0f;
 };
 
 struct MultiHeadAttention {
@@ -41,7 +43,10 @@ struct MultiHeadAttention {
 
   MultiHeadAttention() = default;
   MultiHeadAttention(ParameterStore& store, const std::string& name, const AttentionSpec& spec);
-  ag::Var forward(Context& c, ag::Var x, ag::Var memory, const AttentionMask& mask) const;
+  // score_bias: T5's relative position bias [heads, q_len, k_len] (required with T5Relative positions;
+  // the stack computes it once from its first layer's table and every layer adds it, as HF's T5Stack).
+  ag::Var forward(Context& c, ag::Var x, ag::Var memory, const AttentionMask& mask,
+                  ag::Var score_bias = {}) const;
 };
 
 }  // namespace tfm::nn

@@ -43,7 +43,7 @@ void run_steps(bool decoupled, const std::string& prefix) {
     opt.zero_grad();
   }
   for (Parameter* p : model->parameters().list()) {
-    std::string name = prefix + ".final." + family->placement(p->name).name;
+    std::string name = prefix + ".final." + family->placement(p->name, model->config()).name;
     ASSERT_TRUE(train_ref.contains(name)) << name;
     EXPECT_TRUE(test::expect_close(name, p->value, train_ref.get_f32(name), 1e-3));
   }

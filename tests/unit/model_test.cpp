@@ -200,17 +200,61 @@ ModelConfig tiny_encoder_only() {
   return c;
 }
 
+// A Llama/Mistral-shaped model: RMSNorm, RoPE, grouped-query attention, SwiGLU, a sliding window.
+ModelConfig tiny_llama() {
+  ModelConfig c = tiny_decoder_only();
+  c.norm = NormType::RMSNorm;
+  c.norm_bias = false;
+  c.positions = PositionKind::RoPE;
+  c.kv_heads = 1;
+  c.activation = Activation::SwiGLU;
+  c.sliding_window = 3;
+  c.attention_bias = c.ffn_bias = false;
+  c.tie_output = false;
+  c.additive_mask = true;
+  return c;
+}
+
+// Mixtral-shaped: the Llama block with 3 experts, top 2, and the load-balancing loss.
+ModelConfig tiny_mixtral() {
+  ModelConfig c = tiny_llama();
+  c.sliding_window = 0;
+  c.experts = 3;
+  c.experts_top_k = 2;
+  c.router_aux_loss_coef = 0.1f;
+  return c;
+}
+
+// BLOOM-shaped: ALiBi, an embedding LayerNorm, GELU (tanh).
+ModelConfig tiny_bloom() {
+  ModelConfig c = tiny_decoder_only();
+  c.positions = PositionKind::ALiBi;
+  c.embedding_norm = true;
+  c.activation = Activation::GeluTanh;
+  c.additive_mask = true;
+  return c;
+}
+
 ag::Var single_stack_loss(nn::Context& c, const Transformer& m, const Tensor& in, const Tensor& label) {
+  std::vector<ag::Var> router_logits;
+  c.router_logits = &router_logits;
   ag::Var hidden = m.config().arch == Arch::DecoderOnly
                        ? m.decode_only(c, in)
                        : m.encode(c, in, {}, ids({0, 0, 1, 1, 0, 1, 1, 0}, 2));
-  return ag::cross_entropy(m.project(c, hidden), label, -100, 0.0f);
+  ag::Var loss = ag::cross_entropy(m.project(c, hidden), label, -100, 0.0f);
+  if (router_logits.empty()) return loss;
+  return ag::add(loss, ag::scale(m.load_balancing_loss(router_logits, {}), m.config().router_aux_loss_coef));
 }
 
-class SingleStackGradient : public ::testing::TestWithParam<Arch> {};
+struct NamedConfig {
+  const char* name;
+  ModelConfig (*make)();
+};
+
+class SingleStackGradient : public ::testing::TestWithParam<NamedConfig> {};
 
 TEST_P(SingleStackGradient, MatchesFiniteDifferences) {
-  Transformer m(GetParam() == Arch::DecoderOnly ? tiny_decoder_only() : tiny_encoder_only());
+  Transformer m(GetParam().make());
   m.init_weights(7);
   Tensor in = ids({3, 4, 5, 6, 7, 8, 9, 10}, 2), label = ids({4, 5, 6, -100, 8, -100, 10, 11}, 2);
   auto loss = [&] {
@@ -244,10 +288,13 @@ TEST_P(SingleStackGradient, MatchesFiniteDifferences) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Arch, SingleStackGradient, ::testing::Values(Arch::DecoderOnly, Arch::EncoderOnly),
-                         [](const auto& info) {
-                           return info.param == Arch::DecoderOnly ? "DecoderOnly" : "EncoderOnly";
-                         });
+INSTANTIATE_TEST_SUITE_P(Shapes, SingleStackGradient,
+                         ::testing::Values(NamedConfig{"DecoderOnly", tiny_decoder_only},
+                                           NamedConfig{"EncoderOnly", tiny_encoder_only},
+                                           NamedConfig{"Llama", tiny_llama},
+                                           NamedConfig{"Mixtral", tiny_mixtral},
+                                           NamedConfig{"Bloom", tiny_bloom}),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 Tensor logits_of(const Transformer& m, const Tensor& in) {
   ag::Tape tape;
@@ -292,7 +339,7 @@ TEST(ModelConfig, JsonRoundTripsEveryField) {
   c.experts = 4;
   c.experts_top_k = 2;
   c.router_aux_loss_coef = 0.02f;
-  c.forced_eos = c.forbid_pad = c.freeze_pad_embedding = true;
+  c.forced_eos = c.forbid_pad = c.freeze_pad_embedding = c.additive_mask = true;
   nlohmann::json j = to_json(c);
   EXPECT_EQ(j["positions"], "rope");
   EXPECT_EQ(j["activation"], "swiglu");
@@ -356,6 +403,31 @@ TEST(Families, Gpt2Conv1DAndFusedQkvAreSplitAndTransposed) {
   Tensor fc = file.get_f32("transformer.h.0.mlp.c_fc.weight");  // [64, 256] (in, out)
   EXPECT_EQ(p.model->parameters().at("decoder.layers.0.fc1.weight").value.at({200, 3}), fc.at({3, 200}));
   EXPECT_EQ(p.model->parameters().find("lm_head.weight"), nullptr) << "tied to transformer.wte";
+}
+
+// BLOOM's query_key_value rows are [heads, 3, head_dim] (q, k, v of head 0, then of head 1, ...): the
+// loaded projections are those per-head blocks, and the export puts every row back where it was.
+TEST(Families, BloomFusedQkvIsInterleavedPerHead) {
+  std::string dir = test::fixtures_root() + "/bloom_alibi";
+  Pretrained p = load_pretrained(dir);
+  auto file = io::SafetensorsFile::open(dir + "/model.safetensors");
+  Tensor qkv = file.get_f32("transformer.h.1.self_attention.query_key_value.weight");  // [192, 64]
+  Tensor qkv_bias = file.get_f32("transformer.h.1.self_attention.query_key_value.bias");
+  const int64_t head_dim = 16;
+  const char* names[] = {"q_proj", "k_proj", "v_proj"};
+  for (int part = 0; part < 3; ++part) {
+    std::string prefix = std::string("decoder.layers.1.self_attn.") + names[part];
+    Parameter& w = p.model->parameters().at(prefix + ".weight");
+    Parameter& b = p.model->parameters().at(prefix + ".bias");
+    for (int64_t head : {0, 2, 3})
+      for (int64_t d : {0, 7, 15}) {
+        int64_t row = head * head_dim + d, fused = (head * 3 + part) * head_dim + d;
+        EXPECT_EQ(w.value.at({row, 5}), qkv.at({fused, 5})) << prefix << " row " << row;
+        EXPECT_EQ(b.value.at({row}), qkv_bias.at({fused})) << prefix << " row " << row;
+      }
+  }
+  for (const auto& [name, t] : checkpoint_tensors(*p.model, *p.family, false))
+    EXPECT_TRUE(test::expect_close(name, t, file.get_f32(name), 0.0));
 }
 
 // Weights saved in a family's layout as float16 / bfloat16 load back as those values in float32; the

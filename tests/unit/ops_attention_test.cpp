@@ -222,6 +222,77 @@ TEST(OpsAttention, BiasGradientFlowsIntoRelativePositionTable) {
       1e-2, 1e-3f);
 }
 
+// Hugging Face's eager attention adds finfo.min to masked scores instead of masked_fill. A padding query
+// under left padding and a causal mask sees no key: every score is absorbed into the same huge constant,
+// P is uniform over all keys, and autograd differentiates softmax at that P, so the raw scores of that
+// row (and through them q and k) get dS = P (dP - sum(P dP)). GPT-2's loss reads such a row: the last
+// padding position predicts the first real token. Reference: that rule in double, one head.
+TEST(OpsAttention, AdditiveMaskDifferentiatesRowsWithNoVisibleKey) {
+  const int64_t len = 4, dim = 3;
+  const float scale = 0.5f;
+  const std::vector<uint8_t> valid_keys{0, 0, 1, 1};  // left padding: queries 0 and 1 see no key
+  std::mt19937 g(42);
+  Tensor q = random_tensor({1, len, dim}, g, -2, 2), k = random_tensor({1, len, dim}, g, -2, 2);
+  Tensor v = random_tensor({1, len, dim}, g), upstream = random_tensor({1, len, dim}, g);
+  Tensor valid = Tensor::empty_persistent({1, len}, DType::U8);
+  std::copy(valid_keys.begin(), valid_keys.end(), valid.data<uint8_t>());
+
+  std::vector<double> dq(size_t(len * dim), 0.0), dk(dq), dv(dq);
+  for (int64_t i = 0; i < len; ++i) {
+    std::vector<bool> visible(static_cast<size_t>(len));
+    bool any = false;
+    for (int64_t j = 0; j < len; ++j) any |= (visible[size_t(j)] = j <= i && valid_keys[size_t(j)]);
+    if (!any) visible.assign(size_t(len), true);  // uniform over every key
+    std::vector<double> p(size_t(len), 0.0), dp(size_t(len), 0.0);
+    double z = 0, mx = -1e300;
+    for (int64_t j = 0; j < len; ++j) {
+      if (!visible[size_t(j)]) continue;
+      double s = 0;
+      for (int64_t d = 0; d < dim; ++d) s += q.at({0, i, d}) * k.at({0, j, d});
+      p[size_t(j)] = any ? scale * s : 0.0;
+      mx = std::max(mx, p[size_t(j)]);
+    }
+    for (int64_t j = 0; j < len; ++j)
+      if (visible[size_t(j)]) z += (p[size_t(j)] = std::exp(p[size_t(j)] - mx));
+    double dot = 0;
+    for (int64_t j = 0; j < len; ++j) {
+      if (!visible[size_t(j)]) continue;
+      p[size_t(j)] /= z;
+      for (int64_t d = 0; d < dim; ++d) {
+        dp[size_t(j)] += upstream.at({0, i, d}) * v.at({0, j, d});
+        dv[size_t(j * dim + d)] += p[size_t(j)] * upstream.at({0, i, d});
+      }
+      dot += p[size_t(j)] * dp[size_t(j)];
+    }
+    for (int64_t j = 0; j < len; ++j) {
+      double ds = p[size_t(j)] * (dp[size_t(j)] - dot);
+      for (int64_t d = 0; d < dim; ++d) {
+        dq[size_t(i * dim + d)] += scale * ds * k.at({0, j, d});
+        dk[size_t(j * dim + d)] += scale * ds * q.at({0, i, d});
+      }
+    }
+  }
+
+  Tape tape;
+  Tape::Scope scope(tape);
+  Var vq = tape.leaf(q, true), vk = tape.leaf(k, true), vv = tape.leaf(v, true);
+  AttentionOptions o;
+  o.scale = scale;
+  o.causal = true;
+  o.key_valid = valid;
+  o.additive_mask = true;
+  tape.backward(attention(vq, vk, vv, o, true), upstream);
+  auto as_tensor = [&](const std::vector<double>& x) {
+    Tensor t = Tensor::empty_persistent({1, len, dim});
+    for (size_t i = 0; i < x.size(); ++i) t.f32()[i] = float(x[i]);
+    return t;
+  };
+  EXPECT_TRUE(tfm::test::expect_close("dq", vq.grad(), as_tensor(dq), 1e-5));
+  EXPECT_TRUE(tfm::test::expect_close("dk", vk.grad(), as_tensor(dk), 1e-5));
+  EXPECT_TRUE(tfm::test::expect_close("dv", vv.grad(), as_tensor(dv), 1e-5));
+  EXPECT_NE(vq.grad().at({0, 0, 0}), 0.0);  // the padding query's row does pass a gradient
+}
+
 TEST(OpsAttention, RejectsBadShapes) {
   std::mt19937 g(41);
   Tape tape;

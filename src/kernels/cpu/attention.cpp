@@ -160,6 +160,7 @@ void attention_backward(const AttentionDims& d, const AttentionMask& mask, float
           for (int64_t j = 0; j < d.k_len; ++j) dot += pr[j] * dr[j];
 #pragma omp simd
           for (int64_t j = 0; j < d.k_len; ++j) dr[j] = pr[j] * (dr[j] - dot);
+          if (mask.additive) continue;  // P is 0 where masked, unless the whole row is (uniform P)
           KeyRange r = visible_keys(mask, i, d.k_len);
           for (int64_t j = 0; j < d.k_len; ++j)
             if (j < r.first || j > r.last || (valid && !valid[j])) dr[j] = 0.0f;

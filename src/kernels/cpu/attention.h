@@ -8,6 +8,13 @@
 // decoding). Key j is masked when key_valid[b, j] == 0, or if causal when j > i + query_offset, or with
 // a sliding window w > 0 when (i + query_offset) - j >= w (HF masking_utils sliding_window_overlay keeps
 // kv_idx > q_idx - w: each query sees itself and the w - 1 keys before it).
+// Masked scores: `additive` false (the seed's masked_fill(mask == 0, -1e9)) makes them constants with no
+// gradient. true reproduces Hugging Face's eager attention, which adds finfo.min to them instead: the same
+// forward (a row with a visible key gives masked keys probability exactly 0; a row with none is uniform
+// over all keys, the huge constant having absorbed every score), but in a row with no visible key
+// autograd still passes the softmax gradient P * (dP - sum(P dP)) at that uniform P to every raw score.
+// Left padding under a causal mask makes such rows (the padding queries), and a padding position's
+// logits do enter HF's shifted loss (it predicts the first real token).
 // The additive bias B (before masking) is the sum of a given score bias (T5's relative positions) and
 // ALiBi's slope_h * key_position[b, j] (BLOOM).
 #pragma once
@@ -30,7 +37,8 @@ struct AttentionMask {
   const uint8_t* key_valid = nullptr;  // [batch, k_len], nullptr: all valid
   bool causal = false;
   int64_t query_offset = 0;
-  int64_t window = 0;  // 0: no sliding window
+  int64_t window = 0;     // 0: no sliding window
+  bool additive = false;  // HF's additive mask (see above) instead of masked_fill
 };
 
 struct AttentionBias {
@@ -53,8 +61,8 @@ void attention_forward(const AttentionDims& d, const AttentionMask& mask, const 
 
 // Accumulates into dq, dk, dv (each may be null). Needs the P saved by the forward pass. dscores (optional,
 // [batch, heads, q_len, k_len]) receives (is overwritten with) d loss / d S, the gradient of the bias.
-// Masked scores are constants (as after masked_fill), so they get no gradient even in a row where
-// every key is masked.
+// Masked scores get no gradient, except with mask.additive in a row where every key is masked (see
+// above).
 void attention_backward(const AttentionDims& d, const AttentionMask& mask, float scale,
                         const DropoutSpec& drop, const float* q, const float* k, const float* v,
                         const float* probs, const float* dout, float* dq, float* dk, float* dv,
