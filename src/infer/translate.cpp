@@ -70,6 +70,7 @@ std::vector<std::string> translate(const Transformer& model, const tokenize::Tok
     } else {
       BeamOptions beam;
       beam.num_beams = options.beams;
+      beam.early_stopping = options.early_stopping;
       for (Hypothesis& h : beam_search(decoder, prompts, rules, beam))
         generated.push_back(std::move(h.tokens));
     }
