@@ -14,6 +14,7 @@
 
 #include "autograd/ops.h"
 #include "core/error.h"
+#include "infer/beam_search.h"
 #include "infer/model_decoder.h"
 #include "infer/sampling.h"
 #include "infer/translate.h"
@@ -242,6 +243,29 @@ TEST_P(FixtureParity, GreedyDecode) {
     if (margin.f32()[i] <= 1e-3f) break;
     EXPECT_EQ(got[0][i + 1], expect[i + 1]) << "greedy token " << i + 1;
   }
+}
+
+// meta.json: num_beams 4, length_penalty 1, early_stopping True; beam_score is HF's sequences_scores.
+TEST_P(FixtureParity, BeamSearch) {
+  if (!ref_->contains("beam_ids")) GTEST_SKIP() << GetParam() << ": no beam search reference";
+  Tensor want_ids = ref_->get_i64("beam_ids");  // [1, len], starting with the decoder start
+  Tensor src = ref_->get_i64(ref_->contains("src") ? "src" : "input_ids").narrow(0, 0, 1).contiguous();
+  std::vector<int64_t> source(src.data<int64_t>(), src.data<int64_t>() + src.numel());
+  const infer::GenerationRules rules = infer::translation_rules(model_->config(), want_ids.size(1) - 1);
+  infer::BeamOptions beam;
+  beam.num_beams = 4;
+  beam.early_stopping = infer::EarlyStopping::kWhenFull;
+  std::vector<infer::Hypothesis> got;
+  try {
+    infer::ModelDecoder decoder(*model_, {source}, {.max_positions = 0, .max_rows = 4});
+    got = infer::beam_search(decoder, {{model_->config().bos_id}}, rules, beam);
+  } catch (const Error& e) {
+    if (not_implemented(e)) GTEST_SKIP() << GetParam() << ": " << e.what();
+    throw;
+  }
+  const std::vector<int64_t> want(want_ids.data<int64_t>() + 1, want_ids.data<int64_t>() + want_ids.numel());
+  EXPECT_EQ(got[0].tokens, want);
+  EXPECT_NEAR(got[0].score, ref_->get_f32("beam_score").item(), 1e-4);
 }
 
 // The seed saves its sinusoidal table as a buffer: tfm's own table must equal it.
