@@ -19,7 +19,8 @@
 #include <nlohmann/json.hpp>
 
 #include "autograd/ops.h"
-#include "infer/greedy.h"
+#include "infer/model_decoder.h"
+#include "infer/sampling.h"
 #include "models/transformer.h"
 #include "train/optimizer.h"
 
@@ -116,10 +117,11 @@ int main(int argc, char** argv) {
       nn::Context c{tape, false, nullptr};
       model.project(c, model.decode(c, model.encode(c, src), src, tgt));
     } else {
-      infer::GreedyOptions o;
-      o.max_new_tokens = gen;
-      o.stop_at_eos = false;
-      infer::greedy_decode(model, src, o);
+      std::vector<int64_t> source(src.data<int64_t>(), src.data<int64_t>() + src.numel());
+      infer::ModelDecoder decoder(model, {source}, {});
+      infer::GenerationRules rules;  // no EOS: exactly `gen` tokens
+      rules.max_new_tokens = gen;
+      infer::greedy_search(decoder, {{mc.bos_id}}, rules);
     }
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (i >= warmup) times.push_back(dt);

@@ -5,9 +5,11 @@
 #include <charconv>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <string>
 
 #include "cli/bleu_command.h"
+#include "cli/lm_commands.h"
 #include "core/error.h"
 #include "infer/translate.h"
 #include "io/atomic_file.h"
@@ -38,7 +40,8 @@ int cmd_train(const std::string& config_path, const std::string& out_dir, const 
   return 0;
 }
 
-int cmd_translate(const std::string& model_path, int64_t batch, int64_t max_new_tokens) {
+int cmd_translate(const std::string& model_path, int64_t batch, int64_t beams,
+                  infer::EarlyStopping early_stopping, int64_t max_new_tokens) {
   infer::TranslationModel m = infer::load_translation_model(model_path);
   std::vector<std::string> lines;
   for (std::string line; std::getline(std::cin, line);) {
@@ -47,6 +50,8 @@ int cmd_translate(const std::string& model_path, int64_t batch, int64_t max_new_
   }
   infer::TranslateOptions o;
   o.batch_size = batch;
+  o.beams = beams;
+  o.early_stopping = early_stopping;
   o.max_new_tokens = max_new_tokens;
   o.add_bos_eos = !m.tokenizer_frames_source;
   infer::TranslateStats stats;
@@ -131,11 +136,53 @@ int main(int argc, char** argv) {
 
   auto* translate = app.add_subcommand("translate", "Translate stdin (one sentence per line) to stdout");
   std::string model_path;
-  int64_t batch = 32, max_new_tokens = 256;
+  int64_t batch = 32, beams = 1, max_new_tokens = 256;
+  infer::EarlyStopping early_stopping = infer::EarlyStopping::kWhenFull;
   translate->add_option("--model", model_path, "Run folder or checkpoint file")->required();
   translate->add_option("--batch", batch, "Sentences decoded together")->check(CLI::PositiveNumber);
+  translate->add_option("--beam", beams, "Beam size (1: greedy)")->check(CLI::PositiveNumber);
+  translate
+      ->add_option(
+          "--early-stopping", early_stopping,
+          "Beam search stops a sentence: when-full (HF early_stopping=True), heuristic (False), never")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, infer::EarlyStopping>{{"when-full", infer::EarlyStopping::kWhenFull},
+                                                      {"heuristic", infer::EarlyStopping::kHeuristic},
+                                                      {"never", infer::EarlyStopping::kNever}}));
   translate->add_option("--max-new-tokens", max_new_tokens, "Longest translation in tokens")
       ->check(CLI::PositiveNumber);
+
+  auto* generate =
+      app.add_subcommand("generate", "Continue a prompt with a language model, streaming to stdout");
+  cli::GenerateCommandOptions gen;
+  bool greedy = false;
+  infer::SamplingOptions sampling;
+  generate->add_option("--model", gen.model_dir, "Hugging Face folder of a decoder-only model")->required();
+  generate->add_option("--prompt", gen.prompt, "Text to continue")->required();
+  generate->add_option("--max-new-tokens", gen.generate.rules.max_new_tokens, "Tokens to generate at most")
+      ->check(CLI::PositiveNumber);
+  auto* greedy_flag = generate->add_flag("--greedy", greedy, "The most probable token each step");
+  generate->add_option("--temperature", sampling.temperature, "Sampling temperature")->excludes(greedy_flag);
+  generate->add_option("--top-k", sampling.top_k, "Sample among the k most probable (0: all)")
+      ->excludes(greedy_flag);
+  generate->add_option("--top-p", sampling.top_p, "Sample among the smallest set of this probability")
+      ->excludes(greedy_flag);
+  generate->add_option("--seed", sampling.seed, "Sampling seed")->excludes(greedy_flag);
+  generate->add_option("--repetition-penalty", gen.generate.rules.repetition_penalty,
+                       "CTRL's penalty on tokens already in the text (1: off)");
+
+  auto* perplexity = app.add_subcommand("perplexity", "Perplexity of a language model on a text file");
+  std::string text_file;
+  int64_t context = 0, stride = 0;
+  perplexity->add_option("--model", model_path, "Hugging Face folder of a decoder-only model")->required();
+  perplexity->add_option("--file", text_file, "Text, one line per segment (each ends with <|endoftext|>)")
+      ->required();
+  perplexity->add_option("--context", context, "Tokens per window")->required()->check(CLI::PositiveNumber);
+  perplexity->add_option("--stride", stride, "Tokens between window starts (default: --context)")
+      ->check(CLI::PositiveNumber);
+
+  auto* inspect = app.add_subcommand("inspect", "Describe a Hugging Face model folder");
+  inspect->add_option("--model", model_path, "Hugging Face model folder")->required();
 
   auto* tokenize_cmd = app.add_subcommand(
       "tokenize", "Encode stdin lines to token ids (one line of space-separated ids each), or decode");
@@ -192,8 +239,15 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (train->parsed()) return cmd_train(config_path, out_dir, resume_dir, max_steps, quiet);
-    if (translate->parsed()) return cmd_translate(model_path, batch, max_new_tokens);
+    if (translate->parsed()) return cmd_translate(model_path, batch, beams, early_stopping, max_new_tokens);
     if (bleu->parsed()) return cli::cmd_bleu(bleu_options);
+    if (generate->parsed()) {
+      if (!greedy) gen.generate.sampling = sampling;
+      return cli::cmd_generate(gen);
+    }
+    if (perplexity->parsed())
+      return cli::cmd_perplexity(model_path, text_file, context, stride ? stride : context);
+    if (inspect->parsed()) return cli::cmd_inspect(model_path);
     if (tokenize_cmd->parsed()) return cmd_tokenize(tokenizer_path, decode, as_tokens);
     if (train_tokenizer->parsed()) return cmd_train_tokenizer(inputs, column, bpe_options, tokenizer_out);
     if (reference->parsed()) {

@@ -5,11 +5,23 @@
 #include <numeric>
 
 #include "core/error.h"
-#include "infer/greedy.h"
+#include "infer/beam_search.h"
+#include "infer/model_decoder.h"
+#include "infer/sampling.h"
 #include "io/checkpoint.h"
 #include "models/family.h"
 
 namespace tfm::infer {
+
+GenerationRules translation_rules(const ModelConfig& cfg, int64_t max_new_tokens) {
+  GenerationRules rules;
+  // A row never holds more than max_len tokens: the start token and all generated ones but the last.
+  rules.max_new_tokens = std::min(max_new_tokens, cfg.max_len);
+  rules.eos_id = cfg.eos_id;
+  if (cfg.forced_eos) rules.forced_eos_id = cfg.eos_id;
+  if (cfg.forbid_pad) rules.suppressed_ids.push_back(cfg.pad_id);
+  return rules;
+}
 
 std::vector<std::string> translate(const Transformer& model, const tokenize::Tokenizer& src,
                                    const tokenize::Tokenizer& tgt, const std::vector<std::string>& sentences,
@@ -30,34 +42,45 @@ std::vector<std::string> translate(const Transformer& model, const tokenize::Tok
     inputs[i].insert(inputs[i].end(), ids.begin(), ids.end());
     if (options.add_bos_eos) inputs[i].push_back(cfg.eos_id);
   }
-  // Decode sentences of similar length together: less padding.
+  // Decode sentences of similar length together: less padding in the encoder.
   std::vector<size_t> order(sentences.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return inputs[a].size() < inputs[b].size(); });
+  TFM_CHECK(options.batch_size > 0 && options.beams > 0 && options.max_new_tokens > 0,
+            "translate: batch {}, beams {}, max_new_tokens {}", options.batch_size, options.beams,
+            options.max_new_tokens);
+  const GenerationRules rules = translation_rules(cfg, options.max_new_tokens);
   std::vector<std::string> out(sentences.size());
-  GreedyOptions g;
-  g.max_new_tokens = options.max_new_tokens;
   for (size_t start = 0; start < order.size(); start += size_t(options.batch_size)) {
-    size_t end = std::min(order.size(), start + size_t(options.batch_size));
+    const size_t end = std::min(order.size(), start + size_t(options.batch_size));
     std::vector<size_t> rows;
+    std::vector<std::vector<int64_t>> sources;
     for (size_t k = start; k < end; ++k)
-      if (!sentences[order[k]].empty()) rows.push_back(order[k]);
+      if (!sentences[order[k]].empty()) rows.push_back(order[k]), sources.push_back(inputs[order[k]]);
     if (rows.empty()) continue;
-    size_t len = 0;
-    for (size_t r : rows) len = std::max(len, inputs[r].size());
-    Tensor batch = Tensor::empty_persistent({int64_t(rows.size()), int64_t(len)}, DType::I64);
-    for (size_t b = 0; b < rows.size(); ++b)
-      for (size_t t = 0; t < len; ++t)
-        batch.data<int64_t>()[b * len + t] = t < inputs[rows[b]].size() ? inputs[rows[b]][t] : cfg.pad_id;
-    auto decoded = greedy_decode(model, batch, g);
+    // A row holds the start token and every generated token but the last.
+    ModelDecoder decoder(
+        model, sources,
+        {.max_positions = rules.max_new_tokens, .max_rows = int64_t(rows.size()) * options.beams});
+    const std::vector<std::vector<int64_t>> prompts(rows.size(), std::vector<int64_t>{cfg.bos_id});
+    std::vector<std::vector<int64_t>> generated;
+    if (options.beams == 1) {
+      generated = greedy_search(decoder, prompts, rules);
+    } else {
+      BeamOptions beam;
+      beam.num_beams = options.beams;
+      beam.early_stopping = options.early_stopping;
+      for (Hypothesis& h : beam_search(decoder, prompts, rules, beam))
+        generated.push_back(std::move(h.tokens));
+    }
     for (size_t b = 0; b < rows.size(); ++b) {
       std::vector<int32_t> ids;
-      for (size_t t = 1; t < decoded[b].size(); ++t) {  // skip the start token
-        if (decoded[b][t] == cfg.eos_id) break;
-        ids.push_back(int32_t(decoded[b][t]));
+      for (int64_t t : generated[b]) {
+        if (t == cfg.eos_id) break;
+        ids.push_back(int32_t(t));
       }
-      st.generated_tokens += int64_t(ids.size());
+      st.generated_tokens += int64_t(generated[b].size());
       out[rows[b]] = tgt.decode(ids, /*skip_special=*/true);
     }
   }

@@ -296,6 +296,43 @@ ag::Var Transformer::loss(nn::Context& c, const Tensor& src_ids, const Tensor& t
   return ag::cross_entropy(logits, labels, config_.pad_id, label_smoothing);
 }
 
+std::pair<Tensor, Tensor> Transformer::cross_keys_values(nn::Context& c, int layer, ag::Var memory) const {
+  const nn::MultiHeadAttention& a = decoder_.layers.at(size_t(layer)).cross_attn;
+  return {a.k_proj.forward(c, memory).value(), a.v_proj.forward(c, memory).value()};
+}
+
+ag::Var Transformer::decode_cached(nn::Context& c, const Tensor& ids, const Tensor& positions,
+                                   std::span<const nn::CachedRows> self,
+                                   std::span<const nn::CachedRows> cross) const {
+  TFM_CHECK(config_.arch != Arch::EncoderOnly, "decode_cached: an encoder-only model has no decoder");
+  TFM_CHECK(self.size() == decoder_.layers.size() && (cross.empty() || cross.size() == self.size()),
+            "decode_cached: caches for {} and {} layers, the decoder has {}", self.size(), cross.size(),
+            decoder_.layers.size());
+  const int64_t tokens = ids.numel();
+  const int64_t* pos = positions.data<int64_t>();
+  for (int64_t t = 0; t < tokens; ++t)
+    if (pos[t] >= config_.max_len)
+      fail("position {} exceeds the model's maximum length of {} positions", pos[t], config_.max_len);
+  const Tensor ids_row = ids.view({1, tokens}), pos_row = positions.view({1, tokens});
+  const Embeddings& e = decoder_.embed;
+  ag::Var x = ag::embedding(c.tape.param(*e.tokens), ids_row, config_.embedding_scale,
+                            config_.freeze_pad_embedding ? config_.pad_id : -1);
+  if (e.sinusoid.defined()) x = ag::add(x, ag::embedding(c.tape.leaf(e.sinusoid), pos_row, 1.0f));
+  if (e.positions) x = ag::add(x, ag::embedding(c.tape.param(*e.positions), pos_row, 1.0f));
+  if (e.has_norm) x = e.norm.forward(c, x);
+  for (size_t i = 0; i < decoder_.layers.size(); ++i) {
+    const TransformerLayer& l = decoder_.layers[i];
+    x = sublayer(c, x, l.self_attn_norm, [&](ag::Var h) {
+      return l.self_attn.forward_cached(c, h, self[i], config_.sliding_window);
+    });
+    if (l.has_cross_attn)
+      x = sublayer(c, x, l.cross_attn_norm,
+                   [&](ag::Var h) { return l.cross_attn.forward_cross_cached(c, h, cross[i]); });
+    x = sublayer(c, x, l.ffn_norm, [&](ag::Var h) { return feed_forward(c, l, h); });
+  }
+  return decoder_.has_final_norm ? decoder_.final_norm.forward(c, x) : x;
+}
+
 void Transformer::set_keep_attention(bool on) {
   maps_ = AttentionMaps();
   if (on) {

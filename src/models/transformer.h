@@ -16,6 +16,7 @@
 
 #include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "models/config.h"
@@ -99,6 +100,17 @@ class Transformer {
   // Mean label-smoothed cross-entropy of an encoder-decoder batch (labels == pad_id ignored).
   ag::Var loss(nn::Context& c, const Tensor& src_ids, const Tensor& tgt_in, const Tensor& labels,
                float label_smoothing) const;
+
+  // ---- Decoding with a KV cache (infer/model_decoder.h drives these; inference only, no gradient)
+  int decoder_layer_count() const { return int(decoder_.layers.size()); }
+  // Decoder layer `layer`'s cross-attention keys and values of the encoder output memory
+  // [batch, src_len, d_model]: each [batch, src_len, heads * head_dim].
+  std::pair<Tensor, Tensor> cross_keys_values(nn::Context& c, int layer, ag::Var memory) const;
+  // The decoder stack over the new tokens of several rows, flattened as nn::CachedRows describes:
+  // ids and positions I64 [T] (positions count from the row's first token); self[l] and cross[l] (empty
+  // for a decoder-only model) describe layer l's caches. Returns [1, T, d_model] after the final norm.
+  ag::Var decode_cached(nn::Context& c, const Tensor& ids, const Tensor& positions,
+                        std::span<const nn::CachedRows> self, std::span<const nn::CachedRows> cross) const;
 
   // When on, forward passes keep every attention layer's probabilities in attention_maps().
   void set_keep_attention(bool on);

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/cpu/attention.h"
 
 namespace tfm::nn {
 
@@ -61,6 +62,70 @@ ag::Var MultiHeadAttention::forward(Context& c, ag::Var x, ag::Var memory, const
       break;
   }
   return out_proj.forward(c, ag::attention(q, k, v, o, c.training, score_bias));
+}
+
+namespace {
+
+// Attention of each row's queries (its slice of q [1, T, heads * head_dim]) to its own keys: one
+// kernel call per row, rows in parallel. Query t of row r sits at key position past[r] + t.
+Tensor attend_rows(const AttentionSpec& spec, const Tensor& q, const CachedRows& rows, bool causal,
+                   int64_t window) {
+  const int64_t n_rows = int64_t(rows.offsets.size()) - 1;
+  const int64_t q_width = spec.heads * spec.head_dim, kv_width = spec.kv_heads * spec.head_dim;
+  Tensor out = Tensor::empty(q.shape());
+  const float scale = spec.scale ? 1.0f / std::sqrt(float(spec.head_dim)) : 1.0f;
+  const float* qp = q.f32();
+  float* op = out.f32();
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const int64_t first = rows.offsets[r], count = rows.offsets[r + 1] - first;
+    const int64_t past = rows.past.empty() ? 0 : rows.past[r];
+    kernels::AttentionDims d;
+    d.batch = 1;
+    d.q_len = count;
+    d.k_len = rows.key_len.empty() ? past + count : rows.key_len[r];
+    d.heads = spec.heads;
+    d.kv_heads = spec.kv_heads;
+    d.head_dim = spec.head_dim;
+    d.q_stride = q_width;
+    d.k_stride = d.v_stride = kv_width;
+    kernels::AttentionMask mask;
+    mask.key_valid = rows.key_valid.empty() ? nullptr : rows.key_valid[r];
+    mask.causal = causal;
+    mask.query_offset = past;
+    mask.window = window;
+    kernels::attention_forward(d, mask, {}, scale, {}, qp + first * q_width, rows.keys[r], rows.values[r],
+                               op + first * q_width, nullptr);
+  }
+  return out;
+}
+
+void check_cached_positions(const AttentionSpec& spec) {
+  if (spec.positions == PositionKind::RoPE || spec.positions == PositionKind::ALiBi ||
+      spec.positions == PositionKind::T5Relative)
+    fail("decoding with a KV cache supports sinusoidal and learned positions only so far");
+}
+
+}  // namespace
+
+ag::Var MultiHeadAttention::forward_cached(Context& c, ag::Var x, const CachedRows& rows,
+                                           int64_t window) const {
+  check_cached_positions(spec);
+  const Tensor k = k_proj.forward(c, x).value();
+  const Tensor v = v_proj.forward(c, x).value();
+  const int64_t width = spec.kv_heads * spec.head_dim;
+  for (size_t r = 0; r + 1 < rows.offsets.size(); ++r) {
+    const int64_t first = rows.offsets[r], count = rows.offsets[r + 1] - first;
+    std::copy_n(k.f32() + first * width, count * width, rows.keys[r] + rows.past[r] * width);
+    std::copy_n(v.f32() + first * width, count * width, rows.values[r] + rows.past[r] * width);
+  }
+  const Tensor q = q_proj.forward(c, x).value();
+  return out_proj.forward(c, c.tape.leaf(attend_rows(spec, q, rows, /*causal=*/true, window)));
+}
+
+ag::Var MultiHeadAttention::forward_cross_cached(Context& c, ag::Var x, const CachedRows& rows) const {
+  const Tensor q = q_proj.forward(c, x).value();
+  return out_proj.forward(c, c.tape.leaf(attend_rows(spec, q, rows, /*causal=*/false, 0)));
 }
 
 }  // namespace tfm::nn

@@ -5,6 +5,7 @@
 // positions inside attention (RoPE, ALiBi, T5 relative buckets) for self-attention.
 #pragma once
 
+#include <span>
 #include <string>
 
 #include "autograd/ops.h"
@@ -35,6 +36,19 @@ struct AttentionSpec {
   float rope_theta = 10000.0f;
 };
 
+// Decoding with cached keys and values (inference only: nothing is recorded for backward; see
+// infer/kv_cache.h). The new tokens of several rows are flattened into one sequence x [1, T, d_model]:
+// row r owns tokens [offsets[r], offsets[r + 1]), which sit at key positions past[r], past[r] + 1, ...
+// of that row's own keys. keys[r] / values[r] point at the row's key / value rows (time-major,
+// kv_heads * head_dim floats each); key_valid[r] (optional) marks which of them may be attended to.
+struct CachedRows {
+  std::span<const int64_t> offsets;  // rows + 1 entries
+  std::span<const int64_t> past;     // self-attention: cached keys before the new tokens
+  std::span<float*const> keys, values;
+  std::span<const uint8_t* const> key_valid;  // empty: every key valid
+  std::span<const int64_t> key_len;           // cross-attention: each row's number of memory keys
+};
+
 struct MultiHeadAttention {
   Linear q_proj, k_proj, v_proj, out_proj;
   Parameter* relative_attention_bias = nullptr;  // T5: [buckets, heads], in the first layer only
@@ -47,6 +61,13 @@ struct MultiHeadAttention {
   // the stack computes it once from its first layer's table and every layer adds it, as HF's T5Stack).
   ag::Var forward(Context& c, ag::Var x, ag::Var memory, const AttentionMask& mask,
                   ag::Var score_bias = {}) const;
+
+  // Self-attention over a KV cache: projects the new tokens' keys and values, writes them at rows
+  // past[r], past[r] + 1, ... of keys[r] / values[r], and attends causally to the row's past and new keys.
+  ag::Var forward_cached(Context& c, ag::Var x, const CachedRows& rows, int64_t window) const;
+  // Cross-attention to keys and values projected once per source (project_memory): row r attends to
+  // key_len[r] keys.
+  ag::Var forward_cross_cached(Context& c, ag::Var x, const CachedRows& rows) const;
 };
 
 }  // namespace tfm::nn

@@ -23,7 +23,11 @@
 
 #include "autograd/ops.h"
 #include "core/error.h"
-#include "infer/greedy.h"
+#include "infer/beam_search.h"
+#include "infer/generate.h"
+#include "infer/model_decoder.h"
+#include "infer/sampling.h"
+#include "infer/translate.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "models/family.h"
@@ -269,19 +273,24 @@ TEST_P(FixtureParity, GreedyDecode) {
   const Arch arch = model_->config().arch;
   if (arch == Arch::EncoderOnly) GTEST_SKIP() << "an encoder-only model does not generate";
   Tensor want = ref_->get_i64("greedy_ids");
-  infer::GreedyOptions o;
+  std::vector<int64_t>
+      given;  // leading tokens of greedy_ids that were given: the decoder start, or the prompt
   std::vector<std::vector<int64_t>> got;
-  int64_t given = 1;  // leading tokens of greedy_ids not generated: the decoder start, or the prompt
   if (arch == Arch::DecoderOnly) {
     Tensor prompt = ref_->get_i64("greedy_prompt");
-    given = prompt.size(1);
-    o.max_new_tokens = want.size(1) - given;
-    got = infer::greedy_continue(*model_, prompt, o);
+    given.assign(prompt.data<int64_t>(), prompt.data<int64_t>() + prompt.numel());
+    infer::GenerateOptions o;
+    o.rules.max_new_tokens = want.size(1) - int64_t(given.size());  // HF greedy ran to the length limit
+    got = infer::generate(*model_, {given}, o);
   } else {
     Tensor src = ref_->get_i64(ref_->contains("src") ? "src" : "input_ids").narrow(0, 0, 1).contiguous();
-    o.max_new_tokens = want.size(1) - 1;
-    got = infer::greedy_decode(*model_, src, o);
+    std::vector<int64_t> source(src.data<int64_t>(), src.data<int64_t>() + src.numel());
+    given = {model_->config().bos_id};
+    infer::ModelDecoder decoder(*model_, {source}, {});
+    got =
+        infer::greedy_search(decoder, {given}, infer::translation_rules(model_->config(), want.size(1) - 1));
   }
+  got[0].insert(got[0].begin(), given.begin(), given.end());
   std::vector<int64_t> expect(want.data<int64_t>(), want.data<int64_t>() + want.numel());
   if (!ref_->contains("greedy_margin")) {
     EXPECT_EQ(got[0], expect);
@@ -290,10 +299,11 @@ TEST_P(FixtureParity, GreedyDecode) {
   // Generated token i was chosen with margin[i]; a near-tie may flip, and everything after it with it.
   Tensor margin = ref_->get_f32("greedy_margin");
   ASSERT_EQ(got[0].size(), expect.size());
-  for (size_t i = 0; i < size_t(given); ++i) EXPECT_EQ(got[0][i], expect[i]) << "given token " << i;
-  for (size_t i = 0; i + given < expect.size(); ++i) {
+  const size_t n = given.size();
+  for (size_t i = 0; i < n; ++i) EXPECT_EQ(got[0][i], expect[i]) << "given token " << i;
+  for (size_t i = 0; i + n < expect.size(); ++i) {
     if (margin.f32()[i] <= 1e-3f) break;
-    EXPECT_EQ(got[0][i + given], expect[i + given]) << "greedy token " << i + given;
+    EXPECT_EQ(got[0][i + n], expect[i + n]) << "greedy token " << i + n;
   }
 }
 
@@ -315,18 +325,36 @@ TEST_P(FixtureParity, FirstRowWithoutMask) {
 TEST(Fixtures, RootHoldsModelFolders) {
   EXPECT_FALSE(fixture_folders().empty())
       << "no model folder (with a config.json) under " << test::fixtures_root();
-}
 
-// The seed saves its sinusoidal table as a buffer: tfm's own table must equal it.
-TEST(SeedPositions, TableEqualsTheSeedBuffer) {
-  auto file = io::SafetensorsFile::open(test::fixtures_root() + "/seed_transformer/model.safetensors");
-  Tensor pe = file.get_f32("src_pos.pe");  // [1, len, d]
-  Tensor mine = nn::sinusoidal_table(pe.size(1), pe.size(2));
-  EXPECT_TRUE(test::expect_close("pe", mine, pe.view({pe.size(1), pe.size(2)}), 1e-6));
-}
+  // meta.json: num_beams 4, length_penalty 1, early_stopping True; beam_score is HF's sequences_scores.
+  TEST_P(FixtureParity, BeamSearch) {
+    if (!ref_->contains("beam_ids")) GTEST_SKIP() << GetParam() << ": no beam search reference";
+    Tensor want_ids = ref_->get_i64("beam_ids");  // [1, len], starting with the decoder start
+    Tensor src = ref_->get_i64(ref_->contains("src") ? "src" : "input_ids").narrow(0, 0, 1).contiguous();
+    std::vector<int64_t> source(src.data<int64_t>(), src.data<int64_t>() + src.numel());
+    const infer::GenerationRules rules = infer::translation_rules(model_->config(), want_ids.size(1) - 1);
+    infer::BeamOptions beam;
+    beam.num_beams = 4;
+    beam.early_stopping = infer::EarlyStopping::kWhenFull;
+    infer::ModelDecoder decoder(*model_, {source}, {.max_positions = 0, .max_rows = 4});
+    const std::vector<infer::Hypothesis> got =
+        infer::beam_search(decoder, {{model_->config().bos_id}}, rules, beam);
+    const std::vector<int64_t> want(want_ids.data<int64_t>() + 1,
+                                    want_ids.data<int64_t>() + want_ids.numel());
+    EXPECT_EQ(got[0].tokens, want);
+    EXPECT_NEAR(got[0].score, ref_->get_f32("beam_score").item(), 1e-4);
+  }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureParity, ::testing::ValuesIn(fixture_folders()),
-                         [](const auto& info) { return info.param; });
+  // The seed saves its sinusoidal table as a buffer: tfm's own table must equal it.
+  TEST(SeedPositions, TableEqualsTheSeedBuffer) {
+    auto file = io::SafetensorsFile::open(test::fixtures_root() + "/seed_transformer/model.safetensors");
+    Tensor pe = file.get_f32("src_pos.pe");  // [1, len, d]
+    Tensor mine = nn::sinusoidal_table(pe.size(1), pe.size(2));
+    EXPECT_TRUE(test::expect_close("pe", mine, pe.view({pe.size(1), pe.size(2)}), 1e-6));
+  }
+
+  INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureParity, ::testing::ValuesIn(fixture_folders()),
+                           [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace tfm

@@ -1,0 +1,177 @@
+#include "cli/lm_commands.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "infer/lm_perplexity.h"
+#include "io/safetensors.h"
+#include "models/family.h"
+
+namespace tfm::cli {
+
+namespace {
+
+Pretrained load_language_model(const std::string& dir) {
+  Pretrained p = load_pretrained(dir);
+  if (p.model->config().arch != Arch::DecoderOnly)
+    fail("{}: a {} model is not a decoder-only language model", dir, p.family->name);
+  if (!p.tokenizer) fail("{}: no tokenizer.json", dir);
+  return p;
+}
+
+// Writes the part of `text` not yet written. A text ending in U+FFFD may be a character whose bytes
+// are split across tokens: it waits for the next token (as HF's TextStreamer waits for whole words).
+class TextDelta {
+ public:
+  void update(const std::string& text, bool final) {
+    if (!final && text.ends_with("\xEF\xBF\xBD")) return;
+    // Byte-level BPE decoding of a longer prefix extends the shorter one; if it ever did not, only
+    // the new tail past the common part can be written.
+    size_t common = 0;
+    while (common < written_.size() && common < text.size() && written_[common] == text[common]) ++common;
+    if (text.size() > common) std::fwrite(text.data() + common, 1, text.size() - common, stdout);
+    std::fflush(stdout);
+    written_ = text;
+  }
+
+ private:
+  std::string written_;
+};
+
+const char* arch_name(Arch a) {
+  switch (a) {
+    case Arch::EncoderDecoder:
+      return "encoder-decoder";
+    case Arch::DecoderOnly:
+      return "decoder-only";
+    case Arch::EncoderOnly:
+      return "encoder-only";
+  }
+  return "?";
+}
+
+const char* position_name(PositionKind p) {
+  switch (p) {
+    case PositionKind::SinusoidalInterleaved:
+      return "sinusoidal (interleaved)";
+    case PositionKind::SinusoidalHalf:
+      return "sinusoidal (half-split)";
+    case PositionKind::Learned:
+      return "learned";
+    case PositionKind::RoPE:
+      return "rope";
+    case PositionKind::ALiBi:
+      return "alibi";
+    case PositionKind::T5Relative:
+      return "t5 relative buckets";
+  }
+  return "?";
+}
+
+const char* activation_name(Activation a) {
+  switch (a) {
+    case Activation::ReLU:
+      return "relu";
+    case Activation::GeluErf:
+      return "gelu (erf)";
+    case Activation::GeluTanh:
+      return "gelu (tanh)";
+    case Activation::SwiGLU:
+      return "swiglu";
+  }
+  return "?";
+}
+
+const char* norm_name(NormType n) {
+  switch (n) {
+    case NormType::LayerNorm:
+      return "layernorm";
+    case NormType::SeedLayerNorm:
+      return "seed layernorm";
+    case NormType::RMSNorm:
+      return "rmsnorm";
+  }
+  return "?";
+}
+
+}  // namespace
+
+int cmd_generate(GenerateCommandOptions options) {
+  Pretrained p = load_language_model(options.model_dir);
+  const tokenize::Tokenizer& tok = *p.tokenizer;
+  std::vector<int32_t> ids = tok.encode(options.prompt);
+  if (ids.empty()) fail("the prompt '{}' encodes to no tokens", options.prompt);
+  options.generate.rules.eos_id = p.model->config().eos_id;
+  TextDelta out;
+  out.update(tok.decode(ids), false);
+  const std::vector<int64_t> prompt(ids.begin(), ids.end());
+  infer::generate(*p.model, {prompt}, options.generate, [&](int64_t, int64_t token) {
+    ids.push_back(int32_t(token));
+    out.update(tok.decode(ids), false);
+  });
+  out.update(tok.decode(ids), true);
+  std::fputc('\n', stdout);
+  return 0;
+}
+
+int cmd_perplexity(const std::string& model_dir, const std::string& file, int64_t context, int64_t stride) {
+  Pretrained p = load_language_model(model_dir);
+  const std::optional<int32_t> eot = p.tokenizer->token_to_id("<|endoftext|>");
+  if (!eot) fail("{}: the tokenizer has no <|endoftext|> token to end each line with", model_dir);
+  std::ifstream in(file, std::ios::binary);
+  if (!in) fail("{}: cannot open", file);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    lines.push_back(line);
+  }
+  const std::vector<int64_t> stream = infer::text_stream(*p.tokenizer, lines, *eot);
+  const metrics::PerplexityAccumulator acc = infer::lm_perplexity(*p.model, stream, context, stride);
+  std::printf("%s\n",
+              nlohmann::json{{"perplexity", acc.perplexity()}, {"tokens", acc.tokens}}.dump().c_str());
+  return 0;
+}
+
+int cmd_inspect(const std::string& model_dir) {
+  Pretrained p = load_pretrained(model_dir);
+  const ModelConfig& c = p.model->config();
+  std::string layers;
+  if (c.arch != Arch::DecoderOnly) layers += fmt::format("{} encoder", c.encoder_layers);
+  if (c.arch != Arch::EncoderOnly)
+    layers += fmt::format("{}{} decoder", layers.empty() ? "" : " + ", c.decoder_layers);
+  std::printf("model_type    %s\n", p.family->name);
+  std::printf("architecture  %s\n", arch_name(c.arch));
+  std::printf("layers        %s\n", layers.c_str());
+  std::printf("d_model       %lld\n", static_cast<long long>(c.d_model));
+  std::printf("heads         %d (key/value heads %d, head dim %lld)\n", c.heads, c.key_value_heads(),
+              static_cast<long long>(c.attention_head_dim()));
+  std::printf("ffn           %lld, %s%s\n", static_cast<long long>(c.d_ff), activation_name(c.activation),
+              c.experts > 0 ? fmt::format(", {} experts (top {})", c.experts, c.experts_top_k).c_str() : "");
+  std::printf("norm          %s, %s-norm\n", norm_name(c.norm),
+              c.norm_position == NormPosition::Pre ? "pre" : "post");
+  std::printf("positions     %s, max length %lld\n", position_name(c.positions),
+              static_cast<long long>(c.max_len));
+  std::printf("vocabulary    %lld\n", static_cast<long long>(c.tgt_vocab));
+  std::printf("parameters    %lld (tied tensors counted once)\n",
+              static_cast<long long>(p.model->parameters().numel()));
+  const std::string file = (std::filesystem::path(model_dir) / "model.safetensors").string();
+  const io::SafetensorsFile st = io::SafetensorsFile::open(file);
+  std::map<std::string, std::pair<int64_t, int64_t>> by_dtype;  // dtype -> tensors, elements
+  for (const std::string& name : st.names()) {
+    const io::TensorInfo& info = st.info(name);
+    auto& [tensors, elements] = by_dtype[std::string(dtype_name(info.dtype))];
+    ++tensors, elements += info.shape.numel();
+  }
+  for (const auto& [dtype, counts] : by_dtype)
+    std::printf("file dtype    %s: %lld tensors, %lld elements\n", dtype.c_str(),
+                static_cast<long long>(counts.first), static_cast<long long>(counts.second));
+  return 0;
+}
+
+}  // namespace tfm::cli

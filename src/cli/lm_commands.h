@@ -1,0 +1,26 @@
+// tfm generate, tfm perplexity and tfm inspect: language-model and model-folder commands.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "infer/generate.h"
+
+namespace tfm::cli {
+
+struct GenerateCommandOptions {
+  std::string model_dir, prompt;
+  infer::GenerateOptions generate;  // rules.eos_id is taken from the model
+};
+
+// Prints the prompt and its continuation to stdout as the tokens come (then a newline).
+int cmd_generate(GenerateCommandOptions options);
+
+// Prints {"perplexity": ..., "tokens": ...} (infer/lm_perplexity.h semantics).
+int cmd_perplexity(const std::string& model_dir, const std::string& file, int64_t context, int64_t stride);
+
+// Prints the architecture, sizes, parameter count and the dtypes stored in model.safetensors.
+int cmd_inspect(const std::string& model_dir);
+
+}  // namespace tfm::cli

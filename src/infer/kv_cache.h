@@ -1,0 +1,56 @@
+// The self-attention keys and values of every decoder layer for a set of decoder rows (one row: one
+// sequence being decoded), preallocated once for `max_positions` tokens per row so that decoding steps
+// only write into it.
+//
+// Rows live in slots; reorder() (beam search following its beams) hands a surviving parent's slot to
+// its first child and copies it only for further children, into slots of dropped rows, so a step
+// copies only the beams that were duplicated.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace tfm::infer {
+
+class KvCache {
+ public:
+  // `width`: floats per key (kv_heads * head_dim). Room for `capacity` rows (at least `rows`) is
+  // allocated now; reorder() to more rows than that reallocates (see allocations()).
+  // With `track_valid`, each cached token also carries a 0/1 flag (decoder padding masked as keys).
+  KvCache(int layers, int64_t width, int64_t max_positions, int64_t rows, int64_t capacity, bool track_valid);
+
+  int64_t rows() const { return int64_t(slot_.size()); }
+  int64_t max_positions() const { return max_positions_; }
+  int64_t length(int64_t row) const { return length_[size_t(row)]; }
+  // Row `row`'s max_positions() key (value) rows of layer `layer`, time-major, `width` floats each.
+  float* keys(int layer, int64_t row) const { return at(keys_, layer, row); }
+  float* values(int layer, int64_t row) const { return at(values_, layer, row); }
+  // The row's per-token flags (1 = may be attended to), or nullptr without track_valid.
+  uint8_t* key_valid(int64_t row) const;
+  // Counts `count` tokens more in the row, after the layers wrote their keys and values at length(row).
+  void append(int64_t row, int64_t count) { length_[size_t(row)] += count; }
+  // Afterwards row i is a copy of the former row parents[i] (DecoderStep::reorder).
+  void reorder(std::span<const int64_t> parents);
+  // Times the buffers were allocated (1 after construction; more only when reorder() outgrew them).
+  int64_t allocations() const { return allocations_; }
+
+ private:
+  float* at(const std::vector<Tensor>& buffers, int layer, int64_t row) const;
+  void allocate(int64_t capacity);
+  void copy_slot(int64_t from, int64_t to, int64_t length);
+
+  int layers_;
+  int64_t width_, max_positions_, capacity_ = 0;
+  bool track_valid_;
+  std::vector<Tensor> keys_, values_;   // per layer [capacity, max_positions, width]
+  Tensor valid_;                        // U8 [capacity, max_positions] with track_valid
+  std::vector<int64_t> slot_, length_;  // per row
+  std::vector<int64_t> new_slot_, new_length_;
+  std::vector<uint8_t> slot_taken_;
+  int64_t allocations_ = 0;
+};
+
+}  // namespace tfm::infer
