@@ -320,11 +320,15 @@ ag::Var Transformer::decode_cached(nn::Context& c, const Tensor& ids, const Tens
   if (e.sinusoid.defined()) x = ag::add(x, ag::embedding(c.tape.leaf(e.sinusoid), pos_row, 1.0f));
   if (e.positions) x = ag::add(x, ag::embedding(c.tape.param(*e.positions), pos_row, 1.0f));
   if (e.has_norm) x = e.norm.forward(c, x);
+  nn::CachedSelf cached{.positions = pos_row, .window = config_.sliding_window};
+  if (config_.positions == PositionKind::T5Relative && !decoder_.layers.empty()) {
+    cached.relative_table = decoder_.layers[0].self_attn.relative_attention_bias;
+    cached.relative_max_distance = config_.relative_max_distance;
+  }
   for (size_t i = 0; i < decoder_.layers.size(); ++i) {
     const TransformerLayer& l = decoder_.layers[i];
-    x = sublayer(c, x, l.self_attn_norm, [&](ag::Var h) {
-      return l.self_attn.forward_cached(c, h, self[i], config_.sliding_window);
-    });
+    x = sublayer(c, x, l.self_attn_norm,
+                 [&](ag::Var h) { return l.self_attn.forward_cached(c, h, self[i], cached); });
     if (l.has_cross_attn)
       x = sublayer(c, x, l.cross_attn_norm,
                    [&](ag::Var h) { return l.cross_attn.forward_cross_cached(c, h, cross[i]); });

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/position_bias.h"
 
 namespace tfm::nn {
 
@@ -66,10 +68,18 @@ ag::Var MultiHeadAttention::forward(Context& c, ag::Var x, ag::Var memory, const
 
 namespace {
 
+// Score terms that depend on positions, for one row of cached decoding: ALiBi slopes (keys at positions
+// 0, 1, ... of the row) or T5's relative bias looked up for the row's queries.
+struct RowBias {
+  const float* alibi_slopes = nullptr;     // [heads]
+  const Tensor* relative_table = nullptr;  // F32 [buckets, heads], causal buckets
+  int64_t relative_max_distance = 0;
+};
+
 // Attention of each row's queries (its slice of q [1, T, heads * head_dim]) to its own keys: one
 // kernel call per row, rows in parallel. Query t of row r sits at key position past[r] + t.
 Tensor attend_rows(const AttentionSpec& spec, const Tensor& q, const CachedRows& rows, bool causal,
-                   int64_t window) {
+                   int64_t window, const RowBias& row_bias) {
   const int64_t n_rows = int64_t(rows.offsets.size()) - 1;
   const int64_t q_width = spec.heads * spec.head_dim, kv_width = spec.kv_heads * spec.head_dim;
   Tensor out = Tensor::empty(q.shape());
@@ -94,24 +104,61 @@ Tensor attend_rows(const AttentionSpec& spec, const Tensor& q, const CachedRows&
     mask.causal = causal;
     mask.query_offset = past;
     mask.window = window;
-    kernels::attention_forward(d, mask, {}, scale, {}, qp + first * q_width, rows.keys[r], rows.values[r],
+    kernels::AttentionBias bias;
+    std::vector<float> key_positions, scores;
+    if (row_bias.alibi_slopes) {
+      key_positions.resize(size_t(d.k_len));
+      for (int64_t j = 0; j < d.k_len; ++j) key_positions[size_t(j)] = float(j);
+      bias.alibi_slopes = row_bias.alibi_slopes;
+      bias.key_positions = key_positions.data();
+    }
+    if (row_bias.relative_table) {
+      // bias[h, i, j] = table[bucket(j - (past + i)), h], as the full forward's relative_position_bias.
+      const Tensor& table = *row_bias.relative_table;
+      const int64_t buckets = table.size(0), heads = table.size(1);
+      scores.resize(size_t(heads * count * d.k_len));
+      for (int64_t i = 0; i < count; ++i)
+        for (int64_t j = 0; j < d.k_len; ++j) {
+          const int64_t bucket = kernels::relative_position_bucket(j - (past + i), /*bidirectional=*/false,
+                                                                   buckets, row_bias.relative_max_distance);
+          for (int64_t h = 0; h < heads; ++h)
+            scores[size_t((h * count + i) * d.k_len + j)] = table.f32()[bucket * heads + h];
+        }
+      bias.scores = scores.data();
+    }
+    kernels::attention_forward(d, mask, bias, scale, {}, qp + first * q_width, rows.keys[r], rows.values[r],
                                op + first * q_width, nullptr);
   }
   return out;
 }
 
-void check_cached_positions(const AttentionSpec& spec) {
-  if (spec.positions == PositionKind::RoPE || spec.positions == PositionKind::ALiBi ||
-      spec.positions == PositionKind::T5Relative)
-    fail("decoding with a KV cache supports sinusoidal and learned positions only so far");
-}
-
 }  // namespace
 
 ag::Var MultiHeadAttention::forward_cached(Context& c, ag::Var x, const CachedRows& rows,
-                                           int64_t window) const {
-  check_cached_positions(spec);
-  const Tensor k = k_proj.forward(c, x).value();
+                                           const CachedSelf& self) const {
+  ag::Var q_var = q_proj.forward(c, x), k_var = k_proj.forward(c, x);
+  RowBias row_bias;
+  Tensor slopes;
+  switch (spec.positions) {
+    case PositionKind::SinusoidalInterleaved:
+    case PositionKind::SinusoidalHalf:
+    case PositionKind::Learned:
+      break;  // added to the embeddings
+    case PositionKind::RoPE:
+      q_var = ag::rope(q_var, self.positions, spec.heads, spec.rope_theta);
+      k_var = ag::rope(k_var, self.positions, spec.kv_heads, spec.rope_theta);
+      break;
+    case PositionKind::ALiBi:
+      slopes = ag::alibi_slopes(spec.heads);
+      row_bias.alibi_slopes = slopes.f32();
+      break;
+    case PositionKind::T5Relative:
+      TFM_CHECK(self.relative_table, "T5 relative attention needs the stack's bias table");
+      row_bias.relative_table = &self.relative_table->value;
+      row_bias.relative_max_distance = self.relative_max_distance;
+      break;
+  }
+  const Tensor k = k_var.value();
   const Tensor v = v_proj.forward(c, x).value();
   const int64_t width = spec.kv_heads * spec.head_dim;
   for (size_t r = 0; r + 1 < rows.offsets.size(); ++r) {
@@ -119,13 +166,13 @@ ag::Var MultiHeadAttention::forward_cached(Context& c, ag::Var x, const CachedRo
     std::copy_n(k.f32() + first * width, count * width, rows.keys[r] + rows.past[r] * width);
     std::copy_n(v.f32() + first * width, count * width, rows.values[r] + rows.past[r] * width);
   }
-  const Tensor q = q_proj.forward(c, x).value();
-  return out_proj.forward(c, c.tape.leaf(attend_rows(spec, q, rows, /*causal=*/true, window)));
+  return out_proj.forward(
+      c, c.tape.leaf(attend_rows(spec, q_var.value(), rows, /*causal=*/true, self.window, row_bias)));
 }
 
 ag::Var MultiHeadAttention::forward_cross_cached(Context& c, ag::Var x, const CachedRows& rows) const {
   const Tensor q = q_proj.forward(c, x).value();
-  return out_proj.forward(c, c.tape.leaf(attend_rows(spec, q, rows, /*causal=*/false, 0)));
+  return out_proj.forward(c, c.tape.leaf(attend_rows(spec, q, rows, /*causal=*/false, 0, {})));
 }
 
 }  // namespace tfm::nn

@@ -49,6 +49,15 @@ struct CachedRows {
   std::span<const int64_t> key_len;           // cross-attention: each row's number of memory keys
 };
 
+// What self-attention over a KV cache needs beyond the rows: the new tokens' positions and the decoder's
+// position-dependent terms.
+struct CachedSelf {
+  Tensor positions;                           // I64 [1, T]: each new token's position in its row (RoPE)
+  int64_t window = 0;                         // sliding window (0: none)
+  const Parameter* relative_table = nullptr;  // T5: the stack's bias table [buckets, heads] (layer 0's)
+  int64_t relative_max_distance = 0;
+};
+
 struct MultiHeadAttention {
   Linear q_proj, k_proj, v_proj, out_proj;
   Parameter* relative_attention_bias = nullptr;  // T5: [buckets, heads], in the first layer only
@@ -64,7 +73,7 @@ struct MultiHeadAttention {
 
   // Self-attention over a KV cache: projects the new tokens' keys and values, writes them at rows
   // past[r], past[r] + 1, ... of keys[r] / values[r], and attends causally to the row's past and new keys.
-  ag::Var forward_cached(Context& c, ag::Var x, const CachedRows& rows, int64_t window) const;
+  ag::Var forward_cached(Context& c, ag::Var x, const CachedRows& rows, const CachedSelf& self) const;
   // Cross-attention to keys and values projected once per source (project_memory): row r attends to
   // key_len[r] keys.
   ag::Var forward_cross_cached(Context& c, ag::Var x, const CachedRows& rows) const;

@@ -325,36 +325,36 @@ TEST_P(FixtureParity, FirstRowWithoutMask) {
 TEST(Fixtures, RootHoldsModelFolders) {
   EXPECT_FALSE(fixture_folders().empty())
       << "no model folder (with a config.json) under " << test::fixtures_root();
+}
 
-  // meta.json: num_beams 4, length_penalty 1, early_stopping True; beam_score is HF's sequences_scores.
-  TEST_P(FixtureParity, BeamSearch) {
-    if (!ref_->contains("beam_ids")) GTEST_SKIP() << GetParam() << ": no beam search reference";
-    Tensor want_ids = ref_->get_i64("beam_ids");  // [1, len], starting with the decoder start
-    Tensor src = ref_->get_i64(ref_->contains("src") ? "src" : "input_ids").narrow(0, 0, 1).contiguous();
-    std::vector<int64_t> source(src.data<int64_t>(), src.data<int64_t>() + src.numel());
-    const infer::GenerationRules rules = infer::translation_rules(model_->config(), want_ids.size(1) - 1);
-    infer::BeamOptions beam;
-    beam.num_beams = 4;
-    beam.early_stopping = infer::EarlyStopping::kWhenFull;
-    infer::ModelDecoder decoder(*model_, {source}, {.max_positions = 0, .max_rows = 4});
-    const std::vector<infer::Hypothesis> got =
-        infer::beam_search(decoder, {{model_->config().bos_id}}, rules, beam);
-    const std::vector<int64_t> want(want_ids.data<int64_t>() + 1,
-                                    want_ids.data<int64_t>() + want_ids.numel());
-    EXPECT_EQ(got[0].tokens, want);
-    EXPECT_NEAR(got[0].score, ref_->get_f32("beam_score").item(), 1e-4);
-  }
+// meta.json: num_beams 4, length_penalty 1, early_stopping True; beam_score is HF's sequences_scores.
+TEST_P(FixtureParity, BeamSearch) {
+  if (!ref_->contains("beam_ids")) GTEST_SKIP() << GetParam() << ": no beam search reference";
+  Tensor want_ids = ref_->get_i64("beam_ids");  // [1, len], starting with the decoder start
+  Tensor src = ref_->get_i64(ref_->contains("src") ? "src" : "input_ids").narrow(0, 0, 1).contiguous();
+  std::vector<int64_t> source(src.data<int64_t>(), src.data<int64_t>() + src.numel());
+  const infer::GenerationRules rules = infer::translation_rules(model_->config(), want_ids.size(1) - 1);
+  infer::BeamOptions beam;
+  beam.num_beams = 4;
+  beam.early_stopping = infer::EarlyStopping::kWhenFull;
+  infer::ModelDecoder decoder(*model_, {source}, {.max_positions = 0, .max_rows = 4});
+  const std::vector<infer::Hypothesis> got =
+      infer::beam_search(decoder, {{model_->config().bos_id}}, rules, beam);
+  const std::vector<int64_t> want(want_ids.data<int64_t>() + 1, want_ids.data<int64_t>() + want_ids.numel());
+  EXPECT_EQ(got[0].tokens, want);
+  EXPECT_NEAR(got[0].score, ref_->get_f32("beam_score").item(), 1e-4);
+}
 
-  // The seed saves its sinusoidal table as a buffer: tfm's own table must equal it.
-  TEST(SeedPositions, TableEqualsTheSeedBuffer) {
-    auto file = io::SafetensorsFile::open(test::fixtures_root() + "/seed_transformer/model.safetensors");
-    Tensor pe = file.get_f32("src_pos.pe");  // [1, len, d]
-    Tensor mine = nn::sinusoidal_table(pe.size(1), pe.size(2));
-    EXPECT_TRUE(test::expect_close("pe", mine, pe.view({pe.size(1), pe.size(2)}), 1e-6));
-  }
+// The seed saves its sinusoidal table as a buffer: tfm's own table must equal it.
+TEST(SeedPositions, TableEqualsTheSeedBuffer) {
+  auto file = io::SafetensorsFile::open(test::fixtures_root() + "/seed_transformer/model.safetensors");
+  Tensor pe = file.get_f32("src_pos.pe");  // [1, len, d]
+  Tensor mine = nn::sinusoidal_table(pe.size(1), pe.size(2));
+  EXPECT_TRUE(test::expect_close("pe", mine, pe.view({pe.size(1), pe.size(2)}), 1e-6));
+}
 
-  INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureParity, ::testing::ValuesIn(fixture_folders()),
-                           [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureParity, ::testing::ValuesIn(fixture_folders()),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace tfm

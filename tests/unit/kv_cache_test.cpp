@@ -62,6 +62,45 @@ ModelConfig gpt2_shaped() {
   return c;
 }
 
+// Llama / Mistral: RMSNorm, RoPE, grouped-query attention, SwiGLU; `window` > 0 for Mistral's sliding window.
+ModelConfig llama_shaped(int64_t window) {
+  ModelConfig c = gpt2_shaped();
+  c.norm = NormType::RMSNorm;
+  c.norm_bias = false;
+  c.positions = PositionKind::RoPE;
+  c.kv_heads = 2;
+  c.activation = Activation::SwiGLU;
+  c.attention_bias = c.ffn_bias = false;
+  c.tie_output = false;
+  c.sliding_window = window;
+  return c;
+}
+
+// BLOOM: ALiBi instead of position embeddings, embedding LayerNorm.
+ModelConfig bloom_shaped() {
+  ModelConfig c = gpt2_shaped();
+  c.positions = PositionKind::ALiBi;
+  c.embedding_norm = true;
+  return c;
+}
+
+// T5: relative position buckets (from the first layer's table), RMS norms, no attention scaling.
+ModelConfig t5_shaped() {
+  ModelConfig c = marian_shaped();
+  c.norm = NormType::RMSNorm;
+  c.norm_bias = false;
+  c.norm_position = NormPosition::Pre;
+  c.final_norm = true;
+  c.positions = PositionKind::T5Relative;
+  c.relative_buckets = 8;
+  c.relative_max_distance = 16;
+  c.scale_attention = false;
+  c.attention_bias = c.ffn_bias = false;
+  c.final_logits_bias = false;
+  c.embedding_scale = 1.0f;
+  return c;
+}
+
 Tensor ids_tensor(const std::vector<int64_t>& ids) {
   Tensor t = Tensor::empty_persistent({1, int64_t(ids.size())}, DType::I64);
   std::copy(ids.begin(), ids.end(), t.data<int64_t>());
@@ -162,8 +201,8 @@ TEST(KvCache, MarianShapedIncrementalEqualsFullRecompute) { check_encoder_decode
 
 TEST(KvCache, SeedShapedIncrementalEqualsFullRecompute) { check_encoder_decoder(seed_shaped()); }
 
-TEST(KvCache, Gpt2ShapedPrefillAndStepsEqualFullRecompute) {
-  Transformer model(gpt2_shaped());
+void check_decoder_only(const ModelConfig& config) {
+  Transformer model(config);
   model.init_weights(3);
   Checker check(model, {}, 3);
   check.prefill({0, 1, 2}, {{4, 8, 15}, {16, 23, 42 % 40, 1, 2, 3}, {9}});  // one batched pass
@@ -173,6 +212,16 @@ TEST(KvCache, Gpt2ShapedPrefillAndStepsEqualFullRecompute) {
   check.step({0, 1, 2}, {10, 11, 12});
   check.prefill({1}, {{13, 14}});  // more prompt after some steps
 }
+
+TEST(KvCache, Gpt2ShapedPrefillAndStepsEqualFullRecompute) { check_decoder_only(gpt2_shaped()); }
+
+TEST(KvCache, LlamaShapedRopeAndGroupedQueriesEqualFullRecompute) { check_decoder_only(llama_shaped(0)); }
+
+TEST(KvCache, MistralShapedSlidingWindowEqualsFullRecompute) { check_decoder_only(llama_shaped(3)); }
+
+TEST(KvCache, BloomShapedAlibiEqualsFullRecompute) { check_decoder_only(bloom_shaped()); }
+
+TEST(KvCache, T5ShapedRelativeBiasEqualsFullRecompute) { check_encoder_decoder(t5_shaped()); }
 
 TEST(KvCache, SteadyStateStepsAllocateNothing) {
   Transformer model(marian_shaped());
