@@ -1,6 +1,7 @@
 // Helpers shared by the files that implement the ops of autograd/ops.h (not part of the public API).
 #pragma once
 
+#include "autograd/ops.h"
 #include "autograd/tape.h"
 #include "core/error.h"
 
@@ -42,4 +43,48 @@ inline void check_indices(const Tensor& index, int64_t limit, const char* op) {
     if (p[i] < 0 || p[i] >= limit) fail("{}: index {} at position {} is outside [0, {})", op, p[i], i, limit);
 }
 
+// A recorded op's output and its node (null when the tape records nothing), for the op's constants.
+struct Recorded {
+  Var out;
+  Node* node = nullptr;
+};
+
+// y = forward(x) elementwise (y shaped as x); `backward` reads the node, whose one input is x.
+template <class Forward>
+Recorded unary_elementwise(Var x, const char* op, Forward forward, BackwardFn backward) {
+  const Tensor& xv = contiguous_input(x, op);
+  Tensor y = Tensor::empty(xv.shape());
+  forward(xv.f32(), y.f32(), y.numel());
+  Recorded r;
+  r.node = x.tape()->record(r.out, y, op, backward, {x});
+  return r;
+}
+
+// y = forward(a, b) elementwise over two inputs of one shape; `backward` reads the node, inputs {a, b}.
+inline Var binary_elementwise(Var a, Var b, const char* op,
+                              void (*forward)(const float* a, const float* b, float* y, int64_t n),
+                              BackwardFn backward) {
+  const Tensor& av = contiguous_input(a, op);
+  const Tensor& bv = contiguous_input(b, op);
+  check_same_shape(av, bv, op);
+  Tensor y = Tensor::empty(av.shape());
+  forward(av.f32(), bv.f32(), y.f32(), y.numel());
+  Var r;
+  a.tape()->record(r, y, op, backward, {a, b});
+  return r;
+}
+
 }  // namespace tfm::ag::detail
+
+// Every ops file names the kernels k:: and calls these helpers unqualified.
+namespace tfm::ag {
+namespace k = tfm::kernels;
+using detail::binary_elementwise;
+using detail::check_indices;
+using detail::check_same_shape;
+using detail::contiguous_input;
+using detail::grad_ptr;
+using detail::out_grad;
+using detail::unary_elementwise;
+using detail::with_last;
+}  // namespace tfm::ag

@@ -9,14 +9,6 @@
 
 namespace tfm::ag {
 
-namespace k = tfm::kernels;
-
-using detail::check_same_shape;
-using detail::contiguous_input;
-using detail::grad_ptr;
-using detail::out_grad;
-using detail::with_last;
-
 // ---- linear: y = x W^T + b;  dx = dy W,  dW += dy^T x,  db += sum_rows dy
 Var linear(Var x, Var w, Var b) {
   const Tensor& xv = contiguous_input(x, "linear");
@@ -70,21 +62,12 @@ Var matmul(Var a, Var b) {
 
 // ---- add
 Var add(Var a, Var b) {
-  const Tensor& av = contiguous_input(a, "add");
-  const Tensor& bv = contiguous_input(b, "add");
-  check_same_shape(av, bv, "add");
-  Tensor y = Tensor::empty(av.shape());
-  k::add(av.f32(), bv.f32(), y.f32(), y.numel());
-  Var r;
-  a.tape()->record(r, y, "add",
-                   [](Tape& t, const Node& n) {
-                     const float* dy = out_grad(t, n);
-                     int64_t size = t.value(n.out).numel();
-                     if (float* da = grad_ptr(t, n, 0)) k::accumulate(da, dy, size);
-                     if (float* db = grad_ptr(t, n, 1)) k::accumulate(db, dy, size);
-                   },
-                   {a, b});
-  return r;
+  return binary_elementwise(a, b, "add", k::add, [](Tape& t, const Node& n) {
+    const float* dy = out_grad(t, n);
+    int64_t size = t.value(n.out).numel();
+    if (float* da = grad_ptr(t, n, 0)) k::accumulate(da, dy, size);
+    if (float* db = grad_ptr(t, n, 1)) k::accumulate(db, dy, size);
+  });
 }
 
 // ---- reshape: a view of the same storage; the gradient is the output's, viewed back
@@ -102,17 +85,13 @@ Var reshape(Var x, const Shape& shape) {
 
 // ---- scale
 Var scale(Var x, float s) {
-  const Tensor& xv = contiguous_input(x, "scale");
-  Tensor y = Tensor::empty(xv.shape());
-  k::scale(xv.f32(), s, y.f32(), y.numel());
-  Var r;
-  if (Node* n = x.tape()->record(r, y, "scale",
-                                 [](Tape& t, const Node& n) {
-                                   if (float* dx = grad_ptr(t, n, 0))
-                                     k::accumulate_scaled(dx, out_grad(t, n), n.f[0], t.value(n.out).numel());
-                                 },
-                                 {x}))
-    n->f[0] = s;
+  auto [r, node] = unary_elementwise(
+      x, "scale", [s](const float* xp, float* y, int64_t size) { k::scale(xp, s, y, size); },
+      [](Tape& t, const Node& n) {
+        if (float* dx = grad_ptr(t, n, 0))
+          k::accumulate_scaled(dx, out_grad(t, n), n.f[0], t.value(n.out).numel());
+      });
+  if (node) node->f[0] = s;
   return r;
 }
 
@@ -138,18 +117,13 @@ Var add_positions(Var x, const Tensor& table) {
 
 // ---- relu
 Var relu(Var x) {
-  const Tensor& xv = contiguous_input(x, "relu");
-  Tensor y = Tensor::empty(xv.shape());
-  k::relu_forward(xv.f32(), y.f32(), y.numel());
-  Var r;
-  x.tape()->record(r, y, "relu",
-                   [](Tape& t, const Node& n) {
-                     const Tensor& y = t.value(n.out);
-                     if (float* dx = grad_ptr(t, n, 0))
-                       k::relu_backward(y.f32(), out_grad(t, n), dx, y.numel());
-                   },
-                   {x});
-  return r;
+  return unary_elementwise(x, "relu", k::relu_forward,
+                           [](Tape& t, const Node& n) {
+                             const Tensor& y = t.value(n.out);
+                             if (float* dx = grad_ptr(t, n, 0))
+                               k::relu_backward(y.f32(), out_grad(t, n), dx, y.numel());
+                           })
+      .out;
 }
 
 // ---- dropout: the mask is regenerated from (seed, offset) in backward, never stored

@@ -6,11 +6,6 @@
 
 namespace tfm::ag {
 
-namespace k = tfm::kernels;
-using detail::contiguous_input;
-using detail::grad_ptr;
-using detail::out_grad;
-
 namespace {
 
 k::AttentionDims attention_dims(const Tensor& q, const Tensor& kk, int heads) {

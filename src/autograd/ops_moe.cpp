@@ -7,12 +7,6 @@
 
 namespace tfm::ag {
 
-namespace k = tfm::kernels;
-using detail::check_indices;
-using detail::contiguous_input;
-using detail::grad_ptr;
-using detail::out_grad;
-
 Routing router_top_k(Var logits, int top) {
   const Tensor& z = contiguous_input(logits, "router_top_k");
   TFM_CHECK(z.dim() == 2 && top > 0 && top <= z.size(1), "router_top_k: top {} of logits {}", top, z.str());

@@ -5,11 +5,6 @@
 
 namespace tfm::ag {
 
-namespace k = tfm::kernels;
-using detail::contiguous_input;
-using detail::grad_ptr;
-using detail::out_grad;
-
 Var rms_norm(Var x, Var gamma, float eps) {
   const Tensor& xv = contiguous_input(x, "rms_norm");
   const Tensor& g = contiguous_input(gamma, "rms_norm");

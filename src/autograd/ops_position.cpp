@@ -6,11 +6,6 @@
 
 namespace tfm::ag {
 
-namespace k = tfm::kernels;
-using detail::contiguous_input;
-using detail::grad_ptr;
-using detail::out_grad;
-
 namespace {
 
 // Node constants: f[0] = theta, i[0] = heads; saved[0] = one position per row (int64 [batch * time]).

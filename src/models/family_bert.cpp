@@ -5,7 +5,7 @@
 #include <regex>
 
 #include "models/family.h"
-#include "models/hf_config.h"
+#include "models/family_util.h"
 
 namespace tfm {
 
@@ -13,35 +13,20 @@ namespace {
 
 bool bert_matches(const nlohmann::json& j) { return j.value("model_type", "") == "bert"; }
 
-Activation bert_activation(const std::string& name) {
-  if (name == "gelu") return Activation::GeluErf;
-  if (name == "gelu_new" || name == "gelu_pytorch_tanh") return Activation::GeluTanh;
-  if (name == "relu") return Activation::ReLU;
-  fail("config.json: hidden_act '{}' is not supported (gelu, gelu_new, relu)", name);
-}
-
 ModelConfig bert_config(const nlohmann::json& j) {
   HfConfig hf(j);
   std::string positions = hf.get<std::string>("position_embedding_type", "absolute");
   if (positions != "absolute") fail("config.json: position_embedding_type '{}' is not supported", positions);
   if (hf.get<bool>("is_decoder", false)) fail("config.json: is_decoder BERT is not supported");
   ModelConfig c;
-  c.arch = Arch::EncoderOnly;
-  c.src_vocab = c.tgt_vocab = hf.need<int64_t>("vocab_size");
-  c.d_model = hf.need<int64_t>("hidden_size");
-  c.heads = hf.need<int>("num_attention_heads");
+  read_stack(hf, {"hidden_size", "num_attention_heads", "num_hidden_layers"}, Arch::EncoderOnly, c);
   c.d_ff = hf.need<int64_t>("intermediate_size");
-  c.encoder_layers = hf.need<int>("num_hidden_layers");
-  c.decoder_layers = 0;
   c.max_len = hf.need<int64_t>("max_position_embeddings");
   c.dropout = hf.get<float>("hidden_dropout_prob", 0.1f);
-  c.norm = NormType::LayerNorm;
-  c.norm_eps = hf.get<float>("layer_norm_eps", 1e-12f);
-  c.norm_position = NormPosition::Post;
-  c.final_norm = false;
+  set_layer_norm(hf, "layer_norm_eps", 1e-12f, NormPosition::Post, /*final_norm=*/false, c);
   c.embedding_norm = true;
   c.positions = PositionKind::Learned;
-  c.activation = bert_activation(hf.get<std::string>("hidden_act", "gelu"));
+  c.activation = read_activation(hf, "hidden_act", "gelu");
   c.attention_bias = c.ffn_bias = true;
   c.lm_head_transform = true;
   c.tie_output = hf.get<bool>("tie_word_embeddings", true);

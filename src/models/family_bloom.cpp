@@ -7,7 +7,7 @@
 #include <regex>
 
 #include "models/family.h"
-#include "models/hf_config.h"
+#include "models/family_util.h"
 
 namespace tfm {
 
@@ -20,20 +20,12 @@ ModelConfig bloom_config(const nlohmann::json& j) {
   if (hf.get<bool>("apply_residual_connection_post_layernorm", false))
     fail("config.json: apply_residual_connection_post_layernorm is not supported");
   ModelConfig c;
-  c.arch = Arch::DecoderOnly;
-  c.src_vocab = c.tgt_vocab = hf.need<int64_t>("vocab_size");
-  c.d_model = hf.need<int64_t>("hidden_size");
-  c.heads = hf.need<int>("n_head");
+  read_stack(hf, {"hidden_size", "n_head", "n_layer"}, Arch::DecoderOnly, c);
   c.d_ff = 4 * c.d_model;
-  c.encoder_layers = 0;
-  c.decoder_layers = hf.need<int>("n_layer");
   // ALiBi has no position table; seq_length (when given) is the training context.
   c.max_len = hf.get<int64_t>("seq_length", 2048);
   c.dropout = hf.get<float>("hidden_dropout", 0.0f);
-  c.norm = NormType::LayerNorm;
-  c.norm_eps = hf.get<float>("layer_norm_epsilon", 1e-5f);
-  c.norm_position = NormPosition::Pre;
-  c.final_norm = true;
+  set_layer_norm(hf, "layer_norm_epsilon", 1e-5f, NormPosition::Pre, /*final_norm=*/true, c);
   c.embedding_norm = true;
   c.positions = PositionKind::ALiBi;
   c.activation = Activation::GeluTanh;

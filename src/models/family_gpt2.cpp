@@ -5,7 +5,7 @@
 #include <regex>
 
 #include "models/family.h"
-#include "models/hf_config.h"
+#include "models/family_util.h"
 
 namespace tfm {
 
@@ -13,33 +13,18 @@ namespace {
 
 bool gpt2_matches(const nlohmann::json& j) { return j.value("model_type", "") == "gpt2"; }
 
-Activation gpt2_activation(const std::string& name) {
-  if (name == "gelu_new" || name == "gelu_pytorch_tanh") return Activation::GeluTanh;
-  if (name == "gelu") return Activation::GeluErf;
-  if (name == "relu") return Activation::ReLU;
-  fail("config.json: activation_function '{}' is not supported (gelu_new, gelu, relu)", name);
-}
-
 ModelConfig gpt2_config(const nlohmann::json& j) {
   HfConfig hf(j);
   if (hf.get<bool>("scale_attn_by_inverse_layer_idx", false))
     fail("config.json: scale_attn_by_inverse_layer_idx is not supported");
   ModelConfig c;
-  c.arch = Arch::DecoderOnly;
-  c.src_vocab = c.tgt_vocab = hf.need<int64_t>("vocab_size");
-  c.d_model = hf.need<int64_t>("n_embd");
-  c.heads = hf.need<int>("n_head");
+  read_stack(hf, {"n_embd", "n_head", "n_layer"}, Arch::DecoderOnly, c);
   c.d_ff = hf.get<int64_t>("n_inner", 4 * c.d_model);
-  c.encoder_layers = 0;
-  c.decoder_layers = hf.need<int>("n_layer");
   c.max_len = hf.need<int64_t>("n_positions");
   c.dropout = hf.get<float>("resid_pdrop", 0.1f);
-  c.norm = NormType::LayerNorm;
-  c.norm_eps = hf.get<float>("layer_norm_epsilon", 1e-5f);
-  c.norm_position = NormPosition::Pre;
-  c.final_norm = true;
+  set_layer_norm(hf, "layer_norm_epsilon", 1e-5f, NormPosition::Pre, /*final_norm=*/true, c);
   c.positions = PositionKind::Learned;
-  c.activation = gpt2_activation(hf.get<std::string>("activation_function", "gelu_new"));
+  c.activation = read_activation(hf, "activation_function", "gelu_new");
   c.scale_attention = hf.get<bool>("scale_attn_weights", true);
   c.attention_bias = c.ffn_bias = true;
   c.output_bias = false;

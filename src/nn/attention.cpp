@@ -20,6 +20,31 @@ Tensor alibi_positions(const Tensor& key_valid, int64_t batch, int64_t k_len) {
   return ag::alibi_key_positions(all_real);
 }
 
+// The position term that the attention scores still need once q and k are rotated.
+enum class ScoreTerm { None, ALiBi, T5Relative };
+
+// Rotates q and k when spec uses RoPE, at `positions` (a first position shared by every row, or a tensor
+// of positions); returns the score term the kind adds instead (ALiBi slopes, T5's relative bias).
+// Sinusoidal and learned positions were added to the embeddings and need nothing here.
+template <class Positions>
+ScoreTerm apply_positions(const AttentionSpec& spec, ag::Var& q, ag::Var& k, const Positions& positions) {
+  switch (spec.positions) {
+    case PositionKind::SinusoidalInterleaved:
+    case PositionKind::SinusoidalHalf:
+    case PositionKind::Learned:
+      return ScoreTerm::None;
+    case PositionKind::RoPE:
+      q = ag::rope(q, positions, spec.heads, spec.rope_theta);
+      k = ag::rope(k, positions, spec.kv_heads, spec.rope_theta);
+      return ScoreTerm::None;
+    case PositionKind::ALiBi:
+      return ScoreTerm::ALiBi;
+    case PositionKind::T5Relative:
+      return ScoreTerm::T5Relative;
+  }
+  return ScoreTerm::None;
+}
+
 }  // namespace
 
 MultiHeadAttention::MultiHeadAttention(ParameterStore& store, const std::string& name, const AttentionSpec& s)
@@ -45,24 +70,14 @@ ag::Var MultiHeadAttention::forward(Context& c, ag::Var x, ag::Var memory, const
   o.dropout = spec.dropout;
   o.rng = c.rng;
   o.keep_probs = keep_probs;
-  switch (spec.positions) {
-    case PositionKind::SinusoidalInterleaved:
-    case PositionKind::SinusoidalHalf:
-    case PositionKind::Learned:
-      break;  // added to the embeddings
-    case PositionKind::RoPE:
-      // Positions 0, 1, ... in every row, as HF's forward without position_ids (left padding included).
-      q = ag::rope(q, 0, spec.heads, spec.rope_theta);
-      k = ag::rope(k, 0, spec.kv_heads, spec.rope_theta);
-      break;
-    case PositionKind::ALiBi:
-      o.alibi_slopes = ag::alibi_slopes(spec.heads);
-      o.alibi_positions = alibi_positions(mask.key_valid, memory.shape()[0], memory.shape()[1]);
-      break;
-    case PositionKind::T5Relative:
-      TFM_CHECK(score_bias.defined(), "T5 relative attention needs the stack's position bias");
-      break;
+  // RoPE: positions 0, 1, ... in every row, as HF's forward without position_ids (left padding included).
+  const ScoreTerm term = apply_positions(spec, q, k, int64_t{0});
+  if (term == ScoreTerm::ALiBi) {
+    o.alibi_slopes = ag::alibi_slopes(spec.heads);
+    o.alibi_positions = alibi_positions(mask.key_valid, memory.shape()[0], memory.shape()[1]);
   }
+  if (term == ScoreTerm::T5Relative)
+    TFM_CHECK(score_bias.defined(), "T5 relative attention needs the stack's position bias");
   return out_proj.forward(c, ag::attention(q, k, v, o, c.training, score_bias));
 }
 
@@ -139,24 +154,15 @@ ag::Var MultiHeadAttention::forward_cached(Context& c, ag::Var x, const CachedRo
   ag::Var q_var = q_proj.forward(c, x), k_var = k_proj.forward(c, x);
   RowBias row_bias;
   Tensor slopes;
-  switch (spec.positions) {
-    case PositionKind::SinusoidalInterleaved:
-    case PositionKind::SinusoidalHalf:
-    case PositionKind::Learned:
-      break;  // added to the embeddings
-    case PositionKind::RoPE:
-      q_var = ag::rope(q_var, self.positions, spec.heads, spec.rope_theta);
-      k_var = ag::rope(k_var, self.positions, spec.kv_heads, spec.rope_theta);
-      break;
-    case PositionKind::ALiBi:
-      slopes = ag::alibi_slopes(spec.heads);
-      row_bias.alibi_slopes = slopes.f32();
-      break;
-    case PositionKind::T5Relative:
-      TFM_CHECK(self.relative_table, "T5 relative attention needs the stack's bias table");
-      row_bias.relative_table = &self.relative_table->value;
-      row_bias.relative_max_distance = self.relative_max_distance;
-      break;
+  const ScoreTerm term = apply_positions(spec, q_var, k_var, self.positions);
+  if (term == ScoreTerm::ALiBi) {
+    slopes = ag::alibi_slopes(spec.heads);
+    row_bias.alibi_slopes = slopes.f32();
+  }
+  if (term == ScoreTerm::T5Relative) {
+    TFM_CHECK(self.relative_table, "T5 relative attention needs the stack's bias table");
+    row_bias.relative_table = &self.relative_table->value;
+    row_bias.relative_max_distance = self.relative_max_distance;
   }
   const Tensor k = k_var.value();
   const Tensor v = v_proj.forward(c, x).value();

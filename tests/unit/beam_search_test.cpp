@@ -21,14 +21,6 @@ using infer::EarlyStopping;
 using infer::GenerationRules;
 using Ids = std::vector<int64_t>;
 
-GenerationRules marian_like_rules(int64_t max_new_tokens) {
-  GenerationRules r;
-  r.max_new_tokens = max_new_tokens;
-  r.eos_id = kEos;
-  r.suppressed_ids = {kPad};
-  return r;
-}
-
 BeamOptions beams(int64_t num_beams, float length_penalty, EarlyStopping early_stopping) {
   BeamOptions o;
   o.num_beams = num_beams;

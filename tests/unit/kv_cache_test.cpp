@@ -6,6 +6,7 @@
 
 #include "infer/kv_cache.h"
 #include "infer/model_decoder.h"
+#include "model_shapes.h"
 #include "models/transformer.h"
 #include "test_support.h"
 
@@ -13,17 +14,13 @@ namespace tfm {
 namespace {
 
 ModelConfig small(Arch arch) {
-  ModelConfig c;
-  c.arch = arch;
-  c.src_vocab = c.tgt_vocab = 40;
-  c.d_model = 16;
-  c.heads = 4;
-  c.d_ff = 24;
-  c.encoder_layers = 2;
-  c.decoder_layers = 3;
-  c.max_len = 24;
-  c.dropout = 0.0f;
-  return c;
+  return test::sized(arch, {.vocab = 40,
+                            .d_model = 16,
+                            .heads = 4,
+                            .d_ff = 24,
+                            .encoder_layers = 2,
+                            .decoder_layers = 3,
+                            .max_len = 24});
 }
 
 // HF Marian: post-norm, half-split sinusoids, scaled and tied embeddings, decoder starts from pad.
@@ -50,39 +47,16 @@ ModelConfig seed_shaped() { return small(Arch::EncoderDecoder); }
 
 // GPT-2: decoder-only, learned positions, pre-norm with a final norm, GELU (tanh), tied output.
 ModelConfig gpt2_shaped() {
-  ModelConfig c = small(Arch::DecoderOnly);
-  c.encoder_layers = 0;
-  c.norm = NormType::LayerNorm;
-  c.norm_eps = 1e-5f;
-  c.positions = PositionKind::Learned;
+  ModelConfig c = test::gpt2_layout(small(Arch::DecoderOnly));
   c.activation = Activation::GeluTanh;
-  c.attention_bias = true;
-  c.tie_output = true;
-  c.output_bias = false;
   return c;
 }
 
 // Llama / Mistral: RMSNorm, RoPE, grouped-query attention, SwiGLU; `window` > 0 for Mistral's sliding window.
-ModelConfig llama_shaped(int64_t window) {
-  ModelConfig c = gpt2_shaped();
-  c.norm = NormType::RMSNorm;
-  c.norm_bias = false;
-  c.positions = PositionKind::RoPE;
-  c.kv_heads = 2;
-  c.activation = Activation::SwiGLU;
-  c.attention_bias = c.ffn_bias = false;
-  c.tie_output = false;
-  c.sliding_window = window;
-  return c;
-}
+ModelConfig llama_shaped(int64_t window) { return test::llama_layout(gpt2_shaped(), /*kv_heads=*/2, window); }
 
 // BLOOM: ALiBi instead of position embeddings, embedding LayerNorm.
-ModelConfig bloom_shaped() {
-  ModelConfig c = gpt2_shaped();
-  c.positions = PositionKind::ALiBi;
-  c.embedding_norm = true;
-  return c;
-}
+ModelConfig bloom_shaped() { return test::bloom_layout(gpt2_shaped()); }
 
 // T5: relative position buckets (from the first layer's table), RMS norms, no attention scaling.
 ModelConfig t5_shaped() {

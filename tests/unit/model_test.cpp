@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 
 #include "autograd/ops.h"
@@ -13,6 +14,7 @@
 #include "io/atomic_file.h"
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
+#include "model_shapes.h"
 #include "models/family.h"
 #include "nn/positions.h"
 #include "test_support.h"
@@ -42,12 +44,40 @@ Tensor ids(std::initializer_list<int64_t> v, int64_t rows) {
   return t;
 }
 
-double loss_of(const Transformer& m, const Tensor& src, const Tensor& tgt, const Tensor& label) {
+// Backpropagates `loss` once, then checks 4 entries (drawn with `seed`) of every parameter's gradient
+// against central differences of the loss recomputed without gradients.
+void expect_gradients_match_finite_differences(Transformer& m,
+                                               const std::function<ag::Var(nn::Context&)>& loss,
+                                               uint32_t seed) {
+  auto loss_value = [&] {
+    ag::Tape tape;
+    ag::Tape::Scope scope(tape);
+    ag::NoGrad off(tape);
+    nn::Context c{tape, false, nullptr};
+    return double(loss(c).value().item());
+  };
   ag::Tape tape;
-  ag::Tape::Scope scope(tape);
-  ag::NoGrad off(tape);
-  nn::Context c{tape, false, nullptr};
-  return m.loss(c, src, tgt, label, 0.1f).value().item();
+  {
+    ag::Tape::Scope scope(tape);
+    nn::Context c{tape, false, nullptr};
+    tape.backward(loss(c));
+  }
+  std::mt19937 g(seed);
+  const float h = 1e-3f;
+  for (Parameter* p : m.parameters().list()) {
+    for (int k = 0; k < 4; ++k) {
+      int64_t i = int64_t(g() % uint64_t(p->value.numel()));
+      float* x = p->value.f32() + i;
+      float saved = *x;
+      *x = saved + h;
+      double up = loss_value();
+      *x = saved - h;
+      double down = loss_value();
+      *x = saved;
+      double numeric = (up - down) / (2 * h), analytic = p->grad.f32()[i];
+      EXPECT_NEAR(analytic, numeric, 2e-3 + 2e-2 * std::fabs(numeric)) << p->name << "[" << i << "]";
+    }
+  }
 }
 
 class ModelGradient : public ::testing::TestWithParam<std::tuple<NormPosition, NormType>> {};
@@ -59,28 +89,8 @@ TEST_P(ModelGradient, MatchesFiniteDifferences) {
   m.init_weights(5);
   Tensor src = ids({3, 4, 5, 6, 2, 7, 8, 9, 0, 0}, 2), tgt = ids({1, 5, 6, 7, 1, 8, 0, 0}, 2),
          label = ids({5, 6, 7, 2, 8, 2, 0, 0}, 2);
-  ag::Tape tape;
-  {
-    ag::Tape::Scope scope(tape);
-    nn::Context c{tape, false, nullptr};
-    tape.backward(m.loss(c, src, tgt, label, 0.1f));
-  }
-  std::mt19937 g(1);
-  const float h = 1e-3f;
-  for (Parameter* p : m.parameters().list()) {
-    for (int k = 0; k < 4; ++k) {
-      int64_t i = int64_t(g() % uint64_t(p->value.numel()));
-      float* x = p->value.f32() + i;
-      float saved = *x;
-      *x = saved + h;
-      double up = loss_of(m, src, tgt, label);
-      *x = saved - h;
-      double down = loss_of(m, src, tgt, label);
-      *x = saved;
-      double numeric = (up - down) / (2 * h), analytic = p->grad.f32()[i];
-      EXPECT_NEAR(analytic, numeric, 2e-3 + 2e-2 * std::fabs(numeric)) << p->name << "[" << i << "]";
-    }
-  }
+  expect_gradients_match_finite_differences(
+      m, [&](nn::Context& c) { return m.loss(c, src, tgt, label, 0.1f); }, 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Norms, ModelGradient,
@@ -164,23 +174,14 @@ TEST(Model, PretrainedShapeMismatchNamesTensorAndShapes) {
 // A GPT-2-shaped model with the ops that exist today: ReLU, LayerNorm, learned positions, pre-norm,
 // a final norm and the output tied to the token table.
 ModelConfig tiny_decoder_only() {
-  ModelConfig c;
-  c.arch = Arch::DecoderOnly;
-  c.src_vocab = c.tgt_vocab = 13;
-  c.d_model = 8;
-  c.heads = 2;
-  c.d_ff = 12;
-  c.encoder_layers = 0;
-  c.decoder_layers = 2;
-  c.max_len = 8;
-  c.dropout = 0;
-  c.norm = NormType::LayerNorm;
-  c.norm_eps = 1e-5f;
-  c.positions = PositionKind::Learned;
-  c.attention_bias = true;
-  c.output_bias = false;
+  ModelConfig c = test::gpt2_layout(test::sized(Arch::DecoderOnly, {.vocab = 13,
+                                                                    .d_model = 8,
+                                                                    .heads = 2,
+                                                                    .d_ff = 12,
+                                                                    .encoder_layers = 0,
+                                                                    .decoder_layers = 2,
+                                                                    .max_len = 8}));
   c.embedding_scale = 1.0f;
-  c.tie_output = true;
   c.mask_decoder_padding = false;
   return c;
 }
@@ -202,15 +203,7 @@ ModelConfig tiny_encoder_only() {
 
 // A Llama/Mistral-shaped model: RMSNorm, RoPE, grouped-query attention, SwiGLU, a sliding window.
 ModelConfig tiny_llama() {
-  ModelConfig c = tiny_decoder_only();
-  c.norm = NormType::RMSNorm;
-  c.norm_bias = false;
-  c.positions = PositionKind::RoPE;
-  c.kv_heads = 1;
-  c.activation = Activation::SwiGLU;
-  c.sliding_window = 3;
-  c.attention_bias = c.ffn_bias = false;
-  c.tie_output = false;
+  ModelConfig c = test::llama_layout(tiny_decoder_only(), /*kv_heads=*/1, /*window=*/3);
   c.additive_mask = true;
   return c;
 }
@@ -227,9 +220,7 @@ ModelConfig tiny_mixtral() {
 
 // BLOOM-shaped: ALiBi, an embedding LayerNorm, GELU (tanh).
 ModelConfig tiny_bloom() {
-  ModelConfig c = tiny_decoder_only();
-  c.positions = PositionKind::ALiBi;
-  c.embedding_norm = true;
+  ModelConfig c = test::bloom_layout(tiny_decoder_only());
   c.activation = Activation::GeluTanh;
   c.additive_mask = true;
   return c;
@@ -257,35 +248,8 @@ TEST_P(SingleStackGradient, MatchesFiniteDifferences) {
   Transformer m(GetParam().make());
   m.init_weights(7);
   Tensor in = ids({3, 4, 5, 6, 7, 8, 9, 10}, 2), label = ids({4, 5, 6, -100, 8, -100, 10, 11}, 2);
-  auto loss = [&] {
-    ag::Tape tape;
-    ag::Tape::Scope scope(tape);
-    ag::NoGrad off(tape);
-    nn::Context c{tape, false, nullptr};
-    return double(single_stack_loss(c, m, in, label).value().item());
-  };
-  ag::Tape tape;
-  {
-    ag::Tape::Scope scope(tape);
-    nn::Context c{tape, false, nullptr};
-    tape.backward(single_stack_loss(c, m, in, label));
-  }
-  std::mt19937 g(3);
-  const float h = 1e-3f;
-  for (Parameter* p : m.parameters().list()) {
-    for (int k = 0; k < 4; ++k) {
-      int64_t i = int64_t(g() % uint64_t(p->value.numel()));
-      float* x = p->value.f32() + i;
-      float saved = *x;
-      *x = saved + h;
-      double up = loss();
-      *x = saved - h;
-      double down = loss();
-      *x = saved;
-      double numeric = (up - down) / (2 * h), analytic = p->grad.f32()[i];
-      EXPECT_NEAR(analytic, numeric, 2e-3 + 2e-2 * std::fabs(numeric)) << p->name << "[" << i << "]";
-    }
-  }
+  expect_gradients_match_finite_differences(
+      m, [&](nn::Context& c) { return single_stack_loss(c, m, in, label); }, 3);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, SingleStackGradient,
@@ -382,20 +346,33 @@ TEST(Positions, MarianHalfSplitLayout) {
   }
 }
 
+// A family fixture folder: the model load_pretrained builds from it, and its checkpoint.
+struct FamilyFixture {
+  Pretrained loaded;
+  io::SafetensorsFile checkpoint;
+};
+
+FamilyFixture load_fixture(const std::string& name) {
+  const std::string dir = test::fixtures_root() + "/" + name;
+  return {load_pretrained(dir), io::SafetensorsFile::open(dir + "/model.safetensors")};
+}
+
+// The weight or bias (`kind`) of self-attention projection `projection` ("q_proj", ...) in decoder `layer`.
+Parameter& self_attention(Transformer& model, int layer, const std::string& projection, const char* kind) {
+  return model.parameters().at("decoder.layers." + std::to_string(layer) + ".self_attn." + projection + "." +
+                               kind);
+}
+
 // GPT-2 stores Conv1D weights (in, out) with q, k, v side by side in c_attn: the loaded projections are
 // the transposed column blocks.
 TEST(Families, Gpt2Conv1DAndFusedQkvAreSplitAndTransposed) {
-  std::string dir = test::fixtures_root() + "/gpt2";
-  Pretrained p = load_pretrained(dir);
-  auto file = io::SafetensorsFile::open(dir + "/model.safetensors");
+  auto [p, file] = load_fixture("gpt2");
   Tensor c_attn = file.get_f32("transformer.h.1.attn.c_attn.weight");  // [64, 192]
   Tensor c_attn_bias = file.get_f32("transformer.h.1.attn.c_attn.bias");
   const char* names[] = {"q_proj", "k_proj", "v_proj"};
   for (int part = 0; part < 3; ++part) {
-    Parameter& w =
-        p.model->parameters().at(std::string("decoder.layers.1.self_attn.") + names[part] + ".weight");
-    Parameter& b =
-        p.model->parameters().at(std::string("decoder.layers.1.self_attn.") + names[part] + ".bias");
+    Parameter& w = self_attention(*p.model, 1, names[part], "weight");
+    Parameter& b = self_attention(*p.model, 1, names[part], "bias");
     for (int64_t out : {0, 17, 63})
       for (int64_t in : {0, 5, 63}) EXPECT_EQ(w.value.at({out, in}), c_attn.at({in, part * 64 + out}));
     EXPECT_EQ(b.value.at({9}), c_attn_bias.at({part * 64 + 9}));
@@ -408,22 +385,19 @@ TEST(Families, Gpt2Conv1DAndFusedQkvAreSplitAndTransposed) {
 // BLOOM's query_key_value rows are [heads, 3, head_dim] (q, k, v of head 0, then of head 1, ...): the
 // loaded projections are those per-head blocks, and the export puts every row back where it was.
 TEST(Families, BloomFusedQkvIsInterleavedPerHead) {
-  std::string dir = test::fixtures_root() + "/bloom_alibi";
-  Pretrained p = load_pretrained(dir);
-  auto file = io::SafetensorsFile::open(dir + "/model.safetensors");
+  auto [p, file] = load_fixture("bloom_alibi");
   Tensor qkv = file.get_f32("transformer.h.1.self_attention.query_key_value.weight");  // [192, 64]
   Tensor qkv_bias = file.get_f32("transformer.h.1.self_attention.query_key_value.bias");
   const int64_t head_dim = 16;
   const char* names[] = {"q_proj", "k_proj", "v_proj"};
   for (int part = 0; part < 3; ++part) {
-    std::string prefix = std::string("decoder.layers.1.self_attn.") + names[part];
-    Parameter& w = p.model->parameters().at(prefix + ".weight");
-    Parameter& b = p.model->parameters().at(prefix + ".bias");
+    Parameter& w = self_attention(*p.model, 1, names[part], "weight");
+    Parameter& b = self_attention(*p.model, 1, names[part], "bias");
     for (int64_t head : {0, 2, 3})
       for (int64_t d : {0, 7, 15}) {
         int64_t row = head * head_dim + d, fused = (head * 3 + part) * head_dim + d;
-        EXPECT_EQ(w.value.at({row, 5}), qkv.at({fused, 5})) << prefix << " row " << row;
-        EXPECT_EQ(b.value.at({row}), qkv_bias.at({fused})) << prefix << " row " << row;
+        EXPECT_EQ(w.value.at({row, 5}), qkv.at({fused, 5})) << names[part] << " row " << row;
+        EXPECT_EQ(b.value.at({row}), qkv_bias.at({fused})) << names[part] << " row " << row;
       }
   }
   for (const auto& [name, t] : checkpoint_tensors(*p.model, *p.family, false))

@@ -18,14 +18,6 @@ using Ids = std::vector<int64_t>;
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-GenerationRules marian_like_rules(int64_t max_new_tokens) {
-  GenerationRules r;
-  r.max_new_tokens = max_new_tokens;
-  r.eos_id = kEos;
-  r.suppressed_ids = {kPad};
-  return r;
-}
-
 // Pearson's chi-square statistic of `counts` against `probs` (cells with probability 0 must be empty).
 double chi_square(const std::vector<int64_t>& counts, const std::vector<double>& probs) {
   int64_t n = 0;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "infer/decoder_step.h"
+#include "infer/logits_processors.h"
 
 namespace tfm::test {
 
@@ -90,6 +91,15 @@ inline std::vector<float> hand_tree(const std::vector<int64_t>& prefix) {
   if (after == std::vector<int64_t>{kA, kC}) return logits_of({0, .6, .1, .1, .1, .1});
   if (after == std::vector<int64_t>{kB}) return logits_of({0, .9, .05, .05, 0, 0});
   return logits_of({0, .7, .1, .1, .05, .05});
+}
+
+// Marian's generation setup on the toy vocabulary: stop at EOS, never emit pad.
+inline infer::GenerationRules marian_like_rules(int64_t max_new_tokens) {
+  infer::GenerationRules r;
+  r.max_new_tokens = max_new_tokens;
+  r.eos_id = kEos;
+  r.suppressed_ids = {kPad};
+  return r;
 }
 
 }  // namespace tfm::test

@@ -1,0 +1,32 @@
+#include "models/family_util.h"
+
+namespace tfm {
+
+void read_stack(const HfConfig& hf, const StackKeys& keys, Arch arch, ModelConfig& c) {
+  TFM_CHECK(arch != Arch::EncoderDecoder, "read_stack reads one stack");
+  c.arch = arch;
+  c.src_vocab = c.tgt_vocab = hf.need<int64_t>("vocab_size");
+  c.d_model = hf.need<int64_t>(keys.hidden);
+  c.heads = hf.need<int>(keys.heads);
+  const int layers = hf.need<int>(keys.layers);
+  c.encoder_layers = arch == Arch::EncoderOnly ? layers : 0;
+  c.decoder_layers = arch == Arch::DecoderOnly ? layers : 0;
+}
+
+void set_layer_norm(const HfConfig& hf, const char* eps_key, float eps_fallback, NormPosition position,
+                    bool final_norm, ModelConfig& c) {
+  c.norm = NormType::LayerNorm;
+  c.norm_eps = hf.get<float>(eps_key, eps_fallback);
+  c.norm_position = position;
+  c.final_norm = final_norm;
+}
+
+Activation read_activation(const HfConfig& hf, const char* key, const char* fallback) {
+  const std::string name = hf.get<std::string>(key, fallback);
+  if (name == "gelu") return Activation::GeluErf;
+  if (name == "gelu_new" || name == "gelu_pytorch_tanh") return Activation::GeluTanh;
+  if (name == "relu") return Activation::ReLU;
+  fail("config.json: {} '{}' is not supported (gelu, gelu_new, gelu_pytorch_tanh, relu)", key, name);
+}
+
+}  // namespace tfm
