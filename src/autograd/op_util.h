@@ -8,9 +8,9 @@
 namespace tfm::ag::detail {
 
 // The value of v, checked to be defined, contiguous and float32.
-inline const Tensor& contiguous_input(const Var& v, const char* op) {
+inline Tensor contiguous_input(const Var& v, const char* op) {
   TFM_CHECK(v.defined(), "{}: undefined input", op);
-  const Tensor& t = v.value();
+  Tensor t = v.value();
   TFM_CHECK(t.is_contiguous(), "{} needs a contiguous input, got {}", op, t.str());
   TFM_CHECK(t.dtype() == DType::F32, "{} needs float32, got {}", op, t.str());
   return t;

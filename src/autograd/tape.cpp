@@ -4,7 +4,7 @@
 
 namespace tfm::ag {
 
-const Tensor& Var::value() const { return tape_->value(id_); }
+Tensor Var::value() const { return tape_->value(id_); }
 bool Var::requires_grad() const { return tape_->requires_grad(id_); }
 Tensor& Var::grad() const { return tape_->grad(id_); }
 
