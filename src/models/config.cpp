@@ -1,5 +1,6 @@
 #include "models/config.h"
 
+#include <cmath>
 #include <set>
 #include <utility>
 #include <vector>
@@ -179,8 +180,29 @@ nlohmann::json to_json(const ModelConfig& c) {
   return j;
 }
 
-ModelConfig model_config_from_json(const nlohmann::json& j, const std::string& origin) {
+namespace {
+
+// Checkpoints written before the Hugging Face families (tfm's first format) describe the seed's
+// encoder-decoder only: they lack every key added since, each of which then takes its default (the
+// seed's behaviour), and say `scale_embeddings` (multiply by sqrt(d_model) or not) where
+// `embedding_scale` (the factor) is now. Any other JSON is returned unchanged.
+nlohmann::json upgrade_first_format(const nlohmann::json& j) {
+  if (!j.is_object() || !j.contains("scale_embeddings") || j.contains("embedding_scale")) return j;
+  nlohmann::json upgraded = to_json(ModelConfig{});
+  for (const auto& [key, value] : j.items())
+    if (key != "scale_embeddings") upgraded[key] = value;
+  const bool scaled = j.at("scale_embeddings").is_boolean() && j.at("scale_embeddings").get<bool>();
+  const double d_model =
+      j.contains("d_model") && j.at("d_model").is_number() ? j.at("d_model").get<double>() : 0;
+  upgraded["embedding_scale"] = scaled ? std::sqrt(d_model) : 1.0;
+  return upgraded;
+}
+
+}  // namespace
+
+ModelConfig model_config_from_json(const nlohmann::json& original, const std::string& origin) {
   return with_context(origin, [&] {
+    const nlohmann::json j = upgrade_first_format(original);
     if (!j.is_object()) fail("model config must be a JSON object");
     ModelConfig c;
     std::set<std::string> seen;

@@ -310,6 +310,38 @@ TEST(ModelConfig, JsonRoundTripsEveryField) {
   EXPECT_EQ(to_json(model_config_from_json(j, "test")), j);
 }
 
+// A checkpoint of tfm's first format (issues 2 and 3: the seed only, `scale_embeddings` as a flag; this is
+// the default run's config verbatim) loads as the seed: sqrt(d_model) embedding scale, every newer key at
+// its default. Keys unknown to both formats are still errors.
+TEST(ModelConfig, FirstFormatCheckpointsStillLoad) {
+  const nlohmann::json first = nlohmann::json::parse(R"({"activation": "relu", "arch": "encoder-decoder",
+      "attention_bias": false, "bos_id": 1, "d_ff": 1024, "d_model": 256, "decoder_layers": 3,
+      "dropout": 0.1, "encoder_layers": 3, "eos_id": 2, "ffn_bias": true, "final_norm": true, "heads": 4,
+      "max_len": 128, "norm": "seed", "norm_eps": 1e-06, "norm_position": "pre", "output_bias": true,
+      "pad_id": 0, "positions": "sinusoidal", "scale_embeddings": true, "share_embeddings": false,
+      "src_vocab": 8000, "tgt_vocab": 8000, "tie_output": false})");
+  const ModelConfig c = model_config_from_json(first, "checkpoint");
+  ModelConfig want;
+  want.d_model = 256;
+  want.heads = 4;
+  want.d_ff = 1024;
+  want.encoder_layers = want.decoder_layers = 3;
+  want.max_len = 128;
+  want.src_vocab = want.tgt_vocab = 8000;
+  want.embedding_scale = 16.0f;
+  EXPECT_EQ(to_json(c), to_json(want));
+  EXPECT_TRUE(c.mask_decoder_padding);
+  EXPECT_FALSE(c.additive_mask);
+
+  nlohmann::json unscaled = first;
+  unscaled["scale_embeddings"] = false;
+  EXPECT_EQ(model_config_from_json(unscaled, "checkpoint").embedding_scale, 1.0f);
+  nlohmann::json typo = first;
+  typo["head"] = 4;
+  EXPECT_NE(test::error_of([&] { model_config_from_json(typo, "checkpoint"); }).find("unknown key 'head'"),
+            std::string::npos);
+}
+
 TEST(ModelConfig, ErrorsNameTheField) {
   nlohmann::json j = to_json(tiny_decoder_only());
   auto bad = [&](const std::string& key, nlohmann::json value) {
