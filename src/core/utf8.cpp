@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "core/error.h"
+
 namespace tfm {
 
 std::optional<size_t> find_invalid_utf8(std::string_view text) {
@@ -21,6 +23,21 @@ std::optional<size_t> find_invalid_utf8(std::string_view text) {
     if (c < 0) return size_t(start);
   }
   return std::nullopt;
+}
+
+std::u32string decode_utf8(std::string_view text) {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(text.data());
+  const int64_t length = int64_t(text.size());
+  std::u32string out;
+  out.reserve(text.size());
+  for (int64_t i = 0; i < length;) {
+    const int64_t start = i;
+    UChar32 c;
+    U8_NEXT(bytes, i, length, c);
+    if (c < 0) fail("invalid UTF-8 at byte offset {}", start);
+    out.push_back(char32_t(c));
+  }
+  return out;
 }
 
 std::string replace_invalid_utf8(std::string_view text, int64_t* replaced) {

@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "metrics/corpus_check.h"
 #include "metrics/text.h"
 

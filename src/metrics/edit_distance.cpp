@@ -2,6 +2,7 @@
 
 #include <limits>
 
+#include "core/utf8.h"
 #include "metrics/corpus_check.h"
 #include "metrics/text.h"
 

@@ -1,11 +1,6 @@
 #include "metrics/text.h"
 
-#include <unicode/utf8.h>
-
 #include <cstdint>
-
-#include "core/error.h"
-#include "core/utf8.h"
 
 namespace tfm::metrics {
 
@@ -55,20 +50,6 @@ std::string_view rstrip_whitespace(std::string_view text) {
     i += space;
   }
   return text.substr(0, end);
-}
-
-std::u32string decode_utf8(std::string_view text) {
-  if (auto bad = find_invalid_utf8(text)) fail("invalid UTF-8 at byte offset {}", *bad);
-  const auto* bytes = reinterpret_cast<const uint8_t*>(text.data());
-  const int64_t length = int64_t(text.size());
-  std::u32string out;
-  out.reserve(text.size());
-  for (int64_t i = 0; i < length;) {
-    UChar32 c;
-    U8_NEXT_UNSAFE(bytes, i, c);
-    out.push_back(char32_t(c));
-  }
-  return out;
 }
 
 }  // namespace tfm::metrics

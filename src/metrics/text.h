@@ -1,5 +1,5 @@
 // Text helpers that reproduce Python's str semantics on UTF-8, so the metrics match sacreBLEU and
-// torchmetrics (both Python) exactly: str.split() / str.rstrip() whitespace, and strings as code points.
+// torchmetrics (both Python) exactly: str.split() / str.rstrip() whitespace.
 #pragma once
 
 #include <string>
@@ -21,8 +21,5 @@ std::vector<std::string_view> split_whitespace(std::string_view text);
 
 // Python's str.rstrip() with no argument.
 std::string_view rstrip_whitespace(std::string_view text);
-
-// The code points of `text`. Throws tfm::Error naming the byte offset if it is not valid UTF-8.
-std::u32string decode_utf8(std::string_view text);
 
 }  // namespace tfm::metrics

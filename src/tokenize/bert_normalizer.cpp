@@ -6,36 +6,22 @@
 #include <unicode/utf8.h>
 
 #include <cstdint>
-#include <vector>
+#include <string>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "tokenize/bert_chars.h"
 
 namespace tfm::tokenize {
 
 namespace {
 
-using CodePoints = std::vector<UChar32>;
-
-CodePoints decode_utf8(std::string_view text) {
-  CodePoints out;
-  out.reserve(text.size());
-  const auto* bytes = reinterpret_cast<const uint8_t*>(text.data());
-  const int64_t size = int64_t(text.size());
-  for (int64_t i = 0; i < size;) {
-    const int64_t start = i;
-    UChar32 c;
-    U8_NEXT(bytes, i, size, c);
-    if (c < 0) fail("invalid UTF-8 at byte offset {}", start);
-    out.push_back(c);
-  }
-  return out;
-}
+using CodePoints = std::u32string;
 
 std::string encode_utf8(const CodePoints& code_points) {
   std::string out;
   out.reserve(code_points.size());
-  for (UChar32 c : code_points) {
+  for (char32_t c : code_points) {
     char buffer[U8_MAX_LENGTH];
     int32_t length = 0;
     U8_APPEND_UNSAFE(buffer, length, c);
@@ -47,9 +33,9 @@ std::string encode_utf8(const CodePoints& code_points) {
 CodePoints clean_text(const CodePoints& in) {
   CodePoints out;
   out.reserve(in.size());
-  for (UChar32 c : in) {
+  for (char32_t c : in) {
     if (c == 0 || c == 0xFFFD || is_bert_control(c)) continue;
-    out.push_back(is_rust_whitespace(c) ? UChar32(' ') : c);
+    out.push_back(is_rust_whitespace(c) ? U' ' : c);
   }
   return out;
 }
@@ -57,9 +43,9 @@ CodePoints clean_text(const CodePoints& in) {
 CodePoints space_chinese_chars(const CodePoints& in) {
   CodePoints out;
   out.reserve(in.size());
-  for (UChar32 c : in) {
+  for (char32_t c : in) {
     if (is_bert_chinese_char(c)) {
-      out.insert(out.end(), {' ', c, ' '});
+      out.insert(out.end(), {U' ', c, U' '});
     } else {
       out.push_back(c);
     }
@@ -70,14 +56,15 @@ CodePoints space_chinese_chars(const CodePoints& in) {
 CodePoints strip_accents(const CodePoints& in) {
   UErrorCode status = U_ZERO_ERROR;
   const icu::Normalizer2* nfd = icu::Normalizer2::getNFDInstance(status);
-  const icu::UnicodeString source = icu::UnicodeString::fromUTF32(in.data(), int32_t(in.size()));
+  icu::UnicodeString source(int32_t(in.size()), 0, 0);  // capacity only
+  for (char32_t c : in) source.append(UChar32(c));
   const icu::UnicodeString decomposed = nfd->normalize(source, status);
   TFM_CHECK(U_SUCCESS(status), "ICU NFD failed: {}", u_errorName(status));
   CodePoints out;
   out.reserve(size_t(decomposed.length()));
   for (int32_t i = 0; i < decomposed.length(); i = decomposed.moveIndex32(i, 1)) {
     const UChar32 c = decomposed.char32At(i);
-    if (!is_bert_nonspacing_mark(c)) out.push_back(c);
+    if (!is_bert_nonspacing_mark(c)) out.push_back(char32_t(c));
   }
   return out;
 }
@@ -85,13 +72,13 @@ CodePoints strip_accents(const CodePoints& in) {
 CodePoints lowercase(const CodePoints& in) {
   CodePoints out;
   out.reserve(in.size());
-  for (UChar32 c : in) {
+  for (char32_t c : in) {
     // The one unconditional multi-character lowercase mapping in SpecialCasing.txt; everything else is
     // the simple mapping of UnicodeData.txt, which u_tolower gives.
     if (c == 0x130) {
-      out.insert(out.end(), {'i', 0x307});
+      out.insert(out.end(), {U'i', U'\u0307'});
     } else {
-      out.push_back(u_tolower(c));
+      out.push_back(char32_t(u_tolower(c)));
     }
   }
   return out;
