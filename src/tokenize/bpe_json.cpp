@@ -67,11 +67,9 @@ std::vector<Merge> merges_from_json(const nlohmann::json& model) {
 }
 
 BpeOptions options_from_json(const nlohmann::json& json, const nlohmann::json& model) {
-  for (const char* part : {"normalizer", "truncation", "padding"})
-    if (!is_null_or_absent(json, part)) fail("{} is not supported (found {})", part, json[part].dump());
+  for (const char* part : {"normalizer", "truncation", "padding"}) expect_null_or_absent(json, part, "");
   for (const char* option : {"dropout", "continuing_subword_prefix", "end_of_word_suffix"})
-    if (!is_null_or_absent(model, option))
-      fail("model.{} is not supported (found {})", option, model[option].dump());
+    expect_null_or_absent(model, option, "model");
   if (optional_bool_member(model, "byte_fallback", false, "model"))
     fail("model.byte_fallback is not supported");
 
