@@ -144,12 +144,6 @@ BpeTokenizer BpeTokenizer::from_gpt2_files(const std::string& vocab_path, const 
 }
 
 std::string BpeTokenizer::to_json() const {
-  // The tokens are distinct, so they are appended without ordered_map's linear key search (quadratic
-  // for GPT-2's 50,257 tokens).
-  OrderedJson vocab = OrderedJson::object();
-  auto& entries = static_cast<OrderedJson::object_t::Container&>(vocab.get_ref<OrderedJson::object_t&>());
-  entries.reserve(size_t(model_vocab_size_));
-  for (int32_t id = 0; id < model_vocab_size_; ++id) entries.emplace_back(tokens_[size_t(id)], id);
   OrderedJson merges = OrderedJson::array();
   for (const auto& [first, second] : this->merges()) merges.push_back({first, second});
   OrderedJson post_processor = nullptr;
@@ -165,7 +159,7 @@ std::string BpeTokenizer::to_json() const {
                        {"fuse_unk", options_.fuse_unk},
                        {"byte_fallback", false},
                        {"ignore_merges", options_.ignore_merges},
-                       {"vocab", std::move(vocab)},
+                       {"vocab", vocab_to_json(std::span(tokens_).first(size_t(model_vocab_size_)))},
                        {"merges", std::move(merges)}};
   OrderedJson json = {{"version", "1.0"},
                       {"truncation", nullptr},

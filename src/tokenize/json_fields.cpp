@@ -85,6 +85,16 @@ std::vector<std::string> dense_vocab(const nlohmann::json& vocab_json, std::stri
   return vocab;
 }
 
+nlohmann::ordered_json vocab_to_json(std::span<const std::string> tokens) {
+  // Appended to the object's pair vector directly: operator[] searches an ordered object linearly for the
+  // key, which is quadratic in the vocabulary size (GPT-2 has 50,257 tokens).
+  nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
+  auto& entries = vocab.get_ref<nlohmann::ordered_json::object_t&>();
+  entries.reserve(tokens.size());
+  for (size_t id = 0; id < tokens.size(); ++id) entries.emplace_back(tokens[id], id);
+  return vocab;
+}
+
 std::vector<std::string> special_tokens_from_json(const nlohmann::json& tokenizer_json,
                                                   std::span<const std::string> vocab,
                                                   bool reject_normalized) {

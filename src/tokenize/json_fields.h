@@ -1,6 +1,6 @@
 // Reading the fields of a tokenizer.json with errors that name the field by its path. `where` is the path
 // of the object that holds the field ("model", "normalizer"; "" for the top level), so that a missing
-// model.vocab reads "model.vocab is missing".
+// model.vocab reads "model.vocab is missing". And writing its model.vocab.
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
@@ -31,6 +31,9 @@ void expect_null_or_absent(const nlohmann::json& object, const char* key, std::s
 // The tokens of a {token: id} object whose ids are 0, 1, ..., n - 1, each given once: token i is result[i].
 // `where` is the object's own path ("model.vocab").
 std::vector<std::string> dense_vocab(const nlohmann::json& vocab_json, std::string_view where);
+
+// The inverse: {tokens[0]: 0, tokens[1]: 1, ...}, in id order. The tokens must be distinct.
+nlohmann::ordered_json vocab_to_json(std::span<const std::string> tokens);
 
 // The added_tokens of a tokenizer.json whose added tokens must all be special tokens of `vocab`, each with
 // the id it has there, matched in the raw text (no single_word, lstrip or rstrip). With

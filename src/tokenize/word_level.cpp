@@ -102,12 +102,6 @@ std::string WordLevelTokenizer::decode(std::span<const int32_t> ids, bool skip_s
 }
 
 std::string WordLevelTokenizer::to_json() const {
-  // Appended to the object's pair vector directly: operator[] searches the ordered object linearly for
-  // the key, which made this quadratic in the vocabulary size. Tokens are unique by construction.
-  OrderedJson vocab = OrderedJson::object();
-  auto& entries = vocab.get_ref<OrderedJson::object_t&>();
-  entries.reserve(vocab_.size());
-  for (size_t id = 0; id < vocab_.size(); ++id) entries.emplace_back(vocab_[id], id);
   OrderedJson json = {
       {"version", "1.0"},
       {"truncation", nullptr},
@@ -117,7 +111,7 @@ std::string WordLevelTokenizer::to_json() const {
       {"pre_tokenizer", {{"type", "Whitespace"}}},
       {"post_processor", nullptr},
       {"decoder", nullptr},
-      {"model", {{"type", "WordLevel"}, {"vocab", std::move(vocab)}, {"unk_token", unk_token_}}}};
+      {"model", {{"type", "WordLevel"}, {"vocab", vocab_to_json(vocab_)}, {"unk_token", unk_token_}}}};
   return json.dump(2);
 }
 

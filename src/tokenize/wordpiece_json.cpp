@@ -182,8 +182,6 @@ std::string WordPieceTokenizer::to_json() const {
   if (options_.decoder)
     decoder = {
         {"type", "WordPiece"}, {"prefix", options_.decoder->prefix}, {"cleanup", options_.decoder->cleanup}};
-  OrderedJson vocab = OrderedJson::object();
-  for (size_t id = 0; id < vocab_.size(); ++id) vocab[vocab_[id]] = id;
   OrderedJson json = {{"version", "1.0"},
                       {"truncation", nullptr},
                       {"padding", nullptr},
@@ -197,7 +195,7 @@ std::string WordPieceTokenizer::to_json() const {
                         {"unk_token", options_.unk_token},
                         {"continuing_subword_prefix", options_.continuing_subword_prefix},
                         {"max_input_chars_per_word", options_.max_input_chars_per_word},
-                        {"vocab", std::move(vocab)}}}};
+                        {"vocab", vocab_to_json(vocab_)}}}};
   return json.dump(2);
 }
 
