@@ -1,6 +1,7 @@
 #include "metrics/corpus_check.h"
 
 #include <optional>
+#include <string_view>
 
 #include "core/error.h"
 #include "core/utf8.h"
@@ -15,13 +16,14 @@ void check_length(const std::vector<std::string>& hypotheses, const std::vector<
          hypotheses.size());
 }
 
-}  // namespace
-
+// Throws tfm::Error "<what> line N: invalid UTF-8 at byte offset M" for the first ill-formed line.
 void check_lines_utf8(const std::vector<std::string>& lines, std::string_view what) {
   for (size_t i = 0; i < lines.size(); ++i)
     if (std::optional<size_t> bad = find_invalid_utf8(lines[i]))
       fail("{} line {}: invalid UTF-8 at byte offset {}", what, i + 1, *bad);
 }
+
+}  // namespace
 
 void check_corpus_shape(const std::vector<std::string>& hypotheses,
                         const std::vector<std::vector<std::string>>& references) {

@@ -2,13 +2,9 @@
 #pragma once
 
 #include <string>
-#include <string_view>
 #include <vector>
 
 namespace tfm::metrics {
-
-// Throws tfm::Error "<what> line N: invalid UTF-8 at byte offset M" for the first ill-formed line.
-void check_lines_utf8(const std::vector<std::string>& lines, std::string_view what);
 
 // Throws tfm::Error unless there is at least one reference stream, every stream has one segment per
 // hypothesis, and every segment is valid UTF-8 (naming "hypothesis line N" or "reference R line N").
