@@ -16,10 +16,6 @@ class IdView {
   IdView(std::span<const uint16_t> ids) : data_(ids.data()), size_(int64_t(ids.size())), narrow_(true) {}
 
   int64_t size() const { return size_; }
-  bool empty() const { return size_ == 0; }
-  int32_t operator[](int64_t i) const {
-    return narrow_ ? int32_t(static_cast<const uint16_t*>(data_)[i]) : static_cast<const int32_t*>(data_)[i];
-  }
   IdView subview(int64_t offset, int64_t count) const {
     IdView v = *this;
     v.data_ = static_cast<const char*>(data_) + offset * (narrow_ ? 2 : 4);

@@ -1,21 +1,20 @@
 #include "data/token_file.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <bit>
 #include <cerrno>
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <optional>
 #include <utility>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/mapped_file.h"
 
 namespace tfm::data {
 
@@ -194,32 +193,6 @@ void encode_chunk(const std::vector<SentencePair>& chunk, const TokenFileSpec& s
   }
 }
 
-struct Mapping {
-  const char* data;
-  size_t size;
-};
-
-std::shared_ptr<const void> map_file(const std::string& path, Mapping* mapping) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("cannot open: {}", std::strerror(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail("not a regular file");
-  }
-  const size_t size = size_t(st.st_size);
-  if (size < sizeof(Header)) {
-    ::close(fd);
-    fail("truncated: {} bytes, shorter than the {}-byte header", size, sizeof(Header));
-  }
-  void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_errno = errno;
-  ::close(fd);
-  if (p == MAP_FAILED) fail("cannot map: {}", std::strerror(map_errno));
-  *mapping = {static_cast<const char*>(p), size};
-  return std::shared_ptr<const void>(p, [size](const void* q) { ::munmap(const_cast<void*>(q), size); });
-}
-
 // Whether every id in ids[0, n) is in [0, limit).
 template <typename T>
 bool ids_below(const T* ids, uint64_t n, int64_t limit) {
@@ -328,8 +301,10 @@ TokenFile TokenFile::open(const std::string& path) {
   return with_context(path, [&] {
     TokenFile f;
     f.path_ = path;
-    Mapping m;
-    f.mapping_ = map_file(path, &m);
+    const io::MappedFile m = io::map_file(path);
+    if (m.size < sizeof(Header))
+      fail("truncated: {} bytes, shorter than the {}-byte header", m.size, sizeof(Header));
+    f.mapping_ = m.memory;
     Header h;
     std::memcpy(&h, m.data, sizeof h);
     if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) fail("not a tfm token file (bad magic)");
@@ -404,10 +379,6 @@ TokenFile TokenFile::open_or_build(const std::string& path, const TokenFileSpec&
   write_token_file(path, spec, tokenizers);
   if (outcome) *outcome = result;
   return open(path);
-}
-
-std::optional<std::string> TokenFile::stale_reason(const TokenFileSpec& spec) const {
-  return differences(info(), spec, tokenizer_identities(spec));
 }
 
 IdView TokenFile::sequence(int64_t k) const {

@@ -30,7 +30,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -94,9 +93,6 @@ class TokenFile {
   // truncated, corrupt) builds it anew and opens that.
   static TokenFile open_or_build(const std::string& path, const TokenFileSpec& spec,
                                  CacheOutcome* outcome = nullptr);
-
-  // Why a file built from `spec` would differ from this one; nullopt when it would not.
-  std::optional<std::string> stale_reason(const TokenFileSpec& spec) const;
 
   const std::string& path() const { return path_; }
   const TokenFileInfo& info() const { return *info_; }

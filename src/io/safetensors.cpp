@@ -1,12 +1,6 @@
 #include "io/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -17,6 +11,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/mapped_file.h"
 
 namespace tfm::io {
 
@@ -30,29 +25,12 @@ constexpr size_t kLengthBytes = 8;
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 constexpr const char* kMetadataKey = "__metadata__";
 
-struct FdCloser {
-  int fd;
-  ~FdCloser() { ::close(fd); }
-};
-
-struct Mapping {
-  std::shared_ptr<void> mem;
-  size_t size = 0;
-};
-
-Mapping map_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("cannot open: {}", std::strerror(errno));
-  FdCloser closer{fd};
-  struct stat st;
-  if (::fstat(fd, &st) != 0) fail("cannot stat: {}", std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) fail("not a regular file");
-  size_t size = size_t(st.st_size);
-  if (size == 0) fail("file is empty; a safetensors file starts with an 8-byte header length");
-  if (size < kLengthBytes) fail("file is {} bytes, shorter than the 8-byte header length", size);
-  void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  if (p == MAP_FAILED) fail("cannot map: {}", std::strerror(errno));
-  return {std::shared_ptr<void>(p, [size](void* q) { ::munmap(q, size); }), size};
+// The mapped file, at least long enough for the header length.
+MappedFile map_safetensors(const std::string& path) {
+  MappedFile m = map_file(path);
+  if (m.size == 0) fail("file is empty; a safetensors file starts with an 8-byte header length");
+  if (m.size < kLengthBytes) fail("file is {} bytes, shorter than the 8-byte header length", m.size);
+  return m;
 }
 
 uint64_t load_le_u64(const char* p) {
@@ -66,8 +44,8 @@ void store_le_u64(char* p, uint64_t v) {
 }
 
 // The header length, checked against the file size.
-size_t header_length(const Mapping& m) {
-  uint64_t n = load_le_u64(static_cast<const char*>(m.mem.get()));
+size_t header_length(const MappedFile& m) {
+  uint64_t n = load_le_u64(m.data);
   size_t room = m.size - kLengthBytes;
   if (n > room)
     fail(
@@ -228,12 +206,11 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   return with_context(path, [&] {
     SafetensorsFile f;
     f.path_ = path;
-    Mapping m = map_file(path);
+    MappedFile m = map_safetensors(path);
     size_t header_size = header_length(m);
-    const char* base = static_cast<const char*>(m.mem.get());
-    Json header = parse_json(base + kLengthBytes, header_size);
-    f.map_ = std::move(m.mem);
-    f.data_ = base + kLengthBytes + header_size;
+    Json header = parse_json(m.data + kLengthBytes, header_size);
+    f.map_ = std::move(m.memory);
+    f.data_ = m.data + kLengthBytes + header_size;
     size_t data_size = m.size - kLengthBytes - header_size;
 
     std::vector<TensorInfo> infos;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "test_support.h"
 #include "tokenize/word_level.h"
 
@@ -30,11 +31,6 @@ WordLevelTokenizer tokenizer(std::vector<std::string> words) {
 std::string write(const std::string& path, const std::string& contents) {
   std::ofstream(path, std::ios::binary) << contents;
   return path;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 // A TSV corpus with an empty line (3) and an empty side (5).
@@ -191,7 +187,7 @@ TEST(TokenFile, ReusedUntilCorpusOrTokenizerChanges) {
 TEST(TokenFile, TruncatedFileIsAnErrorOrRebuilt) {
   Fixture f;
   TokenFile::build(f.cache, f.spec());
-  const std::string whole = slurp(f.cache);
+  const std::string whole = io::read_file(f.cache);
   const std::string cut = f.dir + "/cut.tokens";
   for (size_t size = 0; size < whole.size(); ++size) {
     write(cut, whole.substr(0, size));
@@ -206,13 +202,13 @@ TEST(TokenFile, TruncatedFileIsAnErrorOrRebuilt) {
   CacheOutcome outcome;
   const TokenFile rebuilt = TokenFile::open_or_build(cut, f.spec(), &outcome);
   EXPECT_TRUE(outcome.reason.starts_with("unreadable: " + cut + ": truncated")) << outcome.reason;
-  EXPECT_EQ(slurp(cut), whole);
+  EXPECT_EQ(io::read_file(cut), whole);
 }
 
 TEST(TokenFile, EveryCorruptByteIsDetected) {
   Fixture f;
   TokenFile::build(f.cache, f.spec());
-  const std::string whole = slurp(f.cache);
+  const std::string whole = io::read_file(f.cache);
   const std::string bad = f.dir + "/bad.tokens";
   for (size_t at = 0; at < whole.size(); ++at) {
     std::string corrupt = whole;
