@@ -13,6 +13,32 @@ namespace {
 // [SOS] src [EOS] and [SOS] tgt / tgt [EOS], from the id counts.
 int64_t src_len(int64_t src_ids) { return src_ids + 2; }
 int64_t tgt_len(int64_t tgt_ids) { return tgt_ids + 1; }
+bool fits(int64_t src_ids, int64_t tgt_ids, int64_t max_len) {
+  return src_len(src_ids) <= max_len && tgt_len(tgt_ids) <= max_len;
+}
+
+// `order` cut into consecutive batches, each as long as rows * max(S, T) stays within max_tokens (a pair
+// wider than that on its own is a batch of one). ids_of(i) gives pair i's (source, target) id counts.
+template <typename IdsOf>
+std::vector<std::vector<int64_t>> cut_by_token_budget(std::span<const int64_t> order, IdsOf ids_of,
+                                                      int64_t max_tokens) {
+  std::vector<std::vector<int64_t>> batches;
+  std::vector<int64_t> batch;
+  int64_t width = 0;  // max(S, T) of `batch`
+  for (int64_t i : order) {
+    const auto [src_ids, tgt_ids] = ids_of(i);
+    const int64_t longest = std::max(src_len(src_ids), tgt_len(tgt_ids));
+    if (!batch.empty() && int64_t(batch.size() + 1) * std::max(width, longest) > max_tokens) {
+      batches.push_back(std::move(batch));
+      batch.clear();
+      width = 0;
+    }
+    batch.push_back(i);
+    width = std::max(width, longest);
+  }
+  if (!batch.empty()) batches.push_back(std::move(batch));
+  return batches;
+}
 
 // A view of pairs in a span, for make_batch.
 class SpanPairs final : public PairSource {
@@ -77,6 +103,21 @@ Batch make_batch(std::span<const TokenPair> pairs, const FrameIds& ids) {
   return make_batch(pairs, all, ids);
 }
 
+std::vector<Batch> in_order_batches(const PairSource& pairs, int64_t count, int64_t max_len,
+                                    int64_t max_tokens, const FrameIds& ids) {
+  TFM_CHECK(count >= 0 && count <= pairs.size(), "the first {} of {} pairs", count, pairs.size());
+  auto ids_of = [&](int64_t i) { return std::pair(pairs.src(i).size(), pairs.tgt(i).size()); };
+  std::vector<int64_t> kept;
+  for (int64_t i = 0; i < count; ++i) {
+    const auto [src_ids, tgt_ids] = ids_of(i);
+    if (fits(src_ids, tgt_ids, max_len)) kept.push_back(i);
+  }
+  std::vector<Batch> batches;
+  for (const std::vector<int64_t>& rows : cut_by_token_budget(kept, ids_of, max_tokens))
+    batches.push_back(make_batch(pairs, rows, ids));
+  return batches;
+}
+
 BatchIterator::BatchIterator(std::shared_ptr<const PairSource> pairs, const BatchConfig& config)
     : pairs_(std::move(pairs)), config_(config) {
   const FrameIds& ids = config.ids;
@@ -90,8 +131,7 @@ BatchIterator::BatchIterator(std::shared_ptr<const PairSource> pairs, const Batc
   sizes_.reserve(size_t(count));
   for (int64_t i = 0; i < count; ++i) {
     sizes_.emplace_back(pairs_->src(i).size(), pairs_->tgt(i).size());
-    if (src_len(sizes_.back().first) <= config.max_len && tgt_len(sizes_.back().second) <= config.max_len)
-      kept_.push_back(i);
+    if (fits(sizes_.back().first, sizes_.back().second, config.max_len)) kept_.push_back(i);
   }
   stats_.pairs = count;
   stats_.skipped_too_long = stats_.pairs - int64_t(kept_.size());
@@ -110,20 +150,8 @@ void BatchIterator::plan_epoch(int64_t epoch) {
   shuffle(order, rng);  // the order of equal lengths
   std::stable_sort(order.begin(), order.end(),
                    [&](int64_t a, int64_t b) { return sizes_[size_t(a)] < sizes_[size_t(b)]; });
-  std::vector<std::vector<int64_t>> plan;
-  std::vector<int64_t> batch;
-  int64_t width = 0;  // max(S, T) of `batch`
-  for (int64_t i : order) {
-    const int64_t longest = std::max(src_len(sizes_[size_t(i)].first), tgt_len(sizes_[size_t(i)].second));
-    if (!batch.empty() && int64_t(batch.size() + 1) * std::max(width, longest) > config_.max_tokens) {
-      plan.push_back(std::move(batch));
-      batch.clear();
-      width = 0;
-    }
-    batch.push_back(i);
-    width = std::max(width, longest);
-  }
-  plan.push_back(std::move(batch));
+  std::vector<std::vector<int64_t>> plan = cut_by_token_budget(
+      order, [&](int64_t i) { return sizes_[size_t(i)]; }, config_.max_tokens);
   shuffle(plan, rng);
   all_batches_ = plan.size();
   plan_ = shard(std::move(plan), config_.rank, config_.world_size);

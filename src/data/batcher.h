@@ -117,6 +117,10 @@ Batch make_batch(const PairSource& pairs, std::span<const int64_t> indices, cons
 Batch make_batch(std::span<const TokenPair> pairs, std::span<const int64_t> indices, const FrameIds& ids);
 // All of `pairs`, in order.
 Batch make_batch(std::span<const TokenPair> pairs, const FrameIds& ids);
+// The pairs among the first `count` whose src and tgt_in fit in max_len, in order, cut into consecutive
+// batches of at most max_tokens padded tokens as BatchIterator cuts an epoch: for evaluation.
+std::vector<Batch> in_order_batches(const PairSource& pairs, int64_t count, int64_t max_len,
+                                    int64_t max_tokens, const FrameIds& ids);
 
 // Every sentence pair through the source and target tokenizers.
 std::vector<TokenPair> encode_pairs(std::span<const SentencePair> pairs, const tokenize::Tokenizer& src,

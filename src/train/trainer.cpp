@@ -114,24 +114,9 @@ ValidationSet load_validation(const TrainConfig& cfg, const std::string& run_dir
   if (cfg.data.valid.empty()) return v;
   const data::TokenFile tokens = tokenized_corpus(
       cfg.data.valid, corpus_options(cfg.data), (fs::path(run_dir) / "valid.tokens").string(), src, tgt, say);
-  const std::shared_ptr<const data::PairSource> pairs = tokens.pairs();
   int64_t used = tokens.records();
   if (cfg.data.valid_max_pairs > 0) used = std::min(used, cfg.data.valid_max_pairs);
-  std::vector<int64_t> chunk;
-  int64_t longest = 0;
-  for (int64_t i = 0; i < used; ++i) {
-    const int64_t src_len = pairs->src(i).size() + 2, tgt_len = pairs->tgt(i).size() + 1;
-    if (src_len > cfg.model.max_len || tgt_len > cfg.model.max_len) continue;
-    const int64_t len = std::max(src_len, tgt_len);
-    if (!chunk.empty() && int64_t(chunk.size() + 1) * std::max(longest, len) > cfg.data.max_tokens) {
-      v.batches.push_back(data::make_batch(*pairs, chunk, ids));
-      chunk.clear();
-      longest = 0;
-    }
-    chunk.push_back(i);
-    longest = std::max(longest, len);
-  }
-  if (!chunk.empty()) v.batches.push_back(data::make_batch(*pairs, chunk, ids));
+  v.batches = data::in_order_batches(*tokens.pairs(), used, cfg.model.max_len, cfg.data.max_tokens, ids);
   data::CorpusReader reader(cfg.data.valid, corpus_options(cfg.data));
   data::SentencePair pair;
   while (int64_t(v.samples.size()) < cfg.data.valid_samples && reader.next(pair)) v.samples.push_back(pair);

@@ -61,6 +61,28 @@ TEST(Batcher, LayoutOfSosEosAndPad) {
   EXPECT_EQ(row(make_batch(pairs, reversed, kIds).src, 0), (std::vector<int64_t>{2, 13, 3, 1, 1}));
 }
 
+TEST(Batcher, InOrderBatchesKeepOrderAndCutAtTheBudget) {
+  // (source ids, target ids) -> max(S, T) with S = ids + 2, T = ids + 1.
+  const auto pair = [](int src_ids, int tgt_ids) {
+    return TokenPair{std::vector<int32_t>(size_t(src_ids), 10), std::vector<int32_t>(size_t(tgt_ids), 20)};
+  };
+  const MemoryPairs pairs({pair(1, 1),    // 0: width 3
+                           pair(2, 0),    // 1: width 4
+                           pair(9, 1),    // 2: S = 11 > max_len 6, left out
+                           pair(3, 4),    // 3: width 5
+                           pair(1, 1),    // 4: width 3
+                           pair(0, 5),    // 5: width 6
+                           pair(1, 1)});  // 6: past count
+  // Budget 10: {0, 1} is 2 x 4; adding 3 would make 3 x 5. {3, 4} is 2 x 5; adding 5 would make 3 x 6.
+  const std::vector<Batch> batches = in_order_batches(pairs, 6, /*max_len=*/6, /*max_tokens=*/10, kIds);
+  ASSERT_EQ(batches.size(), 3u);
+  EXPECT_EQ(batches[0].examples, (std::vector<int64_t>{0, 1}));
+  EXPECT_EQ(batches[1].examples, (std::vector<int64_t>{3, 4}));
+  EXPECT_EQ(batches[2].examples, (std::vector<int64_t>{5}));
+  EXPECT_EQ(batches[1].src.shape(), Shape({2, 5}));
+  EXPECT_EQ(batches[2].labels.shape(), Shape({1, 6}));
+}
+
 TEST(Batcher, EveryExampleOncePerEpochWithinBudget) {
   const auto pairs = make_pairs(300);
   BatchIterator it(pairs, config());
