@@ -33,15 +33,21 @@ nlohmann::json bpe_source_record(const TrainConfig& cfg) {
           {"special_tokens", kBpeSpecialTokens}};
 }
 
-// Both sides of every training pair, source then target: one vocabulary for the two languages.
-std::vector<std::string> both_sides(const std::string& corpus, const data::CorpusOptions& options) {
-  std::vector<std::string> lines;
-  data::CorpusReader reader(corpus, options);
+// Calls visit(pair) for every pair of the training corpus, read as cfg.data says; `pair` may be moved from.
+template <typename Visit>
+void for_each_training_pair(const TrainConfig& cfg, Visit visit) {
+  data::CorpusReader reader(cfg.data.train, corpus_options(cfg.data));
   data::SentencePair pair;
-  while (reader.next(pair)) {
+  while (reader.next(pair)) visit(pair);
+}
+
+// Both sides of every training pair, source then target: one vocabulary for the two languages.
+std::vector<std::string> both_sides(const TrainConfig& cfg) {
+  std::vector<std::string> lines;
+  for_each_training_pair(cfg, [&](data::SentencePair& pair) {
     lines.push_back(std::move(pair.src));
     lines.push_back(std::move(pair.tgt));
-  }
+  });
   return lines;
 }
 
@@ -62,8 +68,7 @@ std::shared_ptr<const tokenize::Tokenizer> cached_or_trained_bpe(
   options.vocab_size = cfg.data.vocab_size;
   options.min_frequency = cfg.data.min_freq;
   options.special_tokens.assign(std::begin(kBpeSpecialTokens), std::end(kBpeSpecialTokens));
-  auto bpe = std::make_shared<tokenize::BpeTokenizer>(
-      tokenize::train_bpe(both_sides(cfg.data.train, corpus_options(cfg.data)), options));
+  auto bpe = std::make_shared<tokenize::BpeTokenizer>(tokenize::train_bpe(both_sides(cfg), options));
   fs::create_directories(run_dir);
   io::write_file_atomic(json_path, bpe->to_json());
   io::write_file_atomic(record_path, record.dump(2) + "\n");
@@ -93,15 +98,11 @@ RunTokenizers prepare_tokenizers(const TrainConfig& cfg, const std::string& run_
     return {shared, shared};
   }
   if (cfg.data.tokenizer != "word") fail("data.tokenizer: unknown tokenizer '{}'", cfg.data.tokenizer);
-  const std::vector<data::SentencePair> pairs =
-      data::read_parallel_tsv(cfg.data.train, nullptr, corpus_options(cfg.data).utf8);
   std::vector<std::string> src, tgt;
-  src.reserve(pairs.size());
-  tgt.reserve(pairs.size());
-  for (const data::SentencePair& p : pairs) {
-    src.push_back(p.src);
-    tgt.push_back(p.tgt);
-  }
+  for_each_training_pair(cfg, [&](data::SentencePair& pair) {
+    src.push_back(std::move(pair.src));
+    tgt.push_back(std::move(pair.tgt));
+  });
   tokenize::WordLevelTrainOptions options;
   options.min_frequency = cfg.data.min_freq;
   return {std::make_shared<tokenize::WordLevelTokenizer>(tokenize::WordLevelTokenizer::train(src, options)),
