@@ -4,11 +4,11 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "data/line_reader.h"
 #include "infer/lm_perplexity.h"
 #include "io/safetensors.h"
 #include "models/family.h"
@@ -124,13 +124,9 @@ int cmd_perplexity(const std::string& model_dir, const std::string& file, int64_
   Pretrained p = load_language_model(model_dir);
   const std::optional<int32_t> eot = p.tokenizer->token_to_id("<|endoftext|>");
   if (!eot) fail("{}: the tokenizer has no <|endoftext|> token to end each line with", model_dir);
-  std::ifstream in(file, std::ios::binary);
-  if (!in) fail("{}: cannot open", file);
+  data::LineReader reader(file);
   std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    lines.push_back(line);
-  }
+  for (std::string line; reader.next(line);) lines.push_back(line);
   const std::vector<int64_t> stream = infer::text_stream(*p.tokenizer, lines, *eot);
   const metrics::PerplexityAccumulator acc = infer::lm_perplexity(*p.model, stream, context, stride);
   std::printf("%s\n",

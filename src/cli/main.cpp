@@ -40,19 +40,13 @@ int cmd_train(const std::string& config_path, const std::string& out_dir, const 
   return 0;
 }
 
-int cmd_translate(const std::string& model_path, int64_t batch, int64_t beams,
-                  infer::EarlyStopping early_stopping, int64_t max_new_tokens) {
+int cmd_translate(const std::string& model_path, infer::TranslateOptions o) {
   infer::TranslationModel m = infer::load_translation_model(model_path);
   std::vector<std::string> lines;
   for (std::string line; std::getline(std::cin, line);) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     lines.push_back(line);
   }
-  infer::TranslateOptions o;
-  o.batch_size = batch;
-  o.beams = beams;
-  o.early_stopping = early_stopping;
-  o.max_new_tokens = max_new_tokens;
   o.add_bos_eos = !m.tokenizer_frames_source;
   infer::TranslateStats stats;
   for (const std::string& out : infer::translate(*m.model, *m.src, *m.tgt, lines, o, &stats))
@@ -136,20 +130,21 @@ int main(int argc, char** argv) {
 
   auto* translate = app.add_subcommand("translate", "Translate stdin (one sentence per line) to stdout");
   std::string model_path;
-  int64_t batch = 32, beams = 1, max_new_tokens = 256;
-  infer::EarlyStopping early_stopping = infer::EarlyStopping::kWhenFull;
+  infer::TranslateOptions translate_options;  // its defaults are the flags' defaults
   translate->add_option("--model", model_path, "Run folder or checkpoint file")->required();
-  translate->add_option("--batch", batch, "Sentences decoded together")->check(CLI::PositiveNumber);
-  translate->add_option("--beam", beams, "Beam size (1: greedy)")->check(CLI::PositiveNumber);
+  translate->add_option("--batch", translate_options.batch_size, "Sentences decoded together")
+      ->check(CLI::PositiveNumber);
+  translate->add_option("--beam", translate_options.beams, "Beam size (1: greedy)")
+      ->check(CLI::PositiveNumber);
   translate
       ->add_option(
-          "--early-stopping", early_stopping,
+          "--early-stopping", translate_options.early_stopping,
           "Beam search stops a sentence: when-full (HF early_stopping=True), heuristic (False), never")
       ->transform(CLI::CheckedTransformer(
           std::map<std::string, infer::EarlyStopping>{{"when-full", infer::EarlyStopping::kWhenFull},
                                                       {"heuristic", infer::EarlyStopping::kHeuristic},
                                                       {"never", infer::EarlyStopping::kNever}}));
-  translate->add_option("--max-new-tokens", max_new_tokens, "Longest translation in tokens")
+  translate->add_option("--max-new-tokens", translate_options.max_new_tokens, "Longest translation in tokens")
       ->check(CLI::PositiveNumber);
 
   auto* generate =
@@ -239,7 +234,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (train->parsed()) return cmd_train(config_path, out_dir, resume_dir, max_steps, quiet);
-    if (translate->parsed()) return cmd_translate(model_path, batch, beams, early_stopping, max_new_tokens);
+    if (translate->parsed()) return cmd_translate(model_path, translate_options);
     if (bleu->parsed()) return cli::cmd_bleu(bleu_options);
     if (generate->parsed()) {
       if (!greedy) gen.generate.sampling = sampling;
