@@ -6,7 +6,7 @@ namespace tfm::ag {
 
 Tensor Var::value() const { return tape_->value(id_); }
 bool Var::requires_grad() const { return tape_->requires_grad(id_); }
-Tensor& Var::grad() const { return tape_->grad(id_); }
+Tensor Var::grad() const { return tape_->grad(id_); }
 
 Var Tape::leaf(const Tensor& value, bool requires_grad) {
   slots_.push_back(Slot{value, Tensor(), requires_grad});

@@ -33,13 +33,13 @@ class Var {
   bool defined() const { return tape_ != nullptr; }
   Tape* tape() const { return tape_; }
   int32_t id() const { return id_; }
-  // By value (a Tensor shares its storage): a reference into the tape would dangle as soon as another op
-  // grows the tape, e.g. in f(a.value(), op(b).value()).
+  // value() and grad() return by value (a Tensor shares its storage): a reference into the tape would
+  // dangle as soon as another op grows the tape, e.g. in f(a.value(), op(b).value()).
   Tensor value() const;
   Shape shape() const { return value().shape(); }
   bool requires_grad() const;
   // The gradient of the loss with respect to this value (zeros until backward reaches it).
-  Tensor& grad() const;
+  Tensor grad() const;
 
  private:
   Tape* tape_ = nullptr;
