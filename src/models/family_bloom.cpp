@@ -42,7 +42,6 @@ ModelConfig bloom_config(const nlohmann::json& j) {
 }
 
 Placement bloom_placement(const std::string& name, const ModelConfig& config) {
-  static const std::regex qkv(R"(^decoder\.layers\.(\d+)\.self_attn\.([qkv])_proj\.(weight|bias)$)");
   static const std::pair<std::regex, const char*> renames[] = {
       {std::regex(R"(^decoder\.embed_tokens\.)"), "transformer.word_embeddings."},
       {std::regex(R"(^decoder\.layernorm_embedding\.)"), "transformer.word_embeddings_layernorm."},
@@ -54,11 +53,10 @@ Placement bloom_placement(const std::string& name, const ModelConfig& config) {
       {std::regex(R"(\.fc1\.)"), ".mlp.dense_h_to_4h."},
       {std::regex(R"(\.fc2\.)"), ".mlp.dense_4h_to_h."},
   };
-  std::smatch m;
-  if (std::regex_match(name, m, qkv)) {
-    return {.name = "transformer.h." + m[1].str() + ".self_attention.query_key_value." + m[3].str(),
+  if (std::optional<QkvParameter> qkv = qkv_parameter(name)) {
+    return {.name = "transformer.h." + qkv->layer + ".self_attention.query_key_value." + qkv->kind,
             .parts = 3,
-            .part = int(std::string("qkv").find(m[2].str())),
+            .part = qkv->part,
             .groups = config.heads};
   }
   std::string s = name;

@@ -40,7 +40,6 @@ ModelConfig gpt2_config(const nlohmann::json& j) {
 }
 
 Placement gpt2_placement(const std::string& name, const ModelConfig&) {
-  static const std::regex qkv(R"(^decoder\.layers\.(\d+)\.self_attn\.([qkv])_proj\.(weight|bias)$)");
   static const std::pair<std::regex, const char*> renames[] = {
       {std::regex(R"(^decoder\.embed_tokens\.)"), "transformer.wte."},
       {std::regex(R"(^decoder\.embed_positions\.)"), "transformer.wpe."},
@@ -52,13 +51,11 @@ Placement gpt2_placement(const std::string& name, const ModelConfig&) {
       {std::regex(R"(\.fc1\.)"), ".mlp.c_fc."},
       {std::regex(R"(\.fc2\.)"), ".mlp.c_proj."},
   };
-  std::smatch m;
-  if (std::regex_match(name, m, qkv)) {
-    bool weight = m[3] == "weight";
-    return {.name = "transformer.h." + m[1].str() + ".attn.c_attn." + m[3].str(),
-            .transposed = weight,
+  if (std::optional<QkvParameter> qkv = qkv_parameter(name)) {
+    return {.name = "transformer.h." + qkv->layer + ".attn.c_attn." + qkv->kind,
+            .transposed = qkv->kind == "weight",
             .parts = 3,
-            .part = int(std::string("qkv").find(m[2].str()))};
+            .part = qkv->part};
   }
   std::string s = name;
   for (const auto& [re, replacement] : renames) s = std::regex_replace(s, re, replacement);

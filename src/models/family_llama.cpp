@@ -6,20 +6,16 @@
 
 #include "models/family.h"
 #include "models/family_llama.h"
+#include "models/family_util.h"
 
 namespace tfm {
 
 ModelConfig llama_block_config(const HfConfig& hf) {
   ModelConfig c;
-  c.arch = Arch::DecoderOnly;
-  c.src_vocab = c.tgt_vocab = hf.need<int64_t>("vocab_size");
-  c.d_model = hf.need<int64_t>("hidden_size");
-  c.heads = hf.need<int>("num_attention_heads");
+  read_stack(hf, {"hidden_size", "num_attention_heads", "num_hidden_layers"}, Arch::DecoderOnly, c);
   c.kv_heads = hf.get<int>("num_key_value_heads", c.heads);
   c.head_dim = hf.get<int64_t>("head_dim", c.d_model / c.heads);
   c.d_ff = hf.need<int64_t>("intermediate_size");
-  c.encoder_layers = 0;
-  c.decoder_layers = hf.need<int>("num_hidden_layers");
   c.max_len = hf.need<int64_t>("max_position_embeddings");
   c.dropout = hf.get<float>("attention_dropout", 0.0f);
   c.norm = NormType::RMSNorm;

@@ -7,20 +7,13 @@
 #include <cmath>
 
 #include "models/family.h"
-#include "models/hf_config.h"
+#include "models/family_util.h"
 
 namespace tfm {
 
 namespace {
 
 bool marian_matches(const nlohmann::json& j) { return j.value("model_type", "") == "marian"; }
-
-Activation activation_named(const std::string& name) {
-  if (name == "relu") return Activation::ReLU;
-  if (name == "gelu") return Activation::GeluErf;
-  if (name == "gelu_new" || name == "gelu_pytorch_tanh") return Activation::GeluTanh;
-  fail("config.json: activation_function '{}' is not supported (relu, gelu, gelu_new)", name);
-}
 
 ModelConfig marian_config(const nlohmann::json& j) {
   HfConfig hf(j);
@@ -44,7 +37,7 @@ ModelConfig marian_config(const nlohmann::json& j) {
   c.norm_position = NormPosition::Post;
   c.final_norm = false;
   c.positions = PositionKind::SinusoidalHalf;
-  c.activation = activation_named(hf.need<std::string>("activation_function"));
+  c.activation = read_activation(hf, "activation_function");
   c.attention_bias = c.ffn_bias = true;
   c.output_bias = false;
   c.final_logits_bias = true;
@@ -58,9 +51,7 @@ ModelConfig marian_config(const nlohmann::json& j) {
   c.mask_decoder_padding = false;  // HF masks the decoder causally only (its start token is the pad)
   c.additive_mask = true;
   c.forbid_pad = true;
-  c.forced_eos = hf.has("forced_eos_token_id");
-  if (c.forced_eos && hf.need<int64_t>("forced_eos_token_id") != c.eos_id)
-    fail("config.json: forced_eos_token_id differs from eos_token_id");
+  read_forced_eos(hf, c);
   c.validate();
   return c;
 }

@@ -7,7 +7,7 @@
 #include <regex>
 
 #include "models/family.h"
-#include "models/hf_config.h"
+#include "models/family_util.h"
 
 namespace tfm {
 
@@ -49,9 +49,7 @@ ModelConfig t5_config(const nlohmann::json& j) {
   c.eos_id = hf.need<int64_t>("eos_token_id");
   c.mask_decoder_padding = false;  // the decoder is masked causally only (it starts with the pad token)
   c.additive_mask = true;
-  c.forced_eos = hf.has("forced_eos_token_id");
-  if (c.forced_eos && hf.need<int64_t>("forced_eos_token_id") != c.eos_id)
-    fail("config.json: forced_eos_token_id differs from eos_token_id");
+  read_forced_eos(hf, c);
   c.validate();
   return c;
 }
