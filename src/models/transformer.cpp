@@ -194,6 +194,21 @@ ag::Var Transformer::sublayer(nn::Context& c, ag::Var x, const nn::Norm& norm, F
   return norm.forward(c, ag::add(x, ag::dropout(f(x), config_.dropout, c.rng, c.training)));
 }
 
+// Every layer of `stack`: self-attention, cross-attention (decoder of an encoder-decoder), feed-forward,
+// each a sublayer; then the stack's final norm. The attentions are called with the layer's index.
+template <typename SelfAttention, typename CrossAttention>
+ag::Var Transformer::run_layers(nn::Context& c, const Stack& stack, ag::Var x, SelfAttention self_attention,
+                                CrossAttention cross_attention) const {
+  for (size_t i = 0; i < stack.layers.size(); ++i) {
+    const TransformerLayer& l = stack.layers[i];
+    x = sublayer(c, x, l.self_attn_norm, [&](ag::Var h) { return self_attention(i, h); });
+    if (l.has_cross_attn)
+      x = sublayer(c, x, l.cross_attn_norm, [&](ag::Var h) { return cross_attention(i, h); });
+    x = sublayer(c, x, l.ffn_norm, [&](ag::Var h) { return feed_forward(c, l, h); });
+  }
+  return stack.has_final_norm ? stack.final_norm.forward(c, x) : x;
+}
+
 ag::Var Transformer::feed_forward(nn::Context& c, const TransformerLayer& l, ag::Var h) const {
   return l.moe ? mixture_of_experts(c, *l.moe, h) : l.ffn.forward(c, h);
 }
@@ -242,15 +257,12 @@ ag::Var Transformer::run_stack(nn::Context& c, const Stack& stack, ag::Var x,
         ag::relative_position_bias(c.tape.param(*stack.layers[0].self_attn.relative_attention_bias), len, len,
                                    !self_mask.causal, config_.relative_max_distance);
   }
-  for (const TransformerLayer& l : stack.layers) {
-    x = sublayer(c, x, l.self_attn_norm,
-                 [&](ag::Var h) { return l.self_attn.forward(c, h, h, self_mask, position_bias); });
-    if (l.has_cross_attn)
-      x = sublayer(c, x, l.cross_attn_norm,
-                   [&](ag::Var h) { return l.cross_attn.forward(c, h, memory, cross_mask); });
-    x = sublayer(c, x, l.ffn_norm, [&](ag::Var h) { return feed_forward(c, l, h); });
-  }
-  return stack.has_final_norm ? stack.final_norm.forward(c, x) : x;
+  return run_layers(
+      c, stack, x,
+      [&](size_t i, ag::Var h) {
+        return stack.layers[i].self_attn.forward(c, h, h, self_mask, position_bias);
+      },
+      [&](size_t i, ag::Var h) { return stack.layers[i].cross_attn.forward(c, h, memory, cross_mask); });
 }
 
 ag::Var Transformer::encode(nn::Context& c, const Tensor& src_ids, const Tensor& valid,
@@ -325,16 +337,12 @@ ag::Var Transformer::decode_cached(nn::Context& c, const Tensor& ids, const Tens
     cached.relative_table = decoder_.layers[0].self_attn.relative_attention_bias;
     cached.relative_max_distance = config_.relative_max_distance;
   }
-  for (size_t i = 0; i < decoder_.layers.size(); ++i) {
-    const TransformerLayer& l = decoder_.layers[i];
-    x = sublayer(c, x, l.self_attn_norm,
-                 [&](ag::Var h) { return l.self_attn.forward_cached(c, h, self[i], cached); });
-    if (l.has_cross_attn)
-      x = sublayer(c, x, l.cross_attn_norm,
-                   [&](ag::Var h) { return l.cross_attn.forward_cross_cached(c, h, cross[i]); });
-    x = sublayer(c, x, l.ffn_norm, [&](ag::Var h) { return feed_forward(c, l, h); });
-  }
-  return decoder_.has_final_norm ? decoder_.final_norm.forward(c, x) : x;
+  return run_layers(
+      c, decoder_, x,
+      [&](size_t i, ag::Var h) { return decoder_.layers[i].self_attn.forward_cached(c, h, self[i], cached); },
+      [&](size_t i, ag::Var h) {
+        return decoder_.layers[i].cross_attn.forward_cross_cached(c, h, cross[i]);
+      });
 }
 
 void Transformer::set_keep_attention(bool on) {

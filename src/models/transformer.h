@@ -128,6 +128,9 @@ class Transformer {
   ag::Var mixture_of_experts(nn::Context& c, const MixtureOfExperts& moe, ag::Var h) const;
   template <typename F>
   ag::Var sublayer(nn::Context& c, ag::Var x, const nn::Norm& norm, F f) const;
+  template <typename SelfAttention, typename CrossAttention>
+  ag::Var run_layers(nn::Context& c, const Stack& stack, ag::Var x, SelfAttention self_attention,
+                     CrossAttention cross_attention) const;
   nn::Norm make_norm(const std::string& name, NormType type, bool bias);
 
   ModelConfig config_;
