@@ -121,6 +121,7 @@ Tensor attend_rows(const AttentionSpec& spec, const Tensor& q, const CachedRows&
     mask.window = window;
     kernels::AttentionBias bias;
     std::vector<float> key_positions, scores;
+    std::vector<int64_t> buckets;
     if (row_bias.alibi_slopes) {
       key_positions.resize(size_t(d.k_len));
       for (int64_t j = 0; j < d.k_len; ++j) key_positions[size_t(j)] = float(j);
@@ -128,17 +129,14 @@ Tensor attend_rows(const AttentionSpec& spec, const Tensor& q, const CachedRows&
       bias.key_positions = key_positions.data();
     }
     if (row_bias.relative_table) {
-      // bias[h, i, j] = table[bucket(j - (past + i)), h], as the full forward's relative_position_bias.
+      // The full forward's relative_position_bias, for queries at key positions past, past + 1, ...
       const Tensor& table = *row_bias.relative_table;
-      const int64_t buckets = table.size(0), heads = table.size(1);
-      scores.resize(size_t(heads * count * d.k_len));
-      for (int64_t i = 0; i < count; ++i)
-        for (int64_t j = 0; j < d.k_len; ++j) {
-          const int64_t bucket = kernels::relative_position_bucket(j - (past + i), /*bidirectional=*/false,
-                                                                   buckets, row_bias.relative_max_distance);
-          for (int64_t h = 0; h < heads; ++h)
-            scores[size_t((h * count + i) * d.k_len + j)] = table.f32()[bucket * heads + h];
-        }
+      const int64_t cells = count * d.k_len, heads = table.size(1);
+      buckets.resize(size_t(cells));
+      kernels::relative_position_buckets(count, d.k_len, past, /*bidirectional=*/false, table.size(0),
+                                         row_bias.relative_max_distance, buckets.data());
+      scores.resize(size_t(heads * cells));
+      kernels::relative_bias_forward(table.f32(), heads, buckets.data(), cells, scores.data());
       bias.scores = scores.data();
     }
     kernels::attention_forward(d, mask, bias, scale, {}, qp + first * q_width, rows.keys[r], rows.values[r],
