@@ -1,5 +1,7 @@
 #include "tensor/arena.h"
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <new>
 
@@ -14,6 +16,11 @@ size_t round_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 }  // namespace
 
 std::shared_ptr<void> aligned_alloc_shared(size_t bytes) {
+  if (bytes >= kMappedBytes) {
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    return std::shared_ptr<void>(p, [bytes](void* q) { ::munmap(q, bytes); });
+  }
   void* p = std::aligned_alloc(kAlign, round_up(bytes == 0 ? kAlign : bytes));
   if (!p) throw std::bad_alloc();
   return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
