@@ -11,18 +11,18 @@
 #include "data/line_reader.h"
 #include "infer/lm_perplexity.h"
 #include "io/safetensors.h"
-#include "models/family.h"
+#include "models/load_model.h"
 
 namespace tfm::cli {
 
 namespace {
 
-Pretrained load_language_model(const std::string& dir) {
-  Pretrained p = load_pretrained(dir);
-  if (p.model->config().arch != Arch::DecoderOnly)
-    fail("{}: a {} model is not a decoder-only language model", dir, p.family->name);
-  if (!p.tokenizer) fail("{}: no tokenizer.json", dir);
-  return p;
+LoadedModel load_language_model(const std::string& path) {
+  LoadedModel m = load_model(path);
+  if (m.model->config().arch != Arch::DecoderOnly)
+    fail("{}: a {} model is not a decoder-only language model", path, arch_name(m.model->config().arch));
+  if (!m.tgt) fail("{}: no tokenizer.json", path);
+  return m;
 }
 
 // Writes the part of `text` not yet written. A text ending in U+FFFD may be a character whose bytes
@@ -43,18 +43,6 @@ class TextDelta {
  private:
   std::string written_;
 };
-
-const char* arch_name(Arch a) {
-  switch (a) {
-    case Arch::EncoderDecoder:
-      return "encoder-decoder";
-    case Arch::DecoderOnly:
-      return "decoder-only";
-    case Arch::EncoderOnly:
-      return "encoder-only";
-  }
-  return "?";
-}
 
 const char* position_name(PositionKind p) {
   switch (p) {
@@ -103,8 +91,8 @@ const char* norm_name(NormType n) {
 }  // namespace
 
 int cmd_generate(GenerateCommandOptions options) {
-  Pretrained p = load_language_model(options.model_dir);
-  const tokenize::Tokenizer& tok = *p.tokenizer;
+  LoadedModel p = load_language_model(options.model_dir);
+  const tokenize::Tokenizer& tok = *p.tgt;
   std::vector<int32_t> ids = tok.encode(options.prompt);
   if (ids.empty()) fail("the prompt '{}' encodes to no tokens", options.prompt);
   options.generate.rules.eos_id = p.model->config().eos_id;
@@ -121,13 +109,13 @@ int cmd_generate(GenerateCommandOptions options) {
 }
 
 int cmd_perplexity(const std::string& model_dir, const std::string& file, int64_t context, int64_t stride) {
-  Pretrained p = load_language_model(model_dir);
-  const std::optional<int32_t> eot = p.tokenizer->token_to_id("<|endoftext|>");
-  if (!eot) fail("{}: the tokenizer has no <|endoftext|> token to end each line with", model_dir);
+  LoadedModel p = load_language_model(model_dir);
+  // Each line ends with GPT-2's <|endoftext|> when the tokenizer has it, else with the model's EOS.
+  const int64_t eot = p.tgt->token_to_id("<|endoftext|>").value_or(int32_t(p.model->config().eos_id));
   data::LineReader reader(file);
   std::vector<std::string> lines;
   for (std::string line; reader.next(line);) lines.push_back(line);
-  const std::vector<int64_t> stream = infer::text_stream(*p.tokenizer, lines, *eot);
+  const std::vector<int64_t> stream = infer::text_stream(*p.tgt, lines, eot);
   const metrics::PerplexityAccumulator acc = infer::lm_perplexity(*p.model, stream, context, stride);
   std::printf("%s\n",
               nlohmann::json{{"perplexity", acc.perplexity()}, {"tokens", acc.tokens}}.dump().c_str());
@@ -135,13 +123,15 @@ int cmd_perplexity(const std::string& model_dir, const std::string& file, int64_
 }
 
 int cmd_inspect(const std::string& model_dir) {
-  Pretrained p = load_pretrained(model_dir);
+  LoadedModel p = load_model(model_dir);
   const ModelConfig& c = p.model->config();
   std::string layers;
   if (c.arch != Arch::DecoderOnly) layers += fmt::format("{} encoder", c.encoder_layers);
   if (c.arch != Arch::EncoderOnly)
     layers += fmt::format("{}{} decoder", layers.empty() ? "" : " + ", c.decoder_layers);
-  std::printf("model_type    %s\n", p.family->name);
+  std::printf("format        %s\n", p.family
+                                        ? fmt::format("Hugging Face, model_type {}", p.family->name).c_str()
+                                        : "tfm checkpoint");
   std::printf("architecture  %s\n", arch_name(c.arch));
   std::printf("layers        %s\n", layers.c_str());
   std::printf("d_model       %lld\n", static_cast<long long>(c.d_model));
@@ -156,8 +146,7 @@ int cmd_inspect(const std::string& model_dir) {
   std::printf("vocabulary    %lld\n", static_cast<long long>(c.tgt_vocab));
   std::printf("parameters    %lld (tied tensors counted once)\n",
               static_cast<long long>(p.model->parameters().numel()));
-  const std::string file = (std::filesystem::path(model_dir) / "model.safetensors").string();
-  const io::SafetensorsFile st = io::SafetensorsFile::open(file);
+  const io::SafetensorsFile st = io::SafetensorsFile::open(p.weights_file);
   std::map<std::string, std::pair<int64_t, int64_t>> by_dtype;  // dtype -> tensors, elements
   for (const std::string& name : st.names()) {
     const io::TensorInfo& info = st.info(name);

@@ -152,7 +152,10 @@ int main(int argc, char** argv) {
   cli::GenerateCommandOptions gen;
   bool greedy = false;
   infer::SamplingOptions sampling;
-  generate->add_option("--model", gen.model_dir, "Hugging Face folder of a decoder-only model")->required();
+  generate
+      ->add_option("--model", gen.model_dir,
+                   "A decoder-only model: Hugging Face folder, tfm run folder or checkpoint")
+      ->required();
   generate->add_option("--prompt", gen.prompt, "Text to continue")->required();
   generate->add_option("--max-new-tokens", gen.generate.rules.max_new_tokens, "Tokens to generate at most")
       ->check(CLI::PositiveNumber);
@@ -169,15 +172,18 @@ int main(int argc, char** argv) {
   auto* perplexity = app.add_subcommand("perplexity", "Perplexity of a language model on a text file");
   std::string text_file;
   int64_t context = 0, stride = 0;
-  perplexity->add_option("--model", model_path, "Hugging Face folder of a decoder-only model")->required();
+  perplexity
+      ->add_option("--model", model_path,
+                   "A decoder-only model: Hugging Face folder, tfm run folder or checkpoint")
+      ->required();
   perplexity->add_option("--file", text_file, "Text, one line per segment (each ends with <|endoftext|>)")
       ->required();
   perplexity->add_option("--context", context, "Tokens per window")->required()->check(CLI::PositiveNumber);
   perplexity->add_option("--stride", stride, "Tokens between window starts (default: --context)")
       ->check(CLI::PositiveNumber);
 
-  auto* inspect = app.add_subcommand("inspect", "Describe a Hugging Face model folder");
-  inspect->add_option("--model", model_path, "Hugging Face model folder")->required();
+  auto* inspect = app.add_subcommand("inspect", "Describe a model: architecture, parameter count, dtypes");
+  inspect->add_option("--model", model_path, "Hugging Face folder, tfm run folder or checkpoint")->required();
 
   auto* tokenize_cmd = app.add_subcommand(
       "tokenize", "Encode stdin lines to token ids (one line of space-separated ids each), or decode");

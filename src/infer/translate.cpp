@@ -1,15 +1,13 @@
 #include "infer/translate.h"
 
 #include <algorithm>
-#include <filesystem>
 #include <numeric>
 
 #include "core/error.h"
 #include "infer/beam_search.h"
 #include "infer/model_decoder.h"
 #include "infer/sampling.h"
-#include "io/checkpoint.h"
-#include "models/family.h"
+#include "models/load_model.h"
 
 namespace tfm::infer {
 
@@ -89,30 +87,16 @@ std::vector<std::string> translate(const Transformer& model, const tokenize::Tok
 }
 
 TranslationModel load_translation_model(const std::string& path) {
-  namespace fs = std::filesystem;
-  // A training run folder holds config.json too (the training config), but checkpoint.safetensors.
-  if (fs::is_directory(path) && fs::exists(fs::path(path) / "model.safetensors")) {
-    Pretrained p = load_pretrained(path);
-    if (p.model->config().arch != Arch::EncoderDecoder)
-      fail("{}: a {} model is not an encoder-decoder and cannot translate", path, p.family->name);
-    if (!p.tokenizer) fail("{}: no tokenizer.json", path);
-    TranslationModel m;
-    m.model = std::move(p.model);
-    m.src = std::move(p.tokenizer);
-    m.tgt = tokenize::load_tokenizer((fs::path(path) / "tokenizer.json").string());
-    m.tokenizer_frames_source = true;
-    return m;
-  }
-  std::string file = path;
-  if (std::filesystem::is_directory(path))
-    file = (std::filesystem::path(path) / "checkpoint.safetensors").string();
-  if (!std::filesystem::exists(file)) fail("{}: no checkpoint here (expected a file or a run folder)", path);
-  io::CheckpointInfo info = io::read_checkpoint_info(file);
+  LoadedModel loaded = load_model(path);
+  if (loaded.model->config().arch != Arch::EncoderDecoder)
+    fail("{}: a {} model is not an encoder-decoder and cannot translate", path,
+         arch_name(loaded.model->config().arch));
+  if (!loaded.src) fail("{}: no tokenizer.json", path);
   TranslationModel m;
-  m.model = std::make_unique<Transformer>(model_config_from_json(info.model_config, file));
-  io::load_checkpoint_weights(file, m.model->parameters(), nullptr);
-  m.src = tokenize::load_tokenizer_json(info.src_tokenizer, file + " (source tokenizer)");
-  m.tgt = tokenize::load_tokenizer_json(info.tgt_tokenizer, file + " (target tokenizer)");
+  m.model = std::move(loaded.model);
+  m.src = std::move(loaded.src);
+  m.tgt = std::move(loaded.tgt);
+  m.tokenizer_frames_source = loaded.family != nullptr;  // Hugging Face tokenizers add </s> themselves
   return m;
 }
 

@@ -44,7 +44,7 @@ std::vector<std::string> translate(const Transformer& model, const tokenize::Tok
 // A trained model with its tokenizers, as a checkpoint holds them.
 struct TranslationModel {
   std::unique_ptr<Transformer> model;
-  std::unique_ptr<tokenize::Tokenizer> src, tgt;
+  std::shared_ptr<const tokenize::Tokenizer> src, tgt;
   bool tokenizer_frames_source = false;  // see TranslateOptions::add_bos_eos
 };
 

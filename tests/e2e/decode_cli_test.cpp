@@ -62,7 +62,7 @@ TEST(DecodeCli, TranslateKeepsEmptyLines) {
 TEST(DecodeCli, InspectDescribesTheFolder) {
   const test::CliResult r = run_cli("inspect --model '" + models() + "/lm-kjv'");
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("model_type    gpt2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Hugging Face, model_type gpt2"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("architecture  decoder-only"), std::string::npos);
   EXPECT_NE(r.out.find("layers        4 decoder"), std::string::npos);  // config.json n_layer
   EXPECT_NE(r.out.find("heads         4"), std::string::npos);          // n_head

@@ -1,0 +1,50 @@
+#include "models/load_model.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "io/checkpoint.h"
+
+namespace tfm {
+
+namespace fs = std::filesystem;
+
+LoadedModel load_model(const std::string& path) {
+  LoadedModel m;
+  // A training run folder holds a config.json too (the training config), but no model.safetensors.
+  if (fs::is_directory(path) && fs::exists(fs::path(path) / "model.safetensors")) {
+    Pretrained p = load_pretrained(path);
+    m.model = std::move(p.model);
+    m.src = m.tgt = std::move(p.tokenizer);
+    m.family = p.family;
+    m.weights_file = (fs::path(path) / "model.safetensors").string();
+    return m;
+  }
+  std::string file = path;
+  if (fs::is_directory(path)) file = (fs::path(path) / "checkpoint.safetensors").string();
+  if (!fs::exists(file))
+    fail("{}: no model here (expected a Hugging Face folder, a tfm run folder or a checkpoint file)", path);
+  const io::CheckpointInfo info = io::read_checkpoint_info(file);
+  m.model = std::make_unique<Transformer>(model_config_from_json(info.model_config, file));
+  io::load_checkpoint_weights(file, m.model->parameters(), nullptr);
+  m.src = tokenize::load_tokenizer_json(info.src_tokenizer, file + " (source tokenizer)");
+  m.tgt = info.tgt_tokenizer == info.src_tokenizer
+              ? m.src
+              : tokenize::load_tokenizer_json(info.tgt_tokenizer, file + " (target tokenizer)");
+  m.weights_file = file;
+  return m;
+}
+
+const char* arch_name(Arch arch) {
+  switch (arch) {
+    case Arch::EncoderDecoder:
+      return "encoder-decoder";
+    case Arch::DecoderOnly:
+      return "decoder-only";
+    case Arch::EncoderOnly:
+      return "encoder-only";
+  }
+  return "?";
+}
+
+}  // namespace tfm

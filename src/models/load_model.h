@@ -1,0 +1,31 @@
+// Any model tfm runs, from one path: a Hugging Face folder (config.json + model.safetensors, with its
+// tokenizer.json), a tfm training run folder (checkpoint.safetensors) or a tfm checkpoint file. The CLI's
+// translate, generate, perplexity and inspect, and training's init_from, all load through here.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "models/family.h"
+#include "models/transformer.h"
+#include "tokenize/tokenizer.h"
+
+namespace tfm {
+
+struct LoadedModel {
+  std::unique_ptr<Transformer> model;
+  // Source and target tokenizers (the same object when shared; null when a Hugging Face folder has no
+  // tokenizer.json).
+  std::shared_ptr<const tokenize::Tokenizer> src, tgt;
+  const Family* family = nullptr;  // the Hugging Face family; null for a tfm checkpoint
+  std::string weights_file;        // model.safetensors or the checkpoint
+};
+
+// Errors name the path: neither kind of model there, a malformed config or checkpoint, missing or
+// unexpected weights.
+LoadedModel load_model(const std::string& path);
+
+// "decoder-only", ... (as train's model.arch spells them).
+const char* arch_name(Arch arch);
+
+}  // namespace tfm
