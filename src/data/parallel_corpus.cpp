@@ -36,7 +36,22 @@ bool CorpusReader::next(SentencePair& record) {
       continue;
     }
     if (options_.format == CorpusFormat::Text) {
-      record.src = line_;
+      if (options_.column > 0) {
+        size_t begin = 0;
+        for (int field = 1; field < options_.column; ++field) {
+          begin = line_.find('\t', begin);
+          if (begin == std::string::npos)
+            fail("{}:{}: no tab-separated field {} (the line has {})", path, number, options_.column, field);
+          ++begin;
+        }
+        record.src.assign(line_, begin, line_.find('\t', begin) - begin);
+        if (record.src.empty()) {
+          ++stats_.skipped_empty_side;
+          continue;
+        }
+      } else {
+        record.src = line_;
+      }
       record.tgt.clear();
     } else {
       const size_t tab = line_.find('\t');

@@ -1,7 +1,8 @@
 // Training corpora, read line by line (UTF-8, plain or gzip; see LineReader):
 //   ParallelTsv: one sentence pair per line, "source<TAB>target". A line without a tab or with more than
 //                one is an error naming the file and line; a line with an empty side is skipped and counted.
-//   Text:        one document per line (tabs are ordinary characters).
+//   Text:        one document per line (tabs are ordinary characters), or with `column` = N >= 1 the N-th
+//                tab-separated field of each line (a line with fewer fields is an error naming it).
 // Empty lines are skipped and counted in both. A file with no usable line is an error naming the file.
 // Invalid UTF-8 is an error naming the file, line and byte offset in the line, unless a Utf8Policy says
 // to replace or skip it.
@@ -25,6 +26,7 @@ enum class Utf8Policy {
 struct CorpusOptions {
   CorpusFormat format = CorpusFormat::ParallelTsv;
   Utf8Policy utf8 = Utf8Policy::Error;
+  int column = 0;  // Text: 0 = the whole line, N = the N-th tab-separated field
   bool operator==(const CorpusOptions&) const = default;
 };
 

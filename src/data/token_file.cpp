@@ -75,7 +75,10 @@ Json to_json(const TokenFileInfo& info) {
   const CorpusStats& s = info.stats;
   return {{"source",
            {{"path", info.source.path}, {"size", info.source.size}, {"mtime_ns", info.source.mtime_ns}}},
-          {"options", {{"format", format_name(info.options.format)}, {"utf8", utf8_name(info.options.utf8)}}},
+          {"options",
+           {{"format", format_name(info.options.format)},
+            {"utf8", utf8_name(info.options.utf8)},
+            {"column", info.options.column}}},
           {"tokenizers", tokenizers},
           {"stats",
            {{"lines", s.lines},
@@ -99,6 +102,7 @@ TokenFileInfo info_from_json(const Json& j) {
     if (utf8 == utf8_name(p)) info.options.utf8 = p;
   if (format != format_name(info.options.format) || utf8 != utf8_name(info.options.utf8))
     fail("unknown corpus options {}", j.at("options").dump());
+  info.options.column = j.at("options").value("column", 0);
   for (const Json& t : j.at("tokenizers"))
     info.tokenizers.push_back({t.at("hash").get<std::string>(), t.at("kind").get<std::string>(),
                                t.at("vocab_size").get<int32_t>()});

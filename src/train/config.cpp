@@ -88,18 +88,31 @@ const std::vector<KeySpec>& key_table() {
       {TFM_KEY(model, arch),
        {},
        {{"encoder-decoder",
-         "Encoder and decoder stacks joined by cross-attention (the seed's translation model)."}},
-       "Model architecture."},
+         "Encoder and decoder stacks joined by cross-attention (the seed's translation model), trained on "
+         "sentence pairs."},
+        {"decoder-only",
+         "One causal stack (GPT, Llama) trained as a language model on text: predict every next token."},
+        {"encoder-only",
+         "One bidirectional stack (BERT) trained as a masked language model on text: predict the tokens "
+         "masked as BERT masks them (data.mlm_probability of the tokens; 80% become <mask>, 10% a random "
+         "token, 10% stay)."}},
+       "Model architecture; train.init_from replaces the whole [model] section with the model it loads."},
       {TFM_KEY(model, d_model), at_least(1), {}, "Width of the embeddings and of the residual stream."},
       {TFM_KEY(model, heads), at_least(1), {}, "Attention heads per attention layer; must divide d_model."},
+      {TFM_KEY(model, kv_heads),
+       at_least(0),
+       {},
+       "Key/value heads (0 = heads); fewer than heads is grouped-query attention (heads must be a "
+       "multiple)."},
       {TFM_KEY(model, d_ff), at_least(1), {}, "Inner width of the feed-forward layers."},
-      {TFM_KEY(model, encoder_layers), at_least(1), {}, "Number of encoder layers."},
-      {TFM_KEY(model, decoder_layers), at_least(1), {}, "Number of decoder layers."},
+      {TFM_KEY(model, encoder_layers), at_least(1), {}, "Number of encoder layers (unused by decoder-only)."},
+      {TFM_KEY(model, decoder_layers), at_least(1), {}, "Number of decoder layers (unused by encoder-only)."},
       {TFM_KEY(model, dropout), unit_half_open(), {}, "Dropout probability while training."},
       {TFM_KEY(model, norm),
        {},
        {{"seed", "The seed's normalisation: alpha * (x - mean) / (unbiased std + eps) + bias."},
-        {"layernorm", "torch.nn.LayerNorm: (x - mean) / sqrt(biased variance + eps) * weight + bias."}},
+        {"layernorm", "torch.nn.LayerNorm: (x - mean) / sqrt(biased variance + eps) * weight + bias."},
+        {"rmsnorm", "RMSNorm (Llama): x / sqrt(mean(x^2) + eps) * weight."}},
        "Normalisation layer."},
       {TFM_KEY(model, norm_position),
        {},
@@ -109,11 +122,19 @@ const std::vector<KeySpec>& key_table() {
       {TFM_KEY(model, norm_eps), above(0), {}, "Epsilon of the normalisation."},
       {TFM_KEY(model, positions),
        {},
-       {{"sinusoidal", "Fixed sine and cosine position encodings added to the token embeddings."}},
+       {{"sinusoidal", "Fixed sine and cosine position encodings added to the token embeddings."},
+        {"learned", "A trained embedding per position (GPT-2, BERT), added to the token embeddings."},
+        {"rope", "Rotary embeddings of queries and keys, rotate-half convention (Llama)."},
+        {"alibi", "Linear biases on the attention scores by key distance, one slope per head (BLOOM)."},
+        {"relative",
+         "T5's bucketed relative-position biases: 32 buckets up to distance 128, one table per stack."}},
        "Position information."},
       {TFM_KEY(model, activation),
        {},
-       {{"relu", "max(0, x) between the two feed-forward projections."}},
+       {{"relu", "max(0, x) between the two feed-forward projections."},
+        {"gelu", "The exact GELU, x * Phi(x) (BERT)."},
+        {"gelu_tanh", "GELU's tanh approximation (GPT-2)."},
+        {"swiglu", "silu(gate(x)) * up(x), a third d_model x d_ff projection (Llama)."}},
        "Feed-forward activation."},
       {TFM_KEY(model, max_len),
        at_least(3),
@@ -122,14 +143,27 @@ const std::vector<KeySpec>& key_table() {
       {TFM_KEY(model, tie_embeddings),
        {},
        {},
-       "Share one matrix between the decoder's input embedding and its output projection."},
+       "Share one matrix between the input embedding and the output projection."},
+      {TFM_KEY(model, sliding_window),
+       at_least(0),
+       {},
+       "Causal self-attention sees only the last this many tokens, itself included (0 = all; Mistral)."},
+      {TFM_KEY(model, experts),
+       at_least(0),
+       {},
+       "Mixture-of-experts feed-forward layers with this many experts (0 = a plain feed-forward; Mixtral)."},
+      {TFM_KEY(model, experts_top_k), at_least(1), {}, "Experts each token is routed to (at most experts)."},
+      {TFM_KEY(model, router_aux_loss_coef),
+       at_least(0),
+       {},
+       "Weight of Mixtral's load-balancing loss, added to the training loss of a mixture-of-experts model."},
       // [data]
       {TFM_KEY(data, train),
        {},
        {},
-       "Training corpus: source and target sentence separated by a tab, one pair per line (gzip-compressed "
-       "when "
-       "the name ends in .gz)."},
+       "Training corpus (gzip-compressed when the name ends in .gz): for encoder-decoder, source and target "
+       "sentence separated by a tab, one pair per line; for decoder-only and encoder-only, plain text, each "
+       "line followed by the end-of-sequence token in the token stream."},
       {TFM_KEY(data, valid), {}, {}, "Validation corpus, in the format of train."},
       {TFM_KEY(data, tokenizer),
        {},
@@ -163,7 +197,11 @@ const std::vector<KeySpec>& key_table() {
          "Replace each ill-formed sequence with U+FFFD (as Python's errors=\"replace\"), counted."},
         {"skip", "Skip the line, counted."}},
        "What to do with a corpus line that is not valid UTF-8."},
-      {TFM_KEY(data, max_tokens), at_least(1), {}, "Token budget per batch: batch size x padded length."},
+      {TFM_KEY(data, max_tokens),
+       at_least(1),
+       {},
+       "Token budget per batch: batch size x padded length (text: max(1, max_tokens / max_len) windows of "
+       "max_len tokens)."},
       {TFM_KEY(data, valid_samples),
        at_least(0),
        {},
@@ -172,6 +210,15 @@ const std::vector<KeySpec>& key_table() {
        at_least(0),
        {},
        "Validation pairs used at each evaluation (0 = all)."},
+      {TFM_KEY(data, text_column),
+       at_least(0),
+       {},
+       "Decoder-only and encoder-only: 0 reads each line of the corpora whole; N reads only its N-th "
+       "tab-separated field (e.g. 1: the English side of the parallel corpus)."},
+      {TFM_KEY(data, mlm_probability),
+       {Bound{0, false}, Bound{1, false}},
+       {},
+       "Share of the tokens an encoder-only model learns to predict (BERT: 0.15)."},
       // [train]
       {TFM_KEY(train, optimizer),
        {},
@@ -213,6 +260,12 @@ const std::vector<KeySpec>& key_table() {
       {TFM_KEY(train, eval_every), at_least(1), {}, "Steps between evaluations on the validation corpus."},
       {TFM_KEY(train, checkpoint_every), at_least(1), {}, "Steps between checkpoints."},
       {TFM_KEY(train, out_dir), {}, {}, "Directory for checkpoints and logs."},
+      {TFM_KEY(train, init_from),
+       {},
+       {},
+       "Fine-tune: start from this model instead of a random one: a Hugging Face folder (config.json, "
+       "model.safetensors, tokenizer.json), a tfm run folder or checkpoint. Its architecture and tokenizer "
+       "replace [model] and the data tokenizer settings."},
   };
   return table;
 }
@@ -338,6 +391,16 @@ class ConfigBuilder {
     if (m.d_model % m.heads != 0)
       fail("{}: [model] d_model ({}) must be divisible by heads ({})",
            where(origin_, location({"model.heads", "model.d_model"})), m.d_model, m.heads);
+    if (m.kv_heads > 0 && m.heads % m.kv_heads != 0)
+      fail("{}: [model] heads ({}) must be a multiple of kv_heads ({})",
+           where(origin_, location({"model.kv_heads", "model.heads"})), m.heads, m.kv_heads);
+    if (m.experts > 0 && m.experts_top_k > m.experts)
+      fail("{}: [model] experts_top_k ({}) must be at most experts ({})",
+           where(origin_, location({"model.experts_top_k", "model.experts"})), m.experts_top_k, m.experts);
+    if (m.positions == "rope" && (m.d_model / m.heads) % 2 != 0)
+      fail("{}: [model] rope needs an even head width, d_model / heads = {}",
+           where(origin_, location({"model.positions", "model.d_model", "model.heads"})),
+           m.d_model / m.heads);
     const TrainSection& t = config_.train;
     if (t.schedule == "cosine" && t.warmup_steps >= t.max_steps)
       fail("{}: [train] warmup_steps ({}) must be below max_steps ({}) for the cosine schedule",
@@ -635,8 +698,10 @@ std::string config_reference_markdown() {
   return out;
 }
 
-data::CorpusOptions corpus_options(const DataSection& data) {
+data::CorpusOptions corpus_options(const DataSection& data, const std::string& arch) {
   data::CorpusOptions options;
+  options.format = arch == "encoder-decoder" ? data::CorpusFormat::ParallelTsv : data::CorpusFormat::Text;
+  if (options.format == data::CorpusFormat::Text) options.column = int(data.text_column);
   options.utf8 = data.invalid_utf8 == "replace" ? data::Utf8Policy::Replace
                  : data.invalid_utf8 == "skip"  ? data::Utf8Policy::Skip
                                                 : data::Utf8Policy::Error;

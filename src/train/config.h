@@ -33,6 +33,11 @@ struct ModelSection {
   std::string activation = "relu";
   int64_t max_len = 128;
   bool tie_embeddings = false;
+  int64_t kv_heads = 0;
+  int64_t sliding_window = 0;
+  int64_t experts = 0;
+  int64_t experts_top_k = 2;
+  double router_aux_loss_coef = 0.01;
   bool operator==(const ModelSection&) const = default;
 };
 
@@ -47,6 +52,8 @@ struct DataSection {
   int64_t max_tokens = 4096;
   int64_t valid_samples = 4;
   int64_t valid_max_pairs = 0;
+  double mlm_probability = 0.15;
+  int64_t text_column = 0;
   bool operator==(const DataSection&) const = default;
 };
 
@@ -68,6 +75,7 @@ struct TrainSection {
   int64_t eval_every = 200;
   int64_t checkpoint_every = 200;
   std::string out_dir = "runs/default";
+  std::string init_from;
   bool operator==(const TrainSection&) const = default;
 };
 
@@ -94,7 +102,8 @@ TrainConfig from_json(const nlohmann::json& json, const std::string& origin = "c
 // The reference documentation of every key (docs/config.md is this text).
 std::string config_reference_markdown();
 
-// How the corpora are read: tab-separated pairs, with the data.invalid_utf8 policy.
-data::CorpusOptions corpus_options(const DataSection& data);
+// How the corpora of a model of architecture `arch` (model.arch's values) are read: tab-separated pairs
+// for "encoder-decoder", text lines for the single-stack models, with the data.invalid_utf8 policy.
+data::CorpusOptions corpus_options(const DataSection& data, const std::string& arch);
 
 }  // namespace tfm::train

@@ -23,6 +23,15 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+bool text_corpus(const TrainConfig& cfg) { return cfg.model.arch != "encoder-decoder"; }
+
+// kBpeSpecialTokens, and <mask> (id 3) for a masked language model.
+std::vector<std::string> bpe_special_tokens(const TrainConfig& cfg) {
+  std::vector<std::string> tokens(std::begin(kBpeSpecialTokens), std::end(kBpeSpecialTokens));
+  if (cfg.model.arch == "encoder-only") tokens.push_back(kMaskToken);
+  return tokens;
+}
+
 // What a cached BPE tokenizer was trained from: equal records mean the same tokenizer.
 nlohmann::json bpe_source_record(const TrainConfig& cfg) {
   const data::SourceIdentity corpus = data::source_identity(cfg.data.train);
@@ -30,23 +39,25 @@ nlohmann::json bpe_source_record(const TrainConfig& cfg) {
           {"vocab_size", cfg.data.vocab_size},
           {"min_frequency", cfg.data.min_freq},
           {"invalid_utf8", cfg.data.invalid_utf8},
-          {"special_tokens", kBpeSpecialTokens}};
+          {"special_tokens", bpe_special_tokens(cfg)}};
 }
 
 // Calls visit(pair) for every pair of the training corpus, read as cfg.data says; `pair` may be moved from.
 template <typename Visit>
 void for_each_training_pair(const TrainConfig& cfg, Visit visit) {
-  data::CorpusReader reader(cfg.data.train, corpus_options(cfg.data));
+  data::CorpusReader reader(cfg.data.train, corpus_options(cfg.data, cfg.model.arch));
   data::SentencePair pair;
   while (reader.next(pair)) visit(pair);
 }
 
-// Both sides of every training pair, source then target: one vocabulary for the two languages.
-std::vector<std::string> both_sides(const TrainConfig& cfg) {
+// Every line of a text corpus; both sides of every pair of a parallel one, source then target (one
+// vocabulary for the two languages).
+std::vector<std::string> training_text(const TrainConfig& cfg) {
   std::vector<std::string> lines;
+  const bool text = text_corpus(cfg);
   for_each_training_pair(cfg, [&](data::SentencePair& pair) {
     lines.push_back(std::move(pair.src));
-    lines.push_back(std::move(pair.tgt));
+    if (!text) lines.push_back(std::move(pair.tgt));
   });
   return lines;
 }
@@ -67,8 +78,8 @@ std::shared_ptr<const tokenize::Tokenizer> cached_or_trained_bpe(
   tokenize::BpeTrainOptions options;
   options.vocab_size = cfg.data.vocab_size;
   options.min_frequency = cfg.data.min_freq;
-  options.special_tokens.assign(std::begin(kBpeSpecialTokens), std::end(kBpeSpecialTokens));
-  auto bpe = std::make_shared<tokenize::BpeTokenizer>(tokenize::train_bpe(both_sides(cfg), options));
+  options.special_tokens = bpe_special_tokens(cfg);
+  auto bpe = std::make_shared<tokenize::BpeTokenizer>(tokenize::train_bpe(training_text(cfg), options));
   fs::create_directories(run_dir);
   io::write_file_atomic(json_path, bpe->to_json());
   io::write_file_atomic(record_path, record.dump(2) + "\n");
@@ -105,6 +116,11 @@ RunTokenizers prepare_tokenizers(const TrainConfig& cfg, const std::string& run_
   });
   tokenize::WordLevelTrainOptions options;
   options.min_frequency = cfg.data.min_freq;
+  if (text_corpus(cfg)) {
+    std::shared_ptr<const tokenize::Tokenizer> shared =
+        std::make_shared<tokenize::WordLevelTokenizer>(tokenize::WordLevelTokenizer::train(src, options));
+    return {shared, shared};
+  }
   return {std::make_shared<tokenize::WordLevelTokenizer>(tokenize::WordLevelTokenizer::train(src, options)),
           std::make_shared<tokenize::WordLevelTokenizer>(tokenize::WordLevelTokenizer::train(tgt, options))};
 }

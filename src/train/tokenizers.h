@@ -20,11 +20,14 @@ struct RunTokenizers {
   std::shared_ptr<const tokenize::Tokenizer> src, tgt;  // the same object when shared
 };
 
-// The special tokens of a trained BPE tokenizer, with ids 0, 1, 2: padding, start and end of sequence.
+// The special tokens of a trained BPE tokenizer, with ids 0, 1, 2: padding, start and end of sequence
+// (the end of every line of a text corpus). An encoder-only model's also has kMaskToken, id 3.
 inline constexpr const char* kBpeSpecialTokens[] = {"<pad>", "<s>", "</s>"};
+inline constexpr const char* kMaskToken = "<mask>";
 
-// Builds the tokenizers that cfg.data asks for; `run_dir` holds the BPE cache. `say` reports what was done.
-// Throws tfm::Error naming the corpus or the tokenizer file on bad input.
+// Builds the tokenizers that cfg.data asks for (one shared by both sides for a text corpus); `run_dir` holds
+// the BPE cache. `say` reports what was done. Throws tfm::Error naming the corpus or the tokenizer file on
+// bad input.
 RunTokenizers prepare_tokenizers(const TrainConfig& cfg, const std::string& run_dir,
                                  const std::function<void(const std::string&)>& say);
 

@@ -1,10 +1,13 @@
-// Training an encoder-decoder translation model from a TrainConfig: data, tokenizers, model, Adam(W)
-// with a schedule and clipping, validation, metrics (JSONL) and atomic checkpoints that resume exactly.
+// Training from a TrainConfig: data, tokenizers and a model built from [model] (or loaded from
+// train.init_from), the objective its architecture calls for (train/objective.h: translation, causal or
+// masked language modelling), Adam(W) with a schedule and clipping, validation, metrics (JSONL) and
+// atomic checkpoints that resume exactly.
 //
 // A run folder holds:
 //   checkpoint.safetensors  the latest state (model, optimizer, step, data position, RNG, config, tokenizers)
 //   metrics.jsonl           one JSON object per logged step and per evaluation
 //   config.json             the full configuration of the run
+//   tokenizer.json          the BPE tokenizer trained on the corpus (train/tokenizers.h)
 //   train.tokens            the training corpus tokenised (data/token_file.h): reused on resume, rebuilt
 //   valid.tokens            when the corpus or the tokenizers change; the validation corpus likewise
 #pragma once

@@ -108,8 +108,9 @@ TEST(Config, UnknownSectionOrKeyListsTheValidOnes) {
   EXPECT_TRUE(
       rejects(ConfigFormat::Toml, "[model]\nd_model = 64\ndmodel = 64\n",
               {"cfg.toml:3:1: unknown key 'dmodel' in [model]",
-               "valid keys: arch, d_model, heads, d_ff, encoder_layers, decoder_layers, dropout, norm, "
-               "norm_position, norm_eps, positions, activation, max_len, tie_embeddings"}));
+               "valid keys: arch, d_model, heads, kv_heads, d_ff, encoder_layers, decoder_layers, dropout, "
+               "norm, norm_position, norm_eps, positions, activation, max_len, tie_embeddings, "
+               "sliding_window, experts, experts_top_k, router_aux_loss_coef"}));
   EXPECT_TRUE(rejects(ConfigFormat::Toml, "lr = 1\n", {"cfg.toml:1:1: key 'lr' outside any section"}));
   EXPECT_TRUE(
       rejects(ConfigFormat::Toml, "model = 3\n", {"cfg.toml:1:1: [model] must be a section", "integer"}));
@@ -138,9 +139,9 @@ TEST(Config, WrongTypeNamesFileLineKeyAndExpectation) {
 TEST(Config, ValueOutsideAllowedSetOrRange) {
   EXPECT_TRUE(rejects(ConfigFormat::Toml, "[model]\ndropout = 1.5\n",
                       {"cfg.toml:2:11: [model] dropout: expected a number in [0, 1), got float 1.5"}));
-  EXPECT_TRUE(rejects(
-      ConfigFormat::Toml, "[model]\nnorm = \"batchnorm\"\n",
-      {"cfg.toml:2:8: [model] norm: expected one of \"seed\", \"layernorm\", got string \"batchnorm\""}));
+  EXPECT_TRUE(rejects(ConfigFormat::Toml, "[model]\nnorm = \"batchnorm\"\n",
+                      {"cfg.toml:2:8: [model] norm: expected one of \"seed\", \"layernorm\", \"rmsnorm\", "
+                       "got string \"batchnorm\""}));
   EXPECT_TRUE(
       rejects(ConfigFormat::Toml, "[train]\nlr = 0\n", {"cfg.toml:2:6: [train] lr: expected a number > 0"}));
   EXPECT_TRUE(
@@ -160,6 +161,12 @@ TEST(Config, CrossKeyConstraints) {
   EXPECT_TRUE(rejects(ConfigFormat::Toml,
                       "[train]\nschedule = \"cosine\"\nwarmup_steps = 50\nmax_steps = 50\n",
                       {"cfg.toml:3:16: [train] warmup_steps (50) must be below max_steps (50)"}));
+  EXPECT_TRUE(rejects(ConfigFormat::Toml, "[model]\nheads = 4\nkv_heads = 3\n",
+                      {"cfg.toml:3:12: [model] heads (4) must be a multiple of kv_heads (3)"}));
+  EXPECT_TRUE(rejects(ConfigFormat::Toml, "[model]\nexperts = 2\nexperts_top_k = 3\n",
+                      {"cfg.toml:3:17: [model] experts_top_k (3) must be at most experts (2)"}));
+  EXPECT_TRUE(rejects(ConfigFormat::Toml, "[model]\nd_model = 12\nheads = 4\npositions = \"rope\"\n",
+                      {"cfg.toml:4:13: [model] rope needs an even head width, d_model / heads = 3"}));
 }
 
 TEST(Config, MalformedFilesNameThePosition) {
@@ -182,9 +189,9 @@ TEST(Config, JsonRoundTrip) {
   c.train.eps = 1e-8;
   c.train.out_dir = "runs/x";
   const nlohmann::json j = to_json(c);
-  EXPECT_EQ(j["model"].size(), 14u);
-  EXPECT_EQ(j["data"].size(), 10u);
-  EXPECT_EQ(j["train"].size(), 17u);
+  EXPECT_EQ(j["model"].size(), 19u);
+  EXPECT_EQ(j["data"].size(), 12u);
+  EXPECT_EQ(j["train"].size(), 18u);
   EXPECT_EQ(j["train"]["lr"], 3e-4);
   EXPECT_EQ(from_json(j), c);
   EXPECT_EQ(from_json(nlohmann::json::parse(j.dump())), c);  // through text, as a checkpoint stores it

@@ -116,6 +116,24 @@ TEST(ParallelCorpus, Utf8SkipPolicy) {
             path + ": no sentence pairs");
 }
 
+TEST(ParallelCorpus, TextColumnReadsOneField) {
+  CorpusStats stats;
+  EXPECT_EQ(read_all("a1\tb1\tc1\n\ta2\tb2\na3\tb3\n", {CorpusFormat::Text, Utf8Policy::Error, 2}, &stats),
+            "1:b1|;2:a2|;3:b3|;");
+  EXPECT_EQ(read_all("a1\tb1\tc1\n\tx\nlast\ty\n", {CorpusFormat::Text, Utf8Policy::Error, 1}, &stats),
+            "1:a1|;3:last|;");
+  EXPECT_EQ(stats.skipped_empty_side, 1);
+  EXPECT_EQ(read_all("a\tb\tc\n", {CorpusFormat::Text, Utf8Policy::Error, 3}, &stats), "1:c|;");
+  const std::string path = write_file("a\tb\nonly one\n");
+  EXPECT_EQ(test::error_of([&] {
+              CorpusReader reader(path, {CorpusFormat::Text, Utf8Policy::Error, 2});
+              SentencePair record;
+              while (reader.next(record)) {
+              }
+            }),
+            path + ":2: no tab-separated field 2 (the line has 1)");
+}
+
 TEST(ParallelCorpus, TextLinesKeepTabs) {
   CorpusStats stats;
   EXPECT_EQ(read_all("one\ttwo\tthree\n\r\nlast", {CorpusFormat::Text}, &stats),

@@ -1,0 +1,65 @@
+// What a training run optimises, chosen by the model's architecture, with the data it reads:
+//   encoder-decoder  label-smoothed cross-entropy of each target sentence given its source, over
+//                    token-budget batches of sentence pairs (data/batcher.h);
+//   decoder-only     next-token cross-entropy over windows of the text stream (data/lm_stream.h: each
+//                    line then the end-of-sequence token, windows of model max_len tokens);
+//   encoder-only     masked-LM cross-entropy over the same windows, corrupted as BERT does
+//                    (data/mlm_masking.h), at the masked positions only.
+// Windows per text batch: max(1, data.max_tokens / max_len). A mixture-of-experts model adds
+// router_aux_loss_coef times the load-balancing loss (Mixtral), counting every token (padding included
+// for sentence pairs; an encoder-decoder's encoder and decoder each have their own, summed).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/tape.h"
+#include "data/epoch_order.h"
+#include "models/transformer.h"
+#include "nn/context.h"
+#include "tokenize/tokenizer.h"
+#include "train/config.h"
+
+namespace tfm::train {
+
+struct StepLoss {
+  ag::Var loss;  // what backward starts from: cross-entropy (+ weighted auxiliary loss)
+  double cross_entropy = 0;
+  double aux_loss = 0;  // the unweighted load-balancing loss; 0 without experts
+  double tokens = 0;    // tokens the step read, for tokens/s
+  std::string batch;    // where the batch came from, for error messages
+};
+
+class Objective {
+ public:
+  virtual ~Objective() = default;
+  // Forward pass of the next training batch, recorded on c.tape.
+  virtual StepLoss next(nn::Context& c, const Transformer& model) = 0;
+  virtual data::BatchPosition position() const = 0;
+  virtual void set_position(data::BatchPosition position) = 0;
+  // Pairs or windows left out of training because they exceed max_len (sentence pairs only).
+  virtual int64_t skipped_too_long() const { return 0; }
+  // Mean negative log-likelihood per predicted validation token, without label smoothing (exp() is the
+  // perplexity); NaN without a validation corpus.
+  virtual double validation_loss(const Transformer& model) const = 0;
+  // Lines showing what the model does now with a few validation examples.
+  virtual std::vector<std::string> samples(const Transformer& model) const = 0;
+};
+
+using Say = std::function<void(const std::string&)>;
+
+// The objective for `model_config`'s architecture, reading cfg.data with the run's tokenizers (token
+// files cached in run_dir). Throws tfm::Error naming the corpus when it cannot give a single batch.
+std::unique_ptr<Objective> make_objective(const TrainConfig& cfg, const ModelConfig& model_config,
+                                          const std::string& run_dir,
+                                          std::shared_ptr<const tokenize::Tokenizer> src,
+                                          std::shared_ptr<const tokenize::Tokenizer> tgt, const Say& say);
+
+// `cross_entropy` plus, for a mixture-of-experts model, router_aux_loss_coef times the load-balancing
+// loss of the router logits the forward pass left in `router_logits`.
+StepLoss with_aux_loss(const Transformer& model, ag::Var cross_entropy,
+                       const std::vector<ag::Var>& router_logits);
+
+}  // namespace tfm::train
