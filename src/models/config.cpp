@@ -62,6 +62,8 @@ void for_each_field(Config& c, F&& f) {
   f("decoder_layers", c.decoder_layers);
   f("max_len", c.max_len);
   f("dropout", c.dropout);
+  f("attention_dropout", c.attention_dropout);
+  f("activation_dropout", c.activation_dropout);
   f("norm", c.norm);
   f("norm_position", c.norm_position);
   f("norm_eps", c.norm_eps);
@@ -154,6 +156,8 @@ void ModelConfig::validate() const {
   need(dec || decoder_layers == 0, "decoder_layers", "an encoder-only model has none");
   need(max_len > 0, "max_len", "must be positive");
   need(dropout >= 0 && dropout < 1, "dropout", "must be in [0, 1)");
+  need(attention_dropout >= 0 && attention_dropout < 1, "attention_dropout", "must be in [0, 1)");
+  need(activation_dropout >= 0 && activation_dropout < 1, "activation_dropout", "must be in [0, 1)");
   need(norm_eps > 0, "norm_eps", "must be positive");
   need(norm != NormType::RMSNorm || !norm_bias, "norm_bias", "RMSNorm has no bias");
   need(rope_theta > 0, "rope_theta", "must be positive");
@@ -202,7 +206,12 @@ nlohmann::json upgrade_first_format(const nlohmann::json& j) {
 
 ModelConfig model_config_from_json(const nlohmann::json& original, const std::string& origin) {
   return with_context(origin, [&] {
-    const nlohmann::json j = upgrade_first_format(original);
+    // Checkpoints made before attention and activation dropout were separate used `dropout` for both.
+    nlohmann::json with_dropouts = original;
+    if (original.is_object() && original.contains("dropout"))
+      for (const char* key : {"attention_dropout", "activation_dropout"})
+        if (!original.contains(key)) with_dropouts[key] = original["dropout"];
+    const nlohmann::json j = upgrade_first_format(with_dropouts);
     if (!j.is_object()) fail("model config must be a JSON object");
     ModelConfig c;
     std::set<std::string> seen;

@@ -23,6 +23,8 @@ ModelConfig bert_config(const nlohmann::json& j) {
   c.d_ff = hf.need<int64_t>("intermediate_size");
   c.max_len = hf.need<int64_t>("max_position_embeddings");
   c.dropout = hf.get<float>("hidden_dropout_prob", 0.1f);
+  c.attention_dropout = hf.get<float>("attention_probs_dropout_prob", 0.1f);
+  c.activation_dropout = 0.0f;
   set_layer_norm(hf, "layer_norm_eps", 1e-12f, NormPosition::Post, /*final_norm=*/false, c);
   c.embedding_norm = true;
   c.positions = PositionKind::Learned;

@@ -25,6 +25,8 @@ ModelConfig bloom_config(const nlohmann::json& j) {
   // ALiBi has no position table; seq_length (when given) is the training context.
   c.max_len = hf.get<int64_t>("seq_length", 2048);
   c.dropout = hf.get<float>("hidden_dropout", 0.0f);
+  c.attention_dropout = hf.get<float>("attention_dropout", 0.0f);
+  c.activation_dropout = 0.0f;
   set_layer_norm(hf, "layer_norm_epsilon", 1e-5f, NormPosition::Pre, /*final_norm=*/true, c);
   c.embedding_norm = true;
   c.positions = PositionKind::ALiBi;

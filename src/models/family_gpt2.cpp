@@ -22,6 +22,8 @@ ModelConfig gpt2_config(const nlohmann::json& j) {
   c.d_ff = hf.get<int64_t>("n_inner", 4 * c.d_model);
   c.max_len = hf.need<int64_t>("n_positions");
   c.dropout = hf.get<float>("resid_pdrop", 0.1f);
+  c.attention_dropout = hf.get<float>("attn_pdrop", 0.1f);
+  c.activation_dropout = 0.0f;
   set_layer_norm(hf, "layer_norm_epsilon", 1e-5f, NormPosition::Pre, /*final_norm=*/true, c);
   c.positions = PositionKind::Learned;
   c.activation = read_activation(hf, "activation_function", "gelu_new");

@@ -17,7 +17,8 @@ ModelConfig llama_block_config(const HfConfig& hf) {
   c.head_dim = hf.get<int64_t>("head_dim", c.d_model / c.heads);
   c.d_ff = hf.need<int64_t>("intermediate_size");
   c.max_len = hf.need<int64_t>("max_position_embeddings");
-  c.dropout = hf.get<float>("attention_dropout", 0.0f);
+  c.dropout = c.activation_dropout = 0.0f;  // Llama drops out attention probabilities only
+  c.attention_dropout = hf.get<float>("attention_dropout", 0.0f);
   c.norm = NormType::RMSNorm;
   c.norm_bias = false;
   c.norm_eps = hf.need<float>("rms_norm_eps");

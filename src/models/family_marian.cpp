@@ -32,6 +32,8 @@ ModelConfig marian_config(const nlohmann::json& j) {
   c.decoder_layers = hf.need<int>("decoder_layers");
   c.max_len = hf.need<int64_t>("max_position_embeddings");
   c.dropout = hf.get<float>("dropout", 0.1f);
+  c.attention_dropout = hf.get<float>("attention_dropout", 0.0f);
+  c.activation_dropout = hf.get<float>("activation_dropout", 0.0f);
   c.norm = NormType::LayerNorm;
   c.norm_eps = 1e-5f;  // torch.nn.LayerNorm's default, which Marian uses
   c.norm_position = NormPosition::Post;

@@ -35,6 +35,7 @@ ModelConfig seed_config(const nlohmann::json& j) {
   get("N", layers);
   get("h", c.heads);
   get("dropout", c.dropout);
+  c.attention_dropout = c.activation_dropout = c.dropout;  // the seed uses one rate everywhere
   get("d_ff", c.d_ff);
   get("pad", c.pad_id);
   get("sos", c.bos_id);

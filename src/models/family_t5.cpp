@@ -29,7 +29,7 @@ ModelConfig t5_config(const nlohmann::json& j) {
   c.encoder_layers = hf.need<int>("num_layers");
   c.decoder_layers = hf.get<int>("num_decoder_layers", c.encoder_layers);
   c.max_len = hf.get<int64_t>("n_positions", 512);  // relative positions have no table; T5's usual context
-  c.dropout = hf.get<float>("dropout_rate", 0.1f);
+  c.dropout = c.attention_dropout = c.activation_dropout = hf.get<float>("dropout_rate", 0.1f);
   c.norm = NormType::RMSNorm;
   c.norm_bias = false;
   c.norm_eps = hf.get<float>("layer_norm_epsilon", 1e-6f);

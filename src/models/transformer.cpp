@@ -63,7 +63,7 @@ Stack Transformer::build_stack(const char* name, Parameter* tokens, int layers, 
                          .head_dim = c.attention_head_dim(),
                          .bias = c.attention_bias,
                          .scale = c.scale_attention,
-                         .dropout = c.dropout,
+                         .dropout = c.attention_dropout,
                          .positions = c.positions,
                          .rope_theta = c.rope_theta};
   nn::AttentionSpec cross_spec = spec;
@@ -88,9 +88,9 @@ Stack Transformer::build_stack(const char* name, Parameter* tokens, int layers, 
       l.moe->router = nn::Linear(params_, p + "moe.router", c.d_model, c.experts, false);
       for (int e = 0; e < c.experts; ++e)
         l.moe->experts.emplace_back(params_, p + "moe.experts." + std::to_string(e) + ".", c.d_model, c.d_ff,
-                                    c.ffn_bias, c.activation, c.dropout);
+                                    c.ffn_bias, c.activation, c.activation_dropout);
     } else {
-      l.ffn = nn::FeedForward(params_, p, c.d_model, c.d_ff, c.ffn_bias, c.activation, c.dropout);
+      l.ffn = nn::FeedForward(params_, p, c.d_model, c.d_ff, c.ffn_bias, c.activation, c.activation_dropout);
     }
     l.ffn_norm = make_norm(p + "final_layer_norm", c.norm, c.norm_bias);
   }

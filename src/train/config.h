@@ -26,6 +26,8 @@ struct ModelSection {
   int64_t encoder_layers = 3;
   int64_t decoder_layers = 3;
   double dropout = 0.1;
+  double attention_dropout = 0.1;
+  double activation_dropout = 0.1;
   std::string norm = "seed";
   std::string norm_position = "pre";
   double norm_eps = 1e-6;
@@ -33,6 +35,7 @@ struct ModelSection {
   std::string activation = "relu";
   int64_t max_len = 128;
   bool tie_embeddings = false;
+  bool share_embeddings = false;
   int64_t kv_heads = 0;
   int64_t sliding_window = 0;
   int64_t experts = 0;

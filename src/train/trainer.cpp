@@ -72,6 +72,8 @@ ModelConfig model_config_for(const TrainConfig& cfg, const tokenize::Tokenizer& 
   c.decoder_layers = c.arch == Arch::EncoderOnly ? 0 : int(m.decoder_layers);
   c.max_len = m.max_len;
   c.dropout = float(m.dropout);
+  c.attention_dropout = float(m.attention_dropout);
+  c.activation_dropout = float(m.activation_dropout);
   c.norm = m.norm == "seed"      ? NormType::SeedLayerNorm
            : m.norm == "rmsnorm" ? NormType::RMSNorm
                                  : NormType::LayerNorm;
@@ -79,11 +81,12 @@ ModelConfig model_config_for(const TrainConfig& cfg, const tokenize::Tokenizer& 
   c.norm_position = m.norm_position == "pre" ? NormPosition::Pre : NormPosition::Post;
   c.norm_eps = float(m.norm_eps);
   c.final_norm = c.norm_position == NormPosition::Pre;  // post-norm stacks end normalised already
-  c.positions = m.positions == "learned"    ? PositionKind::Learned
-                : m.positions == "rope"     ? PositionKind::RoPE
-                : m.positions == "alibi"    ? PositionKind::ALiBi
-                : m.positions == "relative" ? PositionKind::T5Relative
-                                            : PositionKind::SinusoidalInterleaved;
+  c.positions = m.positions == "sinusoidal_half" ? PositionKind::SinusoidalHalf
+                : m.positions == "learned"       ? PositionKind::Learned
+                : m.positions == "rope"          ? PositionKind::RoPE
+                : m.positions == "alibi"         ? PositionKind::ALiBi
+                : m.positions == "relative"      ? PositionKind::T5Relative
+                                                 : PositionKind::SinusoidalInterleaved;
   c.activation = m.activation == "gelu"        ? Activation::GeluErf
                  : m.activation == "gelu_tanh" ? Activation::GeluTanh
                  : m.activation == "swiglu"    ? Activation::SwiGLU
@@ -93,6 +96,11 @@ ModelConfig model_config_for(const TrainConfig& cfg, const tokenize::Tokenizer& 
   c.experts_top_k = int(m.experts_top_k);
   c.router_aux_loss_coef = float(m.router_aux_loss_coef);
   c.tie_output = m.tie_embeddings;
+  c.share_embeddings = m.share_embeddings && c.arch == Arch::EncoderDecoder;
+  if (c.share_embeddings && &src != &tgt)
+    fail(
+        "model.share_embeddings needs one tokenizer for both languages (data.tokenizer = \"bpe\" or a "
+        "tokenizer_file), not the word-level tokenizer's two vocabularies");
   c.embedding_scale = std::sqrt(float(c.d_model));
   c.pad_id = tgt.pad_id();
   c.bos_id = tgt.bos_id();

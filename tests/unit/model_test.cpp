@@ -336,10 +336,28 @@ TEST(ModelConfig, FirstFormatCheckpointsStillLoad) {
   nlohmann::json unscaled = first;
   unscaled["scale_embeddings"] = false;
   EXPECT_EQ(model_config_from_json(unscaled, "checkpoint").embedding_scale, 1.0f);
+  nlohmann::json more_dropout = first;
+  more_dropout["dropout"] = 0.3;
+  const ModelConfig d = model_config_from_json(more_dropout, "checkpoint");
+  EXPECT_EQ(d.attention_dropout, 0.3f);
+  EXPECT_EQ(d.activation_dropout, 0.3f);
   nlohmann::json typo = first;
   typo["head"] = 4;
   EXPECT_NE(test::error_of([&] { model_config_from_json(typo, "checkpoint"); }).find("unknown key 'head'"),
             std::string::npos);
+}
+
+// Checkpoints of the second format (issue 4, before attention and activation dropout were separate
+// keys) used `dropout` for both.
+TEST(ModelConfig, SecondFormatDropoutCoversAttentionAndActivation) {
+  ModelConfig c = tiny_decoder_only();
+  c.dropout = 0.25f;
+  nlohmann::json j = to_json(c);
+  j.erase("attention_dropout");
+  j.erase("activation_dropout");
+  const ModelConfig loaded = model_config_from_json(j, "checkpoint");
+  EXPECT_EQ(loaded.attention_dropout, 0.25f);
+  EXPECT_EQ(loaded.activation_dropout, 0.25f);
 }
 
 TEST(ModelConfig, ErrorsNameTheField) {
