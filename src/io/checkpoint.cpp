@@ -16,7 +16,10 @@ nlohmann::json state_to_json(const TrainingState& s) {
           {"rng_seed", s.rng_seed},
           {"rng_offset", s.rng_offset},
           {"tokens_seen", s.tokens_seen},
-          {"elapsed_seconds", s.elapsed_seconds}};
+          {"elapsed_seconds", s.elapsed_seconds},
+          {"best_value", s.best_value},
+          {"best_step", s.best_step},
+          {"evaluations_since_best", s.evaluations_since_best}};
 }
 
 TrainingState state_from_json(const nlohmann::json& j) {
@@ -28,6 +31,10 @@ TrainingState state_from_json(const nlohmann::json& j) {
   j.at("rng_offset").get_to(s.rng_offset);
   j.at("tokens_seen").get_to(s.tokens_seen);
   j.at("elapsed_seconds").get_to(s.elapsed_seconds);
+  // Absent from checkpoints made before best-checkpoint tracking: no best yet.
+  s.best_value = j.value("best_value", 0.0);
+  s.best_step = j.value("best_step", int64_t(-1));
+  s.evaluations_since_best = j.value("evaluations_since_best", int64_t(0));
   return s;
 }
 

@@ -21,6 +21,11 @@ struct TrainingState {
   uint64_t rng_offset = 0;
   double tokens_seen = 0;
   double elapsed_seconds = 0;
+  // The best validation result so far (train.best_metric): its value, the step it came at (0: none yet),
+  // (-1: none yet) and evaluations since then (for early stopping).
+  double best_value = 0;
+  int64_t best_step = -1;
+  int64_t evaluations_since_best = 0;
 };
 
 struct CheckpointInfo {

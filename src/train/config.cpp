@@ -179,6 +179,11 @@ const std::vector<KeySpec>& key_table() {
        "sentence separated by a tab, one pair per line; for decoder-only and encoder-only, plain text, each "
        "line followed by the end-of-sequence token in the token stream."},
       {TFM_KEY(data, valid), {}, {}, "Validation corpus, in the format of train."},
+      {TFM_KEY(data, test),
+       {},
+       {},
+       "Encoder-decoder: test corpus, translated with train.test_beam beams by the best checkpoint when "
+       "training ends; BLEU and chrF go to metrics.jsonl and the translations to test.hyp (\"\" = none)."},
       {TFM_KEY(data, tokenizer),
        {},
        {{"bpe",
@@ -274,6 +279,23 @@ const std::vector<KeySpec>& key_table() {
       {TFM_KEY(train, eval_every), at_least(1), {}, "Steps between evaluations on the validation corpus."},
       {TFM_KEY(train, checkpoint_every), at_least(1), {}, "Steps between checkpoints."},
       {TFM_KEY(train, out_dir), {}, {}, "Directory for checkpoints and logs."},
+      {TFM_KEY(train, eval_bleu),
+       {},
+       {},
+       "Encoder-decoder: each evaluation also translates the validation sources greedily and scores BLEU "
+       "and chrF (sacreBLEU's defaults) against their references."},
+      {TFM_KEY(train, best_metric),
+       {},
+       {{"auto", "Validation BLEU when it is computed, the validation loss otherwise."},
+        {"bleu", "Validation BLEU (higher is better; needs eval_bleu and an encoder-decoder)."},
+        {"loss", "Validation loss (lower is better)."},
+        {"none", "Keep no best checkpoint."}},
+       "What makes an evaluation the best so far: its model is saved as best.safetensors (atomically)."},
+      {TFM_KEY(train, early_stopping),
+       at_least(0),
+       {},
+       "Stop when best_metric has not improved for this many evaluations in a row (0 = never)."},
+      {TFM_KEY(train, test_beam), at_least(1), {}, "Beams for the final translation of data.test."},
       {TFM_KEY(train, init_from),
        {},
        {},
@@ -416,6 +438,12 @@ class ConfigBuilder {
            where(origin_, location({"model.positions", "model.d_model", "model.heads"})),
            m.d_model / m.heads);
     const TrainSection& t = config_.train;
+    if (t.best_metric == "bleu" && (!t.eval_bleu || m.arch != "encoder-decoder"))
+      fail("{}: [train] best_metric \"bleu\" needs eval_bleu = true and an encoder-decoder model",
+           where(origin_, location({"train.best_metric", "train.eval_bleu", "model.arch"})));
+    if (t.early_stopping > 0 && t.best_metric == "none")
+      fail("{}: [train] early_stopping needs a best_metric to watch, not \"none\"",
+           where(origin_, location({"train.early_stopping", "train.best_metric"})));
     if (t.schedule == "cosine" && t.warmup_steps >= t.max_steps)
       fail("{}: [train] warmup_steps ({}) must be below max_steps ({}) for the cosine schedule",
            where(origin_, location({"train.warmup_steps", "train.max_steps", "train.schedule"})),

@@ -47,6 +47,7 @@ struct ModelSection {
 struct DataSection {
   std::string train = "data/bible-en-es/train.tsv.gz";
   std::string valid = "data/bible-en-es/valid.tsv.gz";
+  std::string test;
   std::string tokenizer = "bpe";
   std::string tokenizer_file;
   int64_t vocab_size = 8000;
@@ -79,6 +80,10 @@ struct TrainSection {
   int64_t checkpoint_every = 200;
   std::string out_dir = "runs/default";
   std::string init_from;
+  bool eval_bleu = true;
+  std::string best_metric = "auto";
+  int64_t early_stopping = 0;
+  int64_t test_beam = 4;
   bool operator==(const TrainSection&) const = default;
 };
 

@@ -83,8 +83,28 @@ class TranslationObjective final : public Objective {
       valid_batches_ =
           data::in_order_batches(*valid.pairs(), used, cfg.model.max_len, cfg.data.max_tokens,
                                  data::FrameIds{int32_t(mc.pad_id), int32_t(mc.bos_id), int32_t(mc.eos_id)});
-      samples_ = first_records(cfg.data.valid, options_, cfg.data.valid_samples);
+      valid_pairs_ = first_records(cfg.data.valid, options_, cfg.data.valid_max_pairs);
+      samples_.assign(
+          valid_pairs_.begin(),
+          valid_pairs_.begin() + std::min<int64_t>(int64_t(valid_pairs_.size()), cfg.data.valid_samples));
     }
+  }
+
+  Evaluation evaluate(const Transformer& model) const override {
+    Evaluation e{validation_loss(model), {}, {}};
+    if (cfg_.train.eval_bleu && !valid_pairs_.empty()) {
+      const Scored s = translate_and_score(model, valid_pairs_, 1);
+      e.bleu = s.bleu.score;
+      e.chrf = s.chrf.score;
+    }
+    return e;
+  }
+
+  std::optional<TestResult> test(const Transformer& model, int64_t beams) const override {
+    if (cfg_.data.test.empty()) return std::nullopt;
+    const std::vector<data::SentencePair> pairs = first_records(cfg_.data.test, options_, 0);
+    Scored s = translate_and_score(model, pairs, beams);
+    return TestResult{std::move(s.hypotheses), s.bleu, s.chrf};
   }
 
   StepLoss next(nn::Context& c, const Transformer& model) override {
@@ -123,8 +143,9 @@ class TranslationObjective final : public Objective {
   std::vector<std::string> samples(const Transformer& model) const override {
     std::vector<std::string> sources;
     for (const data::SentencePair& sample : samples_) sources.push_back(sample.src);
+    if (sources.empty()) return {};
     infer::TranslateOptions to;
-    to.max_new_tokens = cfg_.model.max_len;
+    to.max_new_tokens = model.config().max_len;
     const std::vector<std::string> hyps = infer::translate(model, *src_, *tgt_, sources, to);
     std::vector<std::string> lines;
     for (size_t i = 0; i < hyps.size(); ++i) {
@@ -136,13 +157,30 @@ class TranslationObjective final : public Objective {
   }
 
  private:
+  using Scored = TestResult;
+  // Every pair's source translated (greedy when beams is 1), scored against its target.
+  Scored translate_and_score(const Transformer& model, const std::vector<data::SentencePair>& pairs,
+                             int64_t beams) const {
+    std::vector<std::string> sources, references;
+    for (const data::SentencePair& p : pairs) sources.push_back(p.src), references.push_back(p.tgt);
+    infer::TranslateOptions to;
+    to.beams = beams;
+    to.batch_size = 64;
+    to.max_new_tokens = model.config().max_len;
+    Scored s;
+    s.hypotheses = infer::translate(model, *src_, *tgt_, sources, to);
+    s.bleu = metrics::corpus_bleu(s.hypotheses, {references});
+    s.chrf = metrics::corpus_chrf(s.hypotheses, {references});
+    return s;
+  }
+
   const TrainConfig& cfg_;
   std::shared_ptr<const tokenize::Tokenizer> src_, tgt_;
   data::CorpusOptions options_;
   data::TokenFile train_;
   data::BatchIterator batches_;
   std::vector<data::Batch> valid_batches_;
-  std::vector<data::SentencePair> samples_;
+  std::vector<data::SentencePair> valid_pairs_, samples_;
 };
 
 // ---- decoder-only and encoder-only: a text stream

@@ -12,11 +12,14 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "autograd/tape.h"
 #include "data/epoch_order.h"
+#include "metrics/bleu.h"
+#include "metrics/chrf.h"
 #include "models/transformer.h"
 #include "nn/context.h"
 #include "tokenize/tokenizer.h"
@@ -32,6 +35,19 @@ struct StepLoss {
   std::string batch;    // where the batch came from, for error messages
 };
 
+// One evaluation on the validation corpus.
+struct Evaluation {
+  double loss = 0;                   // mean NLL per predicted token (NaN without a validation corpus)
+  std::optional<double> bleu, chrf;  // translation with train.eval_bleu: greedy, sacreBLEU's defaults
+};
+
+// The final translation of the test corpus.
+struct TestResult {
+  std::vector<std::string> hypotheses;  // one per test pair, in order
+  metrics::BleuScore bleu;
+  metrics::ChrfScore chrf;
+};
+
 class Objective {
  public:
   virtual ~Objective() = default;
@@ -44,6 +60,10 @@ class Objective {
   // Mean negative log-likelihood per predicted validation token, without label smoothing (exp() is the
   // perplexity); NaN without a validation corpus.
   virtual double validation_loss(const Transformer& model) const = 0;
+  // validation_loss, and what else the objective measures on the validation corpus.
+  virtual Evaluation evaluate(const Transformer& model) const { return {validation_loss(model), {}, {}}; }
+  // Translates data.test with `beams` beams (translation with a test corpus only).
+  virtual std::optional<TestResult> test(const Transformer&, int64_t /*beams*/) const { return std::nullopt; }
   // Lines showing what the model does now with a few validation examples.
   virtual std::vector<std::string> samples(const Transformer& model) const = 0;
 };

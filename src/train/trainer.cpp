@@ -219,13 +219,72 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
     info.state = state;
     io::save_checkpoint(ckpt_path, model->parameters(), &optimizer, info);
   };
+  const std::string best_path = (fs::path(run_dir) / "best.safetensors").string();
+  auto save_best = [&] {
+    io::CheckpointInfo info;
+    info.model_config = to_json(mc);
+    info.train_config = to_json(cfg);
+    info.src_tokenizer = src_tok->to_json();
+    info.tgt_tokenizer = tgt_tok == src_tok ? info.src_tokenizer : tgt_tok->to_json();
+    info.state = state;
+    io::save_checkpoint(best_path, model->parameters(), nullptr, info);
+  };
+  // Validation; returns true when early stopping says to stop.
   auto evaluate = [&] {
-    if (cfg.data.valid.empty()) return;
-    summary.valid_loss = objective->validation_loss(*model);
-    say(fmt::format("valid  step {}  loss {:.4f}  ppl {:.2f}", state.step, summary.valid_loss,
-                    std::exp(summary.valid_loss)));
-    append_jsonl(metrics_path, {{"step", state.step}, {"valid_loss", summary.valid_loss}});
-    for (const std::string& line : objective->samples(*model)) say(line);
+    if (cfg.data.valid.empty()) return false;
+    const Evaluation e = objective->evaluate(*model);
+    summary.valid_loss = e.loss;
+    nlohmann::json line = {{"step", state.step}, {"valid_loss", e.loss}};
+    std::string text =
+        fmt::format("valid  step {}  loss {:.4f}  ppl {:.2f}", state.step, e.loss, std::exp(e.loss));
+    if (e.bleu) {
+      line["valid_bleu"] = *e.bleu;
+      line["valid_chrf"] = *e.chrf;
+      text += fmt::format("  BLEU {:.2f}  chrF {:.2f}", *e.bleu, *e.chrf);
+      summary.valid_bleu = *e.bleu;
+    }
+    // The best so far, as best_metric says: a higher value is better (the loss is negated).
+    const std::string metric =
+        cfg.train.best_metric == "auto" ? (e.bleu ? "bleu" : "loss") : cfg.train.best_metric;
+    bool stop = false;
+    if (metric != "none" && std::isfinite(e.loss)) {
+      const double value = metric == "bleu" ? e.bleu.value_or(0) : -e.loss;
+      if (state.best_step < 0 || value > state.best_value) {
+        state.best_value = value;
+        state.best_step = state.step;
+        state.evaluations_since_best = 0;
+        save_best();
+        text += "  (best)";
+      } else {
+        ++state.evaluations_since_best;
+        stop = cfg.train.early_stopping > 0 && state.evaluations_since_best >= cfg.train.early_stopping;
+      }
+    }
+    append_jsonl(metrics_path, line);
+    say(text);
+    for (const std::string& sample : objective->samples(*model)) say(sample);
+    return stop;
+  };
+
+  // The test corpus translated by the best checkpoint (the final weights when there is none).
+  auto final_test = [&](RunSummary& s) {
+    if (state.best_step >= 0) io::load_checkpoint_weights(best_path, model->parameters(), nullptr);
+    const auto start = std::chrono::steady_clock::now();
+    const std::optional<TestResult> t = objective->test(*model, cfg.train.test_beam);
+    if (!t) return;
+    std::string text;
+    for (const std::string& h : t->hypotheses) text += h + "\n";
+    io::write_file_atomic((fs::path(run_dir) / "test.hyp").string(), text);
+    s.test_bleu = t->bleu.score;
+    append_jsonl(metrics_path, {{"test_bleu", t->bleu.score},
+                                {"test_chrf", t->chrf.score},
+                                {"test_beam", cfg.train.test_beam},
+                                {"test_step", state.best_step >= 0 ? state.best_step : state.step}});
+    say(fmt::format("test  {} ({} beams, the model of step {}, {:.1f} s): {}", cfg.data.test,
+                    cfg.train.test_beam, state.best_step >= 0 ? state.best_step : state.step,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+                    t->bleu.format()));
+    say(fmt::format("test  {}", t->chrf.format()));
   };
 
   StopSignals signals;
@@ -281,12 +340,19 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
       window_tokens = 0;
       window_start = now;
     }
-    if (cfg.train.eval_every > 0 && (state.step % cfg.train.eval_every == 0 || last)) evaluate();
+    if (cfg.train.eval_every > 0 && (state.step % cfg.train.eval_every == 0 || last) && evaluate()) {
+      say(fmt::format("early stopping: no better {} for {} evaluations (best at step {})",
+                      cfg.train.best_metric, state.evaluations_since_best, state.best_step));
+      summary.stopped_early = true;
+      break;
+    }
     if (cfg.train.checkpoint_every > 0 && state.step % cfg.train.checkpoint_every == 0 && !last) save();
   }
   save();
   if (!options.quiet) progress.finish();
   summary.steps = state.step;
+  summary.best_step = state.best_step;
+  if (!summary.interrupted) final_test(summary);
   return summary;
 }
 

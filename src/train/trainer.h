@@ -5,7 +5,9 @@
 //
 // A run folder holds:
 //   checkpoint.safetensors  the latest state (model, optimizer, step, data position, RNG, config, tokenizers)
-//   metrics.jsonl           one JSON object per logged step and per evaluation
+//   best.safetensors        the model of the best evaluation so far (train.best_metric), no optimizer state
+//   test.hyp                the test corpus translated by the best model when training ends
+//   metrics.jsonl           one JSON object per logged step, per evaluation and for the final test
 //   config.json             the full configuration of the run
 //   tokenizer.json          the BPE tokenizer trained on the corpus (train/tokenizers.h)
 //   train.tokens            the training corpus tokenised (data/token_file.h): reused on resume, rebuilt
@@ -27,10 +29,14 @@ struct RunOptions {
 
 struct RunSummary {
   std::string run_dir;
-  int64_t steps = 0;         // optimizer steps done in total
-  double last_loss = 0;      // training loss of the last step
-  double valid_loss = 0;     // at the last evaluation (NaN if none ran)
-  bool interrupted = false;  // stopped by SIGINT/SIGTERM (a checkpoint was saved)
+  int64_t steps = 0;           // optimizer steps done in total
+  double last_loss = 0;        // training loss of the last step
+  double valid_loss = 0;       // at the last evaluation (NaN if none ran)
+  bool interrupted = false;    // stopped by SIGINT/SIGTERM (a checkpoint was saved)
+  bool stopped_early = false;  // stopped by train.early_stopping
+  int64_t best_step = -1;      // the step of best.safetensors (-1: none)
+  double valid_bleu = 0;       // at the last evaluation, when computed
+  double test_bleu = 0;        // of the final test translation, when made
   int64_t skipped_too_long = 0;
 };
 
