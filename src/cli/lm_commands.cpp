@@ -11,6 +11,7 @@
 #include "data/line_reader.h"
 #include "infer/lm_perplexity.h"
 #include "io/safetensors.h"
+#include "models/export_hf.h"
 #include "models/load_model.h"
 
 namespace tfm::cli {
@@ -156,6 +157,18 @@ int cmd_inspect(const std::string& model_dir) {
   for (const auto& [dtype, counts] : by_dtype)
     std::printf("file dtype    %s: %lld tensors, %lld elements\n", dtype.c_str(),
                 static_cast<long long>(counts.first), static_cast<long long>(counts.second));
+  return 0;
+}
+
+int cmd_export(const std::string& model_path, const std::string& out_dir, const std::string& layout) {
+  LoadedModel m = load_model(model_path);
+  if (!m.tgt) fail("{}: no tokenizer to export", model_path);
+  if (m.src != m.tgt && m.src->to_json() != m.tgt->to_json())
+    fail("{}: the source and target tokenizers differ; a Hugging Face folder holds one tokenizer.json",
+         model_path);
+  const std::string model_type = export_hf(*m.model, *m.tgt, out_dir, layout);
+  std::printf("wrote %s: config.json (model_type %s), model.safetensors, tokenizer.json\n", out_dir.c_str(),
+              model_type.c_str());
   return 0;
 }
 

@@ -1,4 +1,4 @@
-// tfm generate, tfm perplexity and tfm inspect: language-model and model-folder commands.
+// tfm generate, tfm perplexity, tfm inspect and tfm export: language-model and model-folder commands.
 #pragma once
 
 #include <cstdint>
@@ -22,5 +22,8 @@ int cmd_perplexity(const std::string& model_dir, const std::string& file, int64_
 
 // Prints the architecture, sizes, parameter count and the dtypes stored in model.safetensors.
 int cmd_inspect(const std::string& model_dir);
+
+// Writes the model at `model_path` as a Hugging Face folder (models/export_hf.h) and says which layout.
+int cmd_export(const std::string& model_path, const std::string& out_dir, const std::string& layout);
 
 }  // namespace tfm::cli

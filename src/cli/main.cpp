@@ -185,6 +185,18 @@ int main(int argc, char** argv) {
   auto* inspect = app.add_subcommand("inspect", "Describe a model: architecture, parameter count, dtypes");
   inspect->add_option("--model", model_path, "Hugging Face folder, tfm run folder or checkpoint")->required();
 
+  auto* export_cmd = app.add_subcommand("export", "Write a model as a Hugging Face folder");
+  std::string hf_out, layout = "auto";
+  export_cmd->add_option("--model", model_path, "tfm run folder, checkpoint or Hugging Face folder")
+      ->required();
+  export_cmd->add_option("--hf", hf_out, "Output folder (config.json, model.safetensors, tokenizer.json)")
+      ->required();
+  export_cmd
+      ->add_option("--layout", layout,
+                   "auto (Marian for encoder-decoders, Llama for RMSNorm decoders, GPT-2 otherwise), marian, "
+                   "gpt2, llama")
+      ->check(CLI::IsMember({"auto", "marian", "gpt2", "llama"}));
+
   auto* tokenize_cmd = app.add_subcommand(
       "tokenize", "Encode stdin lines to token ids (one line of space-separated ids each), or decode");
   std::string tokenizer_path;
@@ -249,6 +261,7 @@ int main(int argc, char** argv) {
     if (perplexity->parsed())
       return cli::cmd_perplexity(model_path, text_file, context, stride ? stride : context);
     if (inspect->parsed()) return cli::cmd_inspect(model_path);
+    if (export_cmd->parsed()) return cli::cmd_export(model_path, hf_out, layout);
     if (tokenize_cmd->parsed()) return cmd_tokenize(tokenizer_path, decode, as_tokens);
     if (train_tokenizer->parsed()) return cmd_train_tokenizer(inputs, column, bpe_options, tokenizer_out);
     if (reference->parsed()) {

@@ -36,6 +36,10 @@ struct ModelSection {
   int64_t max_len = 128;
   bool tie_embeddings = false;
   bool share_embeddings = false;
+  bool scale_embeddings = true;
+  bool attention_bias = false;
+  bool ffn_bias = true;
+  bool output_bias = true;
   int64_t kv_heads = 0;
   int64_t sliding_window = 0;
   int64_t experts = 0;

@@ -101,7 +101,10 @@ ModelConfig model_config_for(const TrainConfig& cfg, const tokenize::Tokenizer& 
     fail(
         "model.share_embeddings needs one tokenizer for both languages (data.tokenizer = \"bpe\" or a "
         "tokenizer_file), not the word-level tokenizer's two vocabularies");
-  c.embedding_scale = std::sqrt(float(c.d_model));
+  c.embedding_scale = m.scale_embeddings ? std::sqrt(float(c.d_model)) : 1.0f;
+  c.attention_bias = m.attention_bias;
+  c.ffn_bias = m.ffn_bias;
+  c.output_bias = m.output_bias;
   c.pad_id = tgt.pad_id();
   c.bos_id = tgt.bos_id();
   c.eos_id = tgt.eos_id();

@@ -108,10 +108,8 @@ TEST(Config, UnknownSectionOrKeyListsTheValidOnes) {
   EXPECT_TRUE(
       rejects(ConfigFormat::Toml, "[model]\nd_model = 64\ndmodel = 64\n",
               {"cfg.toml:3:1: unknown key 'dmodel' in [model]",
-               "valid keys: arch, d_model, heads, kv_heads, d_ff, encoder_layers, decoder_layers, dropout, "
-               "attention_dropout, activation_dropout, norm, norm_position, norm_eps, positions, activation, "
-               "max_len, tie_embeddings, share_embeddings, sliding_window, experts, experts_top_k, "
-               "router_aux_loss_coef"}));
+               "valid keys: arch, d_model, heads, kv_heads, d_ff, encoder_layers, decoder_layers, dropout, ",
+               "experts_top_k, router_aux_loss_coef"}));
   EXPECT_TRUE(rejects(ConfigFormat::Toml, "lr = 1\n", {"cfg.toml:1:1: key 'lr' outside any section"}));
   EXPECT_TRUE(
       rejects(ConfigFormat::Toml, "model = 3\n", {"cfg.toml:1:1: [model] must be a section", "integer"}));
@@ -190,7 +188,7 @@ TEST(Config, JsonRoundTrip) {
   c.train.eps = 1e-8;
   c.train.out_dir = "runs/x";
   const nlohmann::json j = to_json(c);
-  EXPECT_EQ(j["model"].size(), 22u);
+  EXPECT_EQ(j["model"].size(), 26u);
   EXPECT_EQ(j["data"].size(), 13u);
   EXPECT_EQ(j["train"].size(), 22u);
   EXPECT_EQ(j["train"]["lr"], 3e-4);
