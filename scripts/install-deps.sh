@@ -11,6 +11,7 @@ PACKAGES=(
   libgtest-dev libbenchmark-dev
   libsentencepiece-dev sentencepiece  # SentencePiece tokenizers; the tests train models with spm_train
   libopenblas-dev        # only the GEMM benchmark links it, as a candidate to compare
+  chromium               # the tests render tfm report / tfm attention pages headless
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

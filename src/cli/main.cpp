@@ -10,6 +10,7 @@
 
 #include "cli/bleu_command.h"
 #include "cli/lm_commands.h"
+#include "cli/view_commands.h"
 #include "core/error.h"
 #include "infer/translate.h"
 #include "io/atomic_file.h"
@@ -197,6 +198,21 @@ int main(int argc, char** argv) {
                    "gpt2, llama")
       ->check(CLI::IsMember({"auto", "marian", "gpt2", "llama"}));
 
+  auto* attention = app.add_subcommand("attention", "Heatmaps of a model's attention for one input (HTML)");
+  std::string attn_src, attn_tgt, html_out;
+  attention->add_option("--model", model_path, "tfm run folder, checkpoint or Hugging Face folder")
+      ->required();
+  attention->add_option("--src", attn_src, "Source sentence (decoder-only, encoder-only: the text)")
+      ->required();
+  attention->add_option("--tgt", attn_tgt,
+                        "Target sentence (encoder-decoder; default: the greedy translation)");
+  attention->add_option("--out", html_out, "HTML file to write")->required();
+
+  auto* report = app.add_subcommand("report", "An HTML page of a training run: curves, config, samples");
+  std::string report_dir;
+  report->add_option("run_dir", report_dir, "Run folder")->required();
+  report->add_option("--out", html_out, "HTML file to write (default RUN_DIR/report.html)");
+
   auto* tokenize_cmd = app.add_subcommand(
       "tokenize", "Encode stdin lines to token ids (one line of space-separated ids each), or decode");
   std::string tokenizer_path;
@@ -262,6 +278,8 @@ int main(int argc, char** argv) {
       return cli::cmd_perplexity(model_path, text_file, context, stride ? stride : context);
     if (inspect->parsed()) return cli::cmd_inspect(model_path);
     if (export_cmd->parsed()) return cli::cmd_export(model_path, hf_out, layout);
+    if (attention->parsed()) return cli::cmd_attention(model_path, attn_src, attn_tgt, html_out);
+    if (report->parsed()) return cli::cmd_report(report_dir, html_out);
     if (tokenize_cmd->parsed()) return cmd_tokenize(tokenizer_path, decode, as_tokens);
     if (train_tokenizer->parsed()) return cmd_train_tokenizer(inputs, column, bpe_options, tokenizer_out);
     if (reference->parsed()) {

@@ -263,9 +263,11 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
         stop = cfg.train.early_stopping > 0 && state.evaluations_since_best >= cfg.train.early_stopping;
       }
     }
+    const std::vector<std::string> samples = objective->samples(*model);
+    if (!samples.empty()) line["samples"] = samples;
     append_jsonl(metrics_path, line);
     say(text);
-    for (const std::string& sample : objective->samples(*model)) say(sample);
+    for (const std::string& sample : samples) say(sample);
     return stop;
   };
 
