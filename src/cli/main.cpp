@@ -24,20 +24,20 @@ namespace {
 
 using namespace tfm;
 
-int cmd_train(const std::string& config_path, const std::string& out_dir, const std::string& resume_dir,
-              int64_t max_steps, bool quiet) {
+int cmd_train(const std::string& config_path, const std::string& out_dir, train::RunOptions o) {
   train::TrainConfig cfg;
-  if (!resume_dir.empty()) {
+  if (!o.resume_dir.empty()) {
     if (!config_path.empty()) fail("--resume continues a run with its saved config; do not pass --config");
-    cfg = train::load_run_config(resume_dir);
+    cfg = train::load_run_config(o.resume_dir);
   } else if (!config_path.empty()) {
     cfg = train::load_train_config(config_path);
   }
   if (!out_dir.empty()) cfg.train.out_dir = out_dir;
-  train::RunOptions o{resume_dir, max_steps, quiet};
   train::RunSummary s = train::run_training(cfg, o);
-  std::fprintf(stderr, "%s after %lld steps: checkpoint %s/checkpoint.safetensors\n",
-               s.interrupted ? "interrupted" : "done", static_cast<long long>(s.steps), s.run_dir.c_str());
+  std::fprintf(stderr, "%s after %lld steps%s: checkpoint %s/checkpoint.safetensors\n",
+               s.interrupted ? "interrupted" : "done", static_cast<long long>(s.steps),
+               s.skipped_nonfinite ? fmt::format(" ({} batches skipped)", s.skipped_nonfinite).c_str() : "",
+               s.run_dir.c_str());
   return 0;
 }
 
@@ -119,15 +119,16 @@ int main(int argc, char** argv) {
 
   auto* train = app.add_subcommand(
       "train", "Train a model (default: the seed Transformer on the bundled en-es corpus)");
-  std::string config_path, out_dir, resume_dir;
-  int64_t max_steps = 0;
-  bool quiet = false;
+  std::string config_path, out_dir;
+  train::RunOptions run_options;
   train->add_option("--config", config_path, "TOML or JSON config (keys: docs/config.md)");
   train->add_option("--out", out_dir, "Run folder (overrides train.out_dir)");
-  train->add_option("--resume", resume_dir, "Continue the run saved in this folder");
-  train->add_option("--max-steps", max_steps,
+  train->add_option("--resume", run_options.resume_dir, "Continue the run saved in this folder");
+  train->add_option("--max-steps", run_options.max_steps,
                     "Stop after this many steps in total (overrides train.max_steps)");
-  train->add_flag("--quiet", quiet, "No progress output");
+  train->add_flag("--quiet", run_options.quiet, "No progress output");
+  train->add_flag("--skip-nonfinite", run_options.skip_nonfinite,
+                  "Skip a batch whose loss or gradient is NaN or infinite instead of stopping");
 
   auto* translate = app.add_subcommand("translate", "Translate stdin (one sentence per line) to stdout");
   std::string model_path;
@@ -267,7 +268,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   try {
-    if (train->parsed()) return cmd_train(config_path, out_dir, resume_dir, max_steps, quiet);
+    if (train->parsed()) return cmd_train(config_path, out_dir, run_options);
     if (translate->parsed()) return cmd_translate(model_path, translate_options);
     if (bleu->parsed()) return cli::cmd_bleu(bleu_options);
     if (generate->parsed()) {

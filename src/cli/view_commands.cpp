@@ -133,12 +133,15 @@ int cmd_report(const std::string& run_dir, const std::string& out_path) {
   viz::Series loss{"training loss", {}}, lr{"learning rate", {}}, tps{"tokens/s", {}},
       valid{"validation loss", {}}, bleu{"BLEU", {}}, chrf{"chrF", {}}, aux{"balancing loss", {}};
   Json last_eval, test;
-  int64_t line_number = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++line_number;
-    if (line.empty()) continue;
-    Json j = Json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) fail("{}:{}: not a JSON object", metrics_path, line_number);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].empty()) continue;
+    Json j = Json::parse(lines[i], nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      if (i + 1 == lines.size()) break;  // a run still writing (or killed) may leave its last line torn
+      fail("{}:{}: not a JSON object", metrics_path, i + 1);
+    }
     const double step = j.value("step", 0.0);
     if (j.contains("loss")) {
       loss.points.emplace_back(step, j["loss"].get<double>());

@@ -121,6 +121,21 @@ void append_jsonl(const std::string& path, const nlohmann::json& j) {
   if (!f) fail("{}: cannot append metrics", path);
 }
 
+// Drops the lines a killed run logged after its last checkpoint (steps past `step`, and a final test
+// line), which the resumed run logs again.
+void keep_metrics_until(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept;
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.contains("step") && j["step"].is_number_integer() &&
+        j["step"].get<int64_t>() <= step)
+      kept += line + "\n";
+  }
+  io::write_file_atomic(path, kept);
+}
+
 }  // namespace
 
 TrainConfig load_run_config(const std::string& run_dir) {
@@ -193,6 +208,7 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
     io::load_checkpoint_weights(ckpt_path, model->parameters(), &optimizer);
     state = resumed.state;
     objective->set_position({state.epoch, state.batch_index});
+    keep_metrics_until(metrics_path, state.step);
     say(fmt::format("resuming {} at step {}", run_dir, state.step));
   } else {
     if (cfg.train.init_from.empty()) model->init_weights(uint64_t(cfg.train.seed));
@@ -301,6 +317,8 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
   const double elapsed_before = state.elapsed_seconds;
   double window_tokens = 0;
   auto window_start = clock;
+  constexpr int kMaxSkippedInARow = 20;
+  int skipped_in_a_row = 0;
   while (state.step < max_steps) {
     if (g_stop_signal) {
       say(fmt::format("signal {}: saving a checkpoint at step {} and stopping", int(g_stop_signal),
@@ -311,16 +329,39 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
     const int64_t epoch = objective->position().epoch;
     tape.reset();
     StepLoss step;
+    // A non-finite loss or gradient norm: the batch is skipped (--skip-nonfinite) or the run stops, before
+    // any update, so no checkpoint ever holds what it would have done.
+    std::string nonfinite;
     {
       ag::Tape::Scope scope(tape);
       nn::Context c{tape, true, &rng};
       step = objective->next(c, *model);
       const double loss_value = step.loss.value().item();
-      if (!std::isfinite(loss_value))
-        fail("step {}: loss is {} on {}; stopping before the update", state.step + 1, loss_value, step.batch);
-      tape.backward(step.loss);
+      if (std::isfinite(loss_value)) {
+        tape.backward(step.loss);
+        const double norm =
+            cfg.train.clip_norm > 0 ? clip_grad_norm(params, float(cfg.train.clip_norm)) : grad_norm(params);
+        if (!std::isfinite(norm)) nonfinite = fmt::format("the gradient norm is {}", norm);
+      } else {
+        nonfinite = fmt::format("loss is {}", loss_value);
+      }
     }
-    if (cfg.train.clip_norm > 0) clip_grad_norm(params, float(cfg.train.clip_norm));
+    if (!nonfinite.empty()) {
+      if (!options.skip_nonfinite)
+        fail(
+            "step {}: {} on {}; stopping before the update (the last checkpoint is intact; --skip-nonfinite "
+            "skips such batches)",
+            state.step + 1, nonfinite, step.batch);
+      optimizer.zero_grad();
+      ++summary.skipped_nonfinite;
+      say(fmt::format("step {}: {} on {}; batch skipped", state.step + 1, nonfinite, step.batch));
+      append_jsonl(metrics_path, {{"step", state.step}, {"skipped_nonfinite", step.batch}});
+      if (++skipped_in_a_row >= kMaxSkippedInARow)
+        fail("step {}: {} batches in a row had a non-finite loss or gradient; stopping", state.step + 1,
+             skipped_in_a_row);
+      continue;
+    }
+    skipped_in_a_row = 0;
     ++state.step;
     float lr = learning_rate(so, state.step);
     optimizer.step(lr);

@@ -25,6 +25,8 @@ struct RunOptions {
   std::string resume_dir;  // non-empty: continue the run saved there (its config is used)
   int64_t max_steps = 0;   // non-zero: overrides the config's train.max_steps (e.g. to extend a run)
   bool quiet = false;      // no progress output (tests)
+  // Skip a batch whose loss or gradient norm is not finite instead of stopping (20 in a row still stop).
+  bool skip_nonfinite = false;
 };
 
 struct RunSummary {
@@ -37,6 +39,7 @@ struct RunSummary {
   int64_t best_step = -1;      // the step of best.safetensors (-1: none)
   double valid_bleu = 0;       // at the last evaluation, when computed
   double test_bleu = 0;        // of the final test translation, when made
+  int64_t skipped_nonfinite = 0;
   int64_t skipped_too_long = 0;
 };
 
