@@ -124,5 +124,45 @@ TEST(TrainEvaluation, EarlyStoppingAfterPatienceEvaluationsWithoutProgress) {
   EXPECT_EQ(io::read_checkpoint_info(dir + "/run/checkpoint.safetensors").state.step, 30);
 }
 
+// recipes/mt-en-es.toml shrunk (sizes, steps and corpora replaced, the architecture and optimizer kept):
+// the benchmark recipe itself runs end to end in CI and its loss falls.
+TEST(TrainEvaluation, TheMtEnEsRecipeTrainsWhenShrunk) {
+  const std::string dir = test::temp_dir("recipe");
+  std::string recipe = io::read_file(std::string(TFM_SOURCE_DIR) + "/recipes/mt-en-es.toml");
+  const std::vector<std::pair<std::string, std::string>> shrink = {
+      {"d_model = 256", "d_model = 32"},
+      {"d_ff = 1024", "d_ff = 64"},
+      {"encoder_layers = 3", "encoder_layers = 1"},
+      {"decoder_layers = 3", "decoder_layers = 1"},
+      {"max_len = 256", "max_len = 40"},
+      {"vocab_size = 8000", "vocab_size = 400"},
+      {"max_tokens = 12000", "max_tokens = 600"},
+      {"warmup_steps = 1000", "warmup_steps = 10"},
+      {"max_steps = 2100", "max_steps = 40"},
+      {"log_every = 50", "log_every = 1"},
+      {"eval_every = 300", "eval_every = 20"},
+      {"checkpoint_every = 300", "checkpoint_every = 20"},
+      {"data/bible-en-es/train.tsv.gz", pairs(dir, "train.tsv", "train.tsv", 400)},
+      {"data/bible-en-es/valid.tsv.gz", pairs(dir, "valid.tsv", "valid.tsv", 16)},
+      {"data/bible-en-es/test.tsv.gz", pairs(dir, "test.tsv", "test.tsv", 16)},
+      {"runs/mt-en-es", dir + "/run"}};
+  for (const auto& [from, to] : shrink) {
+    const size_t at = recipe.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    recipe.replace(at, from.size(), to);
+  }
+  std::ofstream(dir + "/recipe.toml") << recipe << "threads = 2\n";
+  const CliResult r = run_cli("train --config " + dir + "/recipe.toml --quiet");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::vector<nlohmann::json> losses = lines_with(dir + "/run", "loss");
+  ASSERT_EQ(losses.size(), 40u);
+  double first = 0, last = 0;
+  for (int i = 0; i < 5; ++i)
+    first += losses[size_t(i)]["loss"].get<double>() / 5,
+        last += losses[35 + size_t(i)]["loss"].get<double>() / 5;
+  EXPECT_LT(last, first - 0.5) << first << " -> " << last;
+  EXPECT_EQ(lines_with(dir + "/run", "test_bleu").size(), 1u);
+}
+
 }  // namespace
 }  // namespace tfm

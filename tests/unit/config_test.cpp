@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <cstdlib>
 #include <fstream>
 #include <initializer_list>
@@ -235,6 +237,32 @@ TEST(Config, TinyRecipeParses) {
   EXPECT_EQ(c.train.max_steps, 30);
   EXPECT_EQ(c.train.eval_every, 15);
   EXPECT_EQ(c.train.checkpoint_every, 15);
+}
+
+// Every shipped recipe is a valid config; the mt-en-es one says what the reference model's README says.
+TEST(Config, EveryRecipeParses) {
+  int recipes = 0;
+  for (const auto& e : std::filesystem::directory_iterator(std::string(TFM_SOURCE_DIR) + "/recipes")) {
+    EXPECT_NO_THROW(load_train_config(e.path().string())) << e.path();
+    ++recipes;
+  }
+  EXPECT_GE(recipes, 4);
+  const TrainConfig c = load_train_config(std::string(TFM_SOURCE_DIR) + "/recipes/mt-en-es.toml");
+  EXPECT_EQ(c.model.d_model, 256);
+  EXPECT_EQ(c.model.heads, 4);
+  EXPECT_EQ(c.model.d_ff, 1024);
+  EXPECT_EQ(c.model.encoder_layers, 3);
+  EXPECT_EQ(c.model.decoder_layers, 3);
+  EXPECT_EQ(c.model.norm_position, "post");
+  EXPECT_TRUE(c.model.share_embeddings && c.model.tie_embeddings);
+  EXPECT_EQ(c.data.vocab_size, 8000);
+  EXPECT_EQ(c.train.lr, 1e-3);
+  EXPECT_EQ(c.train.warmup_steps, 1000);
+  EXPECT_EQ(c.train.schedule, "inverse_sqrt");
+  EXPECT_EQ(c.train.max_steps, 2100);
+  EXPECT_EQ(c.train.label_smoothing, 0.1);
+  EXPECT_EQ(c.train.clip_norm, 1.0);
+  EXPECT_EQ(c.train.test_beam, 4);
 }
 
 TEST(Config, ReferenceDocumentsEveryKeyAndValue) {
