@@ -10,9 +10,11 @@
 #include "core/error.h"
 #include "data/line_reader.h"
 #include "infer/lm_perplexity.h"
+#include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "models/export_hf.h"
 #include "models/load_model.h"
+#include "models/quantize.h"
 
 namespace tfm::cli {
 
@@ -169,6 +171,24 @@ int cmd_export(const std::string& model_path, const std::string& out_dir, const 
   const std::string model_type = export_hf(*m.model, *m.tgt, out_dir, layout);
   std::printf("wrote %s: config.json (model_type %s), model.safetensors, tokenizer.json\n", out_dir.c_str(),
               model_type.c_str());
+  return 0;
+}
+
+int cmd_quantize(const std::string& model_path, const std::string& type, const std::string& out_dir) {
+  LoadedModel m = load_model(model_path);
+  if (!m.src) fail("{}: no tokenizer", model_path);
+  quantize_model(*m.model, weight_format_named(type));
+  io::CheckpointInfo info;
+  info.model_config = to_json(m.model->config());
+  info.src_tokenizer = m.src->to_json();
+  info.tgt_tokenizer = m.tgt == m.src ? info.src_tokenizer : m.tgt->to_json();
+  if (m.family) info.hf_family = m.family->name;
+  std::filesystem::create_directories(out_dir);
+  const std::string file = (std::filesystem::path(out_dir) / "checkpoint.safetensors").string();
+  io::save_checkpoint(file, m.model->parameters(), nullptr, info);
+  std::printf("wrote %s: %zu projection weights as %s, %.1f MB\n", file.c_str(),
+              m.model->projection_weights().size(), type.c_str(),
+              double(std::filesystem::file_size(file)) / 1e6);
   return 0;
 }
 

@@ -1,4 +1,5 @@
-// tfm generate, tfm perplexity, tfm inspect and tfm export: language-model and model-folder commands.
+// tfm generate, tfm perplexity, tfm inspect, tfm quantize and tfm export: language-model and model-folder
+// commands.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +23,10 @@ int cmd_perplexity(const std::string& model_dir, const std::string& file, int64_
 
 // Prints the architecture, sizes, parameter count and the dtypes stored in model.safetensors.
 int cmd_inspect(const std::string& model_dir);
+
+// Writes the model at `model_path` with its projection weights quantized (`type` int8 or int4) as a tfm
+// checkpoint in out_dir/checkpoint.safetensors, usable wherever a run folder is.
+int cmd_quantize(const std::string& model_path, const std::string& type, const std::string& out_dir);
 
 // Writes the model at `model_path` as a Hugging Face folder (models/export_hf.h) and says which layout.
 int cmd_export(const std::string& model_path, const std::string& out_dir, const std::string& layout);

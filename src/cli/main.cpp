@@ -199,6 +199,15 @@ int main(int argc, char** argv) {
                    "gpt2, llama")
       ->check(CLI::IsMember({"auto", "marian", "gpt2", "llama"}));
 
+  auto* quantize = app.add_subcommand("quantize", "Quantize a model's projection weights (INT8 or INT4)");
+  std::string quant_type, quant_out;
+  quantize->add_option("--model", model_path, "tfm run folder, checkpoint or Hugging Face folder")
+      ->required();
+  quantize->add_option("--type", quant_type, "int8 (per-row scales) or int4 (Q4_0 blocks of 32)")
+      ->required()
+      ->check(CLI::IsMember({"int8", "int4"}));
+  quantize->add_option("--out", quant_out, "Folder for the quantized checkpoint")->required();
+
   auto* attention = app.add_subcommand("attention", "Heatmaps of a model's attention for one input (HTML)");
   std::string attn_src, attn_tgt, html_out;
   attention->add_option("--model", model_path, "tfm run folder, checkpoint or Hugging Face folder")
@@ -279,6 +288,7 @@ int main(int argc, char** argv) {
       return cli::cmd_perplexity(model_path, text_file, context, stride ? stride : context);
     if (inspect->parsed()) return cli::cmd_inspect(model_path);
     if (export_cmd->parsed()) return cli::cmd_export(model_path, hf_out, layout);
+    if (quantize->parsed()) return cli::cmd_quantize(model_path, quant_type, quant_out);
     if (attention->parsed()) return cli::cmd_attention(model_path, attn_src, attn_tgt, html_out);
     if (report->parsed()) return cli::cmd_report(report_dir, html_out);
     if (tokenize_cmd->parsed()) return cmd_tokenize(tokenizer_path, decode, as_tokens);

@@ -1,5 +1,7 @@
 #include "io/checkpoint.h"
 
+#include <optional>
+
 #include "core/error.h"
 #include "io/safetensors.h"
 
@@ -8,6 +10,30 @@ namespace tfm::io {
 namespace {
 
 constexpr int kFormatVersion = 1;
+constexpr const char* kScaleSuffix = ".scale";  // a quantized weight's scales, beside its integers
+
+// A quantized weight as stored for a parameter of `shape` [N, K]: I8 [N, K] with F32 [N] scales (INT8),
+// or U8 [N, K / 2] with F32 [N, K / 32] block scales (Q4_0); nullopt when `name` is stored otherwise.
+std::optional<kernels::QuantizedWeight> stored_quantized(const SafetensorsFile& file, const std::string& name,
+                                                         const Shape& shape) {
+  const TensorInfo& info = file.info(name);
+  const std::string scale = name + kScaleSuffix;
+  if (shape.size() != 2 || (info.dtype != DType::I8 && info.dtype != DType::U8) || !file.contains(scale))
+    return std::nullopt;
+  kernels::QuantizedWeight q;
+  q.rows = shape[0];
+  q.cols = shape[1];
+  q.format = info.dtype == DType::I8 ? kernels::WeightFormat::Int8 : kernels::WeightFormat::Q4_0;
+  const Shape data_shape = q.format == kernels::WeightFormat::Int8 ? shape : Shape{shape[0], shape[1] / 2};
+  const Shape scale_shape =
+      q.format == kernels::WeightFormat::Int8 ? Shape{shape[0]} : Shape{shape[0], shape[1] / 32};
+  if (!(info.shape == data_shape) || !(file.info(scale).shape == scale_shape))
+    fail("tensor '{}': quantized as {} with scales {}, expected {} and {}", name, info.shape.str(),
+         file.info(scale).shape.str(), data_shape.str(), scale_shape.str());
+  q.data = file.view(name).clone(true);
+  q.scale = file.get_f32(scale);
+  return q;
+}
 
 nlohmann::json state_to_json(const TrainingState& s) {
   return {{"step", s.step},
@@ -43,16 +69,21 @@ TrainingState state_from_json(const nlohmann::json& j) {
 void save_checkpoint(const std::string& path, ParameterStore& params, const train::Adam* optimizer,
                      const CheckpointInfo& info) {
   std::vector<std::pair<std::string, Tensor>> tensors;
-  for (Parameter* p : params.list()) tensors.emplace_back("model." + p->name, p->value);
+  for (Parameter* p : params.list()) {
+    if (p->quantized) {
+      tensors.emplace_back("model." + p->name, p->quantized->data);
+      tensors.emplace_back("model." + p->name + kScaleSuffix, p->quantized->scale);
+    } else {
+      tensors.emplace_back("model." + p->name, p->value);
+    }
+  }
   if (optimizer)
     for (auto& [name, t] : optimizer->state()) tensors.emplace_back("optim." + name, t);
-  nlohmann::json meta = {{"format_version", kFormatVersion},
-                         {"model_config", info.model_config},
-                         {"train_config", info.train_config},
-                         {"src_tokenizer", info.src_tokenizer},
-                         {"tgt_tokenizer", info.tgt_tokenizer},
-                         {"state", state_to_json(info.state)},
-                         {"optimizer_steps", optimizer ? optimizer->steps() : 0}};
+  nlohmann::json meta = {
+      {"format_version", kFormatVersion},    {"model_config", info.model_config},
+      {"train_config", info.train_config},   {"src_tokenizer", info.src_tokenizer},
+      {"tgt_tokenizer", info.tgt_tokenizer}, {"hf_family", info.hf_family},
+      {"state", state_to_json(info.state)},  {"optimizer_steps", optimizer ? optimizer->steps() : 0}};
   with_context("saving checkpoint " + path, [&] { save_safetensors(path, tensors, {{"tfm", meta.dump()}}); });
 }
 
@@ -71,6 +102,7 @@ CheckpointInfo read_checkpoint_info(const std::string& path) {
     info.src_tokenizer = m.at("src_tokenizer").get<std::string>();
     info.tgt_tokenizer = m.at("tgt_tokenizer").get<std::string>();
     info.state = state_from_json(m.at("state"));
+    info.hf_family = m.value("hf_family", "");
     return info;
   } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed checkpoint metadata: {}", path, e.what());
@@ -86,6 +118,11 @@ void load_checkpoint_weights(const std::string& path, ParameterStore& params, tr
       problems += fmt::format("\n  missing tensor '{}'", name);
       continue;
     }
+    if (std::optional<kernels::QuantizedWeight> q = stored_quantized(file, name, p->value.shape())) {
+      kernels::dequantize_weight(*q, p->value.f32());
+      p->quantized = std::make_shared<const kernels::QuantizedWeight>(std::move(*q));
+      continue;
+    }
     const TensorInfo& info = file.info(name);
     if (!(info.shape == p->value.shape())) {
       problems += fmt::format("\n  tensor '{}': shape {} expected {}", name, info.shape.str(),
@@ -94,9 +131,15 @@ void load_checkpoint_weights(const std::string& path, ParameterStore& params, tr
     }
     p->value.copy_(file.get_f32(name));
   }
-  for (const std::string& name : file.names())
-    if (name.starts_with("model.") && !params.find(name.substr(6)))
-      problems += fmt::format("\n  unexpected tensor '{}'", name);
+  for (const std::string& name : file.names()) {
+    if (!name.starts_with("model.") || params.find(name.substr(6))) continue;
+    if (name.ends_with(kScaleSuffix)) {
+      const Parameter* weight =
+          params.find(name.substr(6, name.size() - 6 - std::string(kScaleSuffix).size()));
+      if (weight && weight->quantized) continue;
+    }
+    problems += fmt::format("\n  unexpected tensor '{}'", name);
+  }
   if (!problems.empty()) fail("{}: checkpoint does not match the model's architecture:{}", path, problems);
   if (!optimizer) return;
   std::map<std::string, Tensor> state;

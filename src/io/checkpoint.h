@@ -1,4 +1,5 @@
-// Training checkpoints: one safetensors file holding the model's parameters ("model.<name>"), the
+// Training checkpoints: one safetensors file holding the model's parameters ("model.<name>"; a quantized
+// weight as its integers there and its scales in "model.<name>.scale", see kernels/cpu/quantized.h), the
 // optimizer's moments ("optim.<name>.exp_avg" / ".exp_avg_sq") and, in its metadata under "tfm", a JSON
 // document with the model config, the training config, the tokenizers and the training state (step,
 // data position, RNG). Written atomically (io/atomic_file.h): an interrupted or failed save leaves the
@@ -33,6 +34,9 @@ struct CheckpointInfo {
   nlohmann::json train_config;  // null for a model saved outside training
   std::string src_tokenizer;    // tokenizer.json texts
   std::string tgt_tokenizer;
+  // The Hugging Face family the model came from ("marian", ...; empty for a model tfm trained): its
+  // tokenizer frames sentences itself and its decoding rules apply (a quantized HF model keeps them).
+  std::string hf_family;
   TrainingState state;
 };
 

@@ -69,8 +69,9 @@ Json parse_json(const char* text, size_t size) {
 
 std::optional<DType> parse_dtype(const std::string& s) {
   static const std::pair<const char*, DType> kNames[] = {
-      {"F32", DType::F32}, {"F16", DType::F16}, {"BF16", DType::BF16}, {"F64", DType::F64},
-      {"I64", DType::I64}, {"I32", DType::I32}, {"U8", DType::U8},     {"BOOL", DType::U8}};
+      {"F32", DType::F32}, {"F16", DType::F16}, {"BF16", DType::BF16},
+      {"F64", DType::F64}, {"I64", DType::I64}, {"I32", DType::I32},
+      {"U8", DType::U8},   {"BOOL", DType::U8}, {"I8", DType::I8}};
   for (const auto& [name, dtype] : kNames)
     if (s == name) return dtype;
   return std::nullopt;

@@ -68,6 +68,12 @@ std::string joined(const std::vector<std::string>& names) {
 
 }  // namespace
 
+const Family* find_family_named(const std::string& name) {
+  for (const Family* f : kFamilies)
+    if (name == f->name) return f;
+  return nullptr;
+}
+
 const Family* find_family(const nlohmann::json& config) {
   if (config.is_object() && config.contains("model_type")) {
     const nlohmann::json& type = config["model_type"];

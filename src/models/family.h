@@ -43,6 +43,8 @@ struct Family {
 // The family that understands this config.json, or nullptr. A config naming a model_type no family
 // knows is an error naming it.
 const Family* find_family(const nlohmann::json& config);
+// The family of that name ("marian", "gpt2", ...), or nullptr.
+const Family* find_family_named(const std::string& name);
 // "gpt2, marian, ..." (for messages).
 std::string known_model_types();
 

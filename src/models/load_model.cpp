@@ -32,6 +32,7 @@ LoadedModel load_model(const std::string& path) {
               ? m.src
               : tokenize::load_tokenizer_json(info.tgt_tokenizer, file + " (target tokenizer)");
   m.weights_file = file;
+  if (!info.hf_family.empty()) m.family = find_family_named(info.hf_family);
   return m;
 }
 

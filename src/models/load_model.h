@@ -17,8 +17,10 @@ struct LoadedModel {
   // Source and target tokenizers (the same object when shared; null when a Hugging Face folder has no
   // tokenizer.json).
   std::shared_ptr<const tokenize::Tokenizer> src, tgt;
-  const Family* family = nullptr;  // the Hugging Face family; null for a tfm checkpoint
-  std::string weights_file;        // model.safetensors or the checkpoint
+  // The Hugging Face family (also for a tfm checkpoint made from a HF folder, e.g. by `tfm quantize`);
+  // null for a model tfm trained.
+  const Family* family = nullptr;
+  std::string weights_file;  // model.safetensors or the checkpoint
 };
 
 // Errors name the path: neither kind of model there, a malformed config or checkpoint, missing or

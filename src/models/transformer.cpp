@@ -345,6 +345,29 @@ ag::Var Transformer::decode_cached(nn::Context& c, const Tensor& ids, const Tens
       });
 }
 
+std::vector<Parameter*> Transformer::projection_weights() {
+  std::vector<Parameter*> out;
+  auto add = [&](const nn::Linear& l) {
+    if (l.weight) out.push_back(l.weight);
+  };
+  auto add_ffn = [&](const nn::FeedForward& f) {
+    add(f.fc1);
+    add(f.fc_gate);
+    add(f.fc2);
+  };
+  for (Stack* stack : {&encoder_, &decoder_})
+    for (TransformerLayer& l : stack->layers) {
+      for (const nn::MultiHeadAttention* a : {&l.self_attn, &l.cross_attn})
+        if (a == &l.self_attn || l.has_cross_attn)
+          for (const nn::Linear* p : {&a->q_proj, &a->k_proj, &a->v_proj, &a->out_proj}) add(*p);
+      if (l.moe)
+        for (const nn::FeedForward& e : l.moe->experts) add_ffn(e);
+      else
+        add_ffn(l.ffn);
+    }
+  return out;
+}
+
 void Transformer::set_keep_attention(bool on) {
   maps_ = AttentionMaps();
   if (on) {

@@ -112,6 +112,10 @@ class Transformer {
   ag::Var decode_cached(nn::Context& c, const Tensor& ids, const Tensor& positions,
                         std::span<const nn::CachedRows> self, std::span<const nn::CachedRows> cross) const;
 
+  // The weights of every attention and feed-forward projection (experts included), in layer order: what
+  // weight quantization quantizes. Embeddings, the output layer, norms and routers are not among them.
+  std::vector<Parameter*> projection_weights();
+
   // When on, forward passes keep every attention layer's probabilities in attention_maps().
   void set_keep_attention(bool on);
   const AttentionMaps& attention_maps() const { return maps_; }

@@ -2,9 +2,11 @@
 // in tfm's canonical dotted naming ("decoder.layers.0.self_attn.q_proj.weight").
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/quantized.h"
 #include "tensor/tensor.h"
 
 namespace tfm {
@@ -14,6 +16,9 @@ struct Parameter {
   Tensor value;  // persistent float32
   Tensor grad;   // persistent float32, same shape; zeroed by the optimizer's zero_grad()
   bool trainable = true;
+  // Set for a weight loaded quantized (a `tfm quantize` checkpoint): inference without gradients runs
+  // the quantized kernel; `value` holds the dequantized weights for everything else.
+  std::shared_ptr<const kernels::QuantizedWeight> quantized;
 
   Parameter() = default;
   Parameter(std::string n, const Shape& shape)

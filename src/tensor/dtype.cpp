@@ -21,6 +21,7 @@ size_t dtype_size(DType t) {
     case DType::I32:
       return 4;
     case DType::U8:
+    case DType::I8:
       return 1;
   }
   return 0;
@@ -42,6 +43,8 @@ std::string_view dtype_name(DType t) {
       return "I32";
     case DType::U8:
       return "U8";
+    case DType::I8:
+      return "I8";
   }
   return "?";
 }

@@ -7,7 +7,7 @@
 
 namespace tfm {
 
-enum class DType : uint8_t { F32, F16, BF16, F64, I64, I32, U8 };
+enum class DType : uint8_t { F32, F16, BF16, F64, I64, I32, U8, I8 };
 enum class Device : uint8_t { CPU, CUDA };
 
 size_t dtype_size(DType t);
@@ -34,6 +34,10 @@ constexpr DType dtype_of<int32_t>() {
 template <>
 constexpr DType dtype_of<uint8_t>() {
   return DType::U8;
+}
+template <>
+constexpr DType dtype_of<int8_t>() {
+  return DType::I8;
 }
 
 // bfloat16: the top 16 bits of a float32. Rounding to nearest even on the way down.

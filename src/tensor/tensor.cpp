@@ -173,6 +173,8 @@ double load_as_double(const void* p, DType t) {
       return *static_cast<const int32_t*>(p);
     case DType::U8:
       return *static_cast<const uint8_t*>(p);
+    case DType::I8:
+      return *static_cast<const int8_t*>(p);
   }
   return 0;
 }
@@ -199,6 +201,9 @@ void store_from_double(void* p, DType t, double v) {
       break;
     case DType::U8:
       *static_cast<uint8_t*>(p) = uint8_t(v);
+      break;
+    case DType::I8:
+      *static_cast<int8_t*>(p) = int8_t(v);
       break;
   }
 }

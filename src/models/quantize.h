@@ -1,0 +1,20 @@
+// Weight quantization of a whole model for inference (`tfm quantize`): every attention and feed-forward
+// projection weight (Transformer::projection_weights) becomes INT8 or Q4_0 (kernels/cpu/quantized.h);
+// embeddings, the output layer, norms and biases stay float32.
+#pragma once
+
+#include <string>
+
+#include "kernels/cpu/quantized.h"
+#include "models/transformer.h"
+
+namespace tfm {
+
+// Quantizes in place: each weight gets its quantized form (used by inference without gradients) and its
+// value becomes the dequantized weights. Throws tfm::Error naming a weight Q4_0 cannot split in blocks of 32.
+void quantize_model(Transformer& model, kernels::WeightFormat format);
+
+// "int8" or "int4" (Q4_0); anything else is an error listing both.
+kernels::WeightFormat weight_format_named(const std::string& name);
+
+}  // namespace tfm
