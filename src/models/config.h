@@ -28,7 +28,7 @@ struct ModelConfig {
   int64_t d_ff = 2048;
   int encoder_layers = 6;
   int decoder_layers = 6;
-  int64_t max_len = 512;  // longest sequence the positions cover
+  int64_t max_len = 512;            // longest sequence the positions cover
   float dropout = 0.1f;             // on embeddings and on each sublayer's output before the residual sum
   float attention_dropout = 0.1f;   // on attention probabilities
   float activation_dropout = 0.1f;  // inside the feed-forward block, after the activation
