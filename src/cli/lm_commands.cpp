@@ -178,11 +178,7 @@ int cmd_quantize(const std::string& model_path, const std::string& type, const s
   LoadedModel m = load_model(model_path);
   if (!m.src) fail("{}: no tokenizer", model_path);
   quantize_model(*m.model, weight_format_named(type));
-  io::CheckpointInfo info;
-  info.model_config = to_json(m.model->config());
-  info.src_tokenizer = m.src->to_json();
-  info.tgt_tokenizer = m.tgt == m.src ? info.src_tokenizer : m.tgt->to_json();
-  if (m.family) info.hf_family = m.family->name;
+  const io::CheckpointInfo info = checkpoint_info(*m.model, *m.src, *m.tgt, m.family);
   std::filesystem::create_directories(out_dir);
   const std::string file = (std::filesystem::path(out_dir) / "checkpoint.safetensors").string();
   io::save_checkpoint(file, m.model->parameters(), nullptr, info);

@@ -27,13 +27,31 @@ LoadedModel load_model(const std::string& path) {
   const io::CheckpointInfo info = io::read_checkpoint_info(file);
   m.model = std::make_unique<Transformer>(model_config_from_json(info.model_config, file));
   io::load_checkpoint_weights(file, m.model->parameters(), nullptr);
-  m.src = tokenize::load_tokenizer_json(info.src_tokenizer, file + " (source tokenizer)");
-  m.tgt = info.tgt_tokenizer == info.src_tokenizer
-              ? m.src
-              : tokenize::load_tokenizer_json(info.tgt_tokenizer, file + " (target tokenizer)");
+  TokenizerPair tokenizers = checkpoint_tokenizers(info, file);
+  m.src = std::move(tokenizers.src);
+  m.tgt = std::move(tokenizers.tgt);
   m.weights_file = file;
   if (!info.hf_family.empty()) m.family = find_family_named(info.hf_family);
   return m;
+}
+
+TokenizerPair checkpoint_tokenizers(const io::CheckpointInfo& info, const std::string& file) {
+  TokenizerPair t;
+  t.src = tokenize::load_tokenizer_json(info.src_tokenizer, file + " (source tokenizer)");
+  t.tgt = info.tgt_tokenizer == info.src_tokenizer
+              ? t.src
+              : tokenize::load_tokenizer_json(info.tgt_tokenizer, file + " (target tokenizer)");
+  return t;
+}
+
+io::CheckpointInfo checkpoint_info(const Transformer& model, const tokenize::Tokenizer& src,
+                                   const tokenize::Tokenizer& tgt, const Family* family) {
+  io::CheckpointInfo info;
+  info.model_config = to_json(model.config());
+  info.src_tokenizer = src.to_json();
+  info.tgt_tokenizer = &tgt == &src ? info.src_tokenizer : tgt.to_json();
+  if (family) info.hf_family = family->name;
+  return info;
 }
 
 const char* arch_name(Arch arch) {

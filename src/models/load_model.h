@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "io/checkpoint.h"
 #include "models/family.h"
 #include "models/transformer.h"
 #include "tokenize/tokenizer.h"
@@ -26,6 +27,18 @@ struct LoadedModel {
 // Errors name the path: neither kind of model there, a malformed config or checkpoint, missing or
 // unexpected weights.
 LoadedModel load_model(const std::string& path);
+
+struct TokenizerPair {
+  std::shared_ptr<const tokenize::Tokenizer> src,
+      tgt;  // one object when the checkpoint stores one text twice
+};
+// The source and target tokenizers stored in a checkpoint's metadata (`file` names it in errors).
+TokenizerPair checkpoint_tokenizers(const io::CheckpointInfo& info, const std::string& file);
+
+// What a checkpoint of `model` records besides its weights: its config, its tokenizers (one JSON text twice
+// when shared) and its Hugging Face family (null: none); state and training config are the caller's.
+io::CheckpointInfo checkpoint_info(const Transformer& model, const tokenize::Tokenizer& src,
+                                   const tokenize::Tokenizer& tgt, const Family* family = nullptr);
 
 // "decoder-only", ... (as train's model.arch spells them).
 const char* arch_name(Arch arch);

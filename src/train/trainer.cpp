@@ -164,10 +164,9 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
   io::CheckpointInfo resumed;
   if (resuming) {
     resumed = io::read_checkpoint_info(ckpt_path);
-    src_tok = tokenize::load_tokenizer_json(resumed.src_tokenizer, ckpt_path);
-    tgt_tok = resumed.tgt_tokenizer == resumed.src_tokenizer
-                  ? src_tok
-                  : tokenize::load_tokenizer_json(resumed.tgt_tokenizer, ckpt_path);
+    TokenizerPair tokenizers = checkpoint_tokenizers(resumed, ckpt_path);
+    src_tok = std::move(tokenizers.src);
+    tgt_tok = std::move(tokenizers.tgt);
     const ModelConfig mc = model_config_from_json(resumed.model_config, ckpt_path);
     if (cfg.train.init_from.empty() && to_json(model_config_for(cfg, *src_tok, *tgt_tok)) != to_json(mc))
       fail("{}: checkpoint is of another architecture than its own config describes", ckpt_path);
@@ -226,12 +225,10 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
   so.warmup_steps = cfg.train.warmup_steps;
   so.total_steps = max_steps;
 
+  // Everything but the state, serialised once: the tokenizers' JSON does not change during a run.
+  io::CheckpointInfo info = checkpoint_info(*model, *src_tok, *tgt_tok);
+  info.train_config = to_json(cfg);
   auto save = [&] {
-    io::CheckpointInfo info;
-    info.model_config = to_json(mc);
-    info.train_config = to_json(cfg);
-    info.src_tokenizer = src_tok->to_json();
-    info.tgt_tokenizer = tgt_tok == src_tok ? info.src_tokenizer : tgt_tok->to_json();
     state.epoch = objective->position().epoch;
     state.batch_index = objective->position().index;
     state.rng_offset = rng.offset();
@@ -240,11 +237,6 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
   };
   const std::string best_path = (fs::path(run_dir) / "best.safetensors").string();
   auto save_best = [&] {
-    io::CheckpointInfo info;
-    info.model_config = to_json(mc);
-    info.train_config = to_json(cfg);
-    info.src_tokenizer = src_tok->to_json();
-    info.tgt_tokenizer = tgt_tok == src_tok ? info.src_tokenizer : tgt_tok->to_json();
     info.state = state;
     io::save_checkpoint(best_path, model->parameters(), nullptr, info);
   };
