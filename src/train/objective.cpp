@@ -93,7 +93,7 @@ class TranslationObjective final : public Objective {
   Evaluation evaluate(const Transformer& model) const override {
     Evaluation e{validation_loss(model), {}, {}};
     if (cfg_.train.eval_bleu && !valid_pairs_.empty()) {
-      const Scored s = translate_and_score(model, valid_pairs_, 1);
+      const TestResult s = translate_and_score(model, valid_pairs_, 1);
       e.bleu = s.bleu.score;
       e.chrf = s.chrf.score;
     }
@@ -102,9 +102,7 @@ class TranslationObjective final : public Objective {
 
   std::optional<TestResult> test(const Transformer& model, int64_t beams) const override {
     if (cfg_.data.test.empty()) return std::nullopt;
-    const std::vector<data::SentencePair> pairs = first_records(cfg_.data.test, options_, 0);
-    Scored s = translate_and_score(model, pairs, beams);
-    return TestResult{std::move(s.hypotheses), s.bleu, s.chrf};
+    return translate_and_score(model, first_records(cfg_.data.test, options_, 0), beams);
   }
 
   StepLoss next(nn::Context& c, const Transformer& model) override {
@@ -157,17 +155,16 @@ class TranslationObjective final : public Objective {
   }
 
  private:
-  using Scored = TestResult;
   // Every pair's source translated (greedy when beams is 1), scored against its target.
-  Scored translate_and_score(const Transformer& model, const std::vector<data::SentencePair>& pairs,
-                             int64_t beams) const {
+  TestResult translate_and_score(const Transformer& model, const std::vector<data::SentencePair>& pairs,
+                                 int64_t beams) const {
     std::vector<std::string> sources, references;
     for (const data::SentencePair& p : pairs) sources.push_back(p.src), references.push_back(p.tgt);
     infer::TranslateOptions to;
     to.beams = beams;
     to.batch_size = 64;
     to.max_new_tokens = model.config().max_len;
-    Scored s;
+    TestResult s;
     s.hypotheses = infer::translate(model, *src_, *tgt_, sources, to);
     s.bleu = metrics::corpus_bleu(s.hypotheses, {references});
     s.chrf = metrics::corpus_chrf(s.hypotheses, {references});
