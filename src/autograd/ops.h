@@ -63,6 +63,12 @@ Tensor alibi_slopes(int heads);
 Tensor alibi_key_positions(const Tensor& attention_mask);
 
 // ---- Attention
+// Which kernel attention() uses, for the whole process: Flash (the default: tiled, online softmax, memory
+// linear in length) or Dense (the [q_len, k_len] probabilities materialised; for benchmarks and tests).
+enum class AttentionKernel { Flash, Dense };
+void set_attention_kernel(AttentionKernel kernel);
+AttentionKernel attention_kernel();
+
 struct AttentionOptions {
   int heads = 1;
   int kv_heads = 0;    // heads in k and v (grouped-query attention); 0: same as heads
@@ -82,7 +88,8 @@ struct AttentionOptions {
 // Multi-head scaled dot-product attention: q [batch, q_len, heads*head_dim], k and v [batch, k_len,
 // kv_heads*head_dim]. Returns [batch, q_len, heads*head_dim] (heads concatenated). bias (optional, with
 // gradient) is added to the scaled scores: [heads, q_len, k_len] shared by the batch, or [batch, heads,
-// q_len, k_len]. See kernels/cpu/attention.h.
+// q_len, k_len]. See kernels/cpu/attention.h. Computed by the fused flash kernel
+// (kernels/cpu/flash_attention.h) unless keep_probs asks for P or set_attention_kernel chose Dense.
 Var attention(Var q, Var k, Var v, const AttentionOptions& options, bool training, Var bias = {});
 
 // ---- Mixture of experts (kernels/cpu/moe.h has the formulas)

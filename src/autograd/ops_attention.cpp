@@ -1,8 +1,11 @@
 // attention(): the fused multi-head attention op over kernels/cpu/attention.h.
+#include <atomic>
+
 #include "autograd/op_util.h"
 #include "autograd/ops.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/flash_attention.h"
 
 namespace tfm::ag {
 
@@ -55,31 +58,59 @@ k::AttentionBias attention_bias(const k::AttentionDims& d, const AttentionOption
 }
 
 // Node constants: f = {scale, dropout p}; i = {heads, mask flags (kCausal | kAdditive), dropout seed,
-// dropout offset, query_offset, window}; saved = {P, key_valid}.
+// dropout offset, query_offset, window}; saved = {P (dense) or the rows' log-sum-exp (flash), key_valid,
+// ALiBi slopes, ALiBi key positions}.
 constexpr int64_t kCausal = 1, kAdditive = 2;
 
-void attention_backward(Tape& t, const Node& n) {
-  const Tensor& qv = t.value(n.in[0]);
-  const Tensor& kt = t.value(n.in[1]);
-  const Tensor& vt = t.value(n.in[2]);
-  k::AttentionDims d = attention_dims(qv, kt, int(n.i[0]));
+std::atomic<AttentionKernel> g_kernel{AttentionKernel::Flash};
+
+k::AttentionMask node_mask(const Node& n) {
   k::AttentionMask mask;
   mask.key_valid = n.saved[1].defined() ? n.saved[1].data<uint8_t>() : nullptr;
   mask.causal = (n.i[1] & kCausal) != 0;
   mask.additive = (n.i[1] & kAdditive) != 0;
   mask.query_offset = n.i[4];
   mask.window = n.i[5];
-  k::DropoutSpec drop{n.f[1], uint64_t(n.i[2]), uint64_t(n.i[3])};
-  float* dbias = grad_ptr(t, n, 3);
-  Tensor dscores = dbias ? Tensor::empty(n.saved[0].shape()) : Tensor();
-  k::attention_backward(d, mask, n.f[0], drop, qv.f32(), kt.f32(), vt.f32(), n.saved[0].f32(), out_grad(t, n),
-                        grad_ptr(t, n, 0), grad_ptr(t, n, 1), grad_ptr(t, n, 2),
-                        dbias ? dscores.f32() : nullptr);
-  if (!dbias) return;
-  // A bias shared by the batch collects every row's gradient.
+  return mask;
+}
+
+// A bias shared by the batch collects every row's gradient.
+void accumulate_bias_grad(Tape& t, const Node& n, float* dbias, const Tensor& dscores) {
   int64_t block = t.value(n.in[3]).numel();
   for (int64_t b = 0; b < dscores.numel() / block; ++b)
     k::accumulate(dbias, dscores.f32() + b * block, block);
+}
+
+template <bool kFlash>
+void attention_backward(Tape& t, const Node& n) {
+  const Tensor& qv = t.value(n.in[0]);
+  const Tensor& kt = t.value(n.in[1]);
+  const Tensor& vt = t.value(n.in[2]);
+  k::AttentionDims d = attention_dims(qv, kt, int(n.i[0]));
+  k::AttentionMask mask = node_mask(n);
+  k::DropoutSpec drop{n.f[1], uint64_t(n.i[2]), uint64_t(n.i[3])};
+  float* dbias = grad_ptr(t, n, 3);
+  Tensor dscores = dbias ? Tensor::empty({d.batch, d.heads, d.q_len, d.k_len}) : Tensor();
+  if constexpr (kFlash) {
+    k::AttentionBias b;
+    if (n.in[3] >= 0) {
+      const Tensor& bv = t.value(n.in[3]);
+      b.scores = bv.f32();
+      b.per_batch = bv.dim() == 4;
+    }
+    if (n.saved[2].defined()) {
+      b.alibi_slopes = n.saved[2].f32();
+      b.key_positions = n.saved[3].f32();
+    }
+    k::flash_attention_backward(d, mask, b, n.f[0], drop, qv.f32(), kt.f32(), vt.f32(), t.value(n.out).f32(),
+                                n.saved[0].f32(), out_grad(t, n), grad_ptr(t, n, 0), grad_ptr(t, n, 1),
+                                grad_ptr(t, n, 2), dbias ? dscores.f32() : nullptr);
+  } else {
+    k::attention_backward(d, mask, n.f[0], drop, qv.f32(), kt.f32(), vt.f32(), n.saved[0].f32(),
+                          out_grad(t, n), grad_ptr(t, n, 0), grad_ptr(t, n, 1), grad_ptr(t, n, 2),
+                          dbias ? dscores.f32() : nullptr);
+  }
+  if (dbias) accumulate_bias_grad(t, n, dbias, dscores);
 }
 
 }  // namespace
@@ -110,16 +141,26 @@ Var attention(Var q, Var kv, Var v, const AttentionOptions& o, bool training, Va
     drop.offset = o.rng->take(uint64_t(d.batch * d.heads * d.q_len * d.k_len));
   }
   Tape& tape = *q.tape();
-  bool need_probs = tape.grad_enabled() || o.keep_probs;
-  Tensor probs = need_probs ? Tensor::empty({d.batch, d.heads, d.q_len, d.k_len}) : Tensor();
+  const bool flash = !o.keep_probs && g_kernel.load() == AttentionKernel::Flash;
   Tensor y = Tensor::empty(qv.shape());
-  k::attention_forward(d, mask, b, o.scale, drop, qv.f32(), kt.f32(), vt.f32(), y.f32(),
-                       need_probs ? probs.f32() : nullptr);
-  if (o.keep_probs) *o.keep_probs = probs;
+  Tensor saved;  // what backward needs: P (dense) or each row's log-sum-exp (flash)
+  if (flash) {
+    if (tape.grad_enabled()) saved = Tensor::empty({d.batch, d.heads, d.q_len});
+    k::flash_attention_forward(d, mask, b, o.scale, drop, qv.f32(), kt.f32(), vt.f32(), y.f32(),
+                               saved.defined() ? saved.f32() : nullptr);
+  } else {
+    if (tape.grad_enabled() || o.keep_probs) saved = Tensor::empty({d.batch, d.heads, d.q_len, d.k_len});
+    k::attention_forward(d, mask, b, o.scale, drop, qv.f32(), kt.f32(), vt.f32(), y.f32(),
+                         saved.defined() ? saved.f32() : nullptr);
+    if (o.keep_probs) *o.keep_probs = saved;
+  }
   Var r;
-  if (Node* n = tape.record(r, y, "attention", attention_backward, {q, kv, v, bias})) {
-    n->saved[0] = probs;
+  if (Node* n = tape.record(r, y, "attention", flash ? attention_backward<true> : attention_backward<false>,
+                            {q, kv, v, bias})) {
+    n->saved[0] = saved;
     n->saved[1] = o.key_valid;
+    n->saved[2] = o.alibi_slopes;
+    n->saved[3] = o.alibi_positions;
     n->f[0] = o.scale;
     n->f[1] = drop.p;
     n->i[0] = o.heads;
@@ -131,5 +172,8 @@ Var attention(Var q, Var kv, Var v, const AttentionOptions& o, bool training, Va
   }
   return r;
 }
+
+void set_attention_kernel(AttentionKernel kernel) { g_kernel.store(kernel); }
+AttentionKernel attention_kernel() { return g_kernel.load(); }
 
 }  // namespace tfm::ag

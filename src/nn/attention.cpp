@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/flash_attention.h"
 #include "kernels/cpu/position_bias.h"
 
 namespace tfm::nn {
@@ -101,7 +102,9 @@ Tensor attend_rows(const AttentionSpec& spec, const Tensor& q, const CachedRows&
   const float scale = spec.scale ? 1.0f / std::sqrt(float(spec.head_dim)) : 1.0f;
   const float* qp = q.f32();
   float* op = out.f32();
-#pragma omp parallel for schedule(dynamic)
+  const bool flash = ag::attention_kernel() == ag::AttentionKernel::Flash;
+  // One row alone runs outside a parallel region, so the kernel spreads its heads over the threads.
+#pragma omp parallel for schedule(dynamic) if (n_rows > 1)
   for (int64_t r = 0; r < n_rows; ++r) {
     const int64_t first = rows.offsets[r], count = rows.offsets[r + 1] - first;
     const int64_t past = rows.past.empty() ? 0 : rows.past[r];
@@ -139,8 +142,12 @@ Tensor attend_rows(const AttentionSpec& spec, const Tensor& q, const CachedRows&
       kernels::relative_bias_forward(table.f32(), heads, buckets.data(), cells, scores.data());
       bias.scores = scores.data();
     }
-    kernels::attention_forward(d, mask, bias, scale, {}, qp + first * q_width, rows.keys[r], rows.values[r],
-                               op + first * q_width, nullptr);
+    if (flash)
+      kernels::flash_attention_forward(d, mask, bias, scale, {}, qp + first * q_width, rows.keys[r],
+                                       rows.values[r], op + first * q_width, nullptr);
+    else
+      kernels::attention_forward(d, mask, bias, scale, {}, qp + first * q_width, rows.keys[r], rows.values[r],
+                                 op + first * q_width, nullptr);
   }
   return out;
 }

@@ -307,6 +307,14 @@ const std::vector<KeySpec>& key_table() {
        {},
        "Stop when best_metric has not improved for this many evaluations in a row (0 = never)."},
       {TFM_KEY(train, test_beam), at_least(1), {}, "Beams for the final translation of data.test."},
+      {TFM_KEY(train, precision),
+       {},
+       {{"float32", "Every product in float32."},
+        {"bfloat16",
+         "Mixed precision: the training step's matrix products take bfloat16 operands (AVX512-BF16) with "
+         "float32 accumulation; weights, gradients, optimizer state, norms, softmax and loss stay float32; "
+         "validation runs in float32."}},
+       "Precision of the training step's matrix products."},
       {TFM_KEY(train, init_from),
        {},
        {},

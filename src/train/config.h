@@ -88,6 +88,7 @@ struct TrainSection {
   std::string best_metric = "auto";
   int64_t early_stopping = 0;
   int64_t test_beam = 4;
+  std::string precision = "float32";
   bool operator==(const TrainSection&) const = default;
 };
 

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint.h"
+#include "kernels/cpu/gemm.h"
 #include "models/load_model.h"
 #include "models/transformer.h"
 #include "train/objective.h"
@@ -326,6 +327,8 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
     std::string nonfinite;
     {
       ag::Tape::Scope scope(tape);
+      kernels::GemmPrecisionScope precision(cfg.train.precision == "bfloat16" ? kernels::GemmPrecision::BF16
+                                                                              : kernels::GemmPrecision::F32);
       nn::Context c{tape, true, &rng};
       step = objective->next(c, *model);
       const double loss_value = step.loss.value().item();

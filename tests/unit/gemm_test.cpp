@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -227,6 +228,83 @@ TEST(GemmBatched, ZeroStrideBroadcasts) {
     gemm_reference(false, false, M, N, K, 1, a.data() + i * M * K, K, b.data(), N, 0, want.data() + i * M * N,
                    N);
   Problem::expect_close(got, want);
+}
+
+}  // namespace
+}  // namespace tfm::kernels
+
+namespace tfm::kernels {
+namespace {
+
+float from_bf16(uint16_t h) { return std::bit_cast<float>(uint32_t(h) << 16); }
+
+TEST(GemmBf16, RoundsToNearestEven) {
+  EXPECT_EQ(to_bf16(1.0f), 0x3F80);
+  // 1 + 2^-8 lies halfway between 1 and 1 + 2^-7: ties go to the even mantissa (1); 1 + 3 * 2^-8 lies
+  // halfway between 1 + 2^-7 (odd) and 1 + 2^-6 (even).
+  EXPECT_EQ(to_bf16(1.0f + 0x1p-8f), 0x3F80);
+  EXPECT_EQ(to_bf16(1.0f + 3 * 0x1p-8f), 0x3F82);
+  EXPECT_EQ(to_bf16(1.0f + 0x1p-8f + 0x1p-20f), 0x3F81);  // just above the tie: up
+  EXPECT_EQ(to_bf16(-2.5f), 0xC020);
+  EXPECT_TRUE(std::isinf(from_bf16(to_bf16(std::numeric_limits<float>::infinity()))));
+}
+
+// In BF16 mode gemm() equals the float64 product of the operands rounded to bfloat16 (the rounding is
+// the only loss: accumulation is float32), for every transposition, with leading dimensions, alpha and
+// beta; and it differs from the float32 product by about bfloat16's precision, so the mode is really on.
+TEST(GemmBf16, EqualsTheProductOfRoundedOperands) {
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (int64_t M : {1, 33, 130})
+        for (int64_t K : {7, 257}) {
+          const int64_t N = 65;
+          SCOPED_TRACE(::testing::Message() << ta << tb << " " << M << "x" << N << "x" << K);
+          Problem p(ta, tb, M, N, K, /*pad=*/3);
+          Problem rounded = p;
+          for (float& x : rounded.a) x = from_bf16(to_bf16(x));
+          for (float& x : rounded.b) x = from_bf16(to_bf16(x));
+          std::vector<float> got = p.c, want = p.c, f32 = p.c;
+          {
+            GemmPrecisionScope bf16(GemmPrecision::BF16);
+            gemm(ta, tb, M, N, K, 0.5f, p.a.data() + 3, p.lda, p.b.data() + 3, p.ldb, 0.25f, got.data() + 3,
+                 p.ldc);
+          }
+          EXPECT_EQ(gemm_precision(), GemmPrecision::F32);
+          gemm_reference(ta, tb, M, N, K, 0.5f, rounded.a.data() + 3, p.lda, rounded.b.data() + 3, p.ldb,
+                         0.25f, want.data() + 3, p.ldc);
+          Problem::expect_close(got, want);
+          gemm(ta, tb, M, N, K, 0.5f, p.a.data() + 3, p.lda, p.b.data() + 3, p.ldb, 0.25f, f32.data() + 3,
+               p.ldc);
+          double diff = 0;
+          for (size_t i = 0; i < got.size(); ++i) diff = std::max(diff, std::abs(double(got[i]) - f32[i]));
+          EXPECT_GT(diff, 1e-4) << "bfloat16 rounding should be visible";
+        }
+}
+
+TEST(GemmBf16, BatchedAndFloat32InsideParallelRegions) {
+  const int64_t batch = 3, M = 20, N = 24, K = 40;
+  std::vector<float> a = noise(batch * M * K, 4), b = noise(batch * K * N, 5);
+  std::vector<float> got(size_t(batch * M * N)), want(got.size());
+  std::vector<float> ra = a, rb = b;
+  for (float& x : ra) x = from_bf16(to_bf16(x));
+  for (float& x : rb) x = from_bf16(to_bf16(x));
+  GemmPrecisionScope bf16(GemmPrecision::BF16);
+  gemm_batched(batch, false, false, M, N, K, 1.0f, a.data(), K, M * K, b.data(), N, K * N, 0.0f, got.data(),
+               N, M * N);
+  for (int64_t i = 0; i < batch; ++i)
+    gemm_reference(false, false, M, N, K, 1.0f, ra.data() + i * M * K, K, rb.data() + i * K * N, N, 0.0f,
+                   want.data() + i * M * N, N);
+  Problem::expect_close(got, want);
+  // Inside a parallel region the products stay float32.
+  std::vector<float> par(got.size()), f32(got.size());
+#pragma omp parallel for num_threads(2)
+  for (int64_t i = 0; i < batch; ++i)
+    gemm(false, false, M, N, K, 1.0f, a.data() + i * M * K, K, b.data() + i * K * N, N, 0.0f,
+         par.data() + i * M * N, N);
+  for (int64_t i = 0; i < batch; ++i)
+    gemm_reference(false, false, M, N, K, 1.0f, a.data() + i * M * K, K, b.data() + i * K * N, N, 0.0f,
+                   f32.data() + i * M * N, N);
+  Problem::expect_close(par, f32);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/random.h"
+#include "kernels/cpu/attention_layout.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/scratch.h"
 
@@ -13,30 +14,9 @@ namespace tfm::kernels {
 
 namespace {
 
+using namespace detail;
+
 constexpr float kMaskedScore = -1e9f;
-
-int64_t kv_heads_of(const AttentionDims& d) { return d.kv_heads ? d.kv_heads : d.heads; }
-
-struct HeadPointers {
-  int64_t q, k, v;  // element offsets of query head (b, h) in q/out, and of its K/V head in k, v
-};
-
-HeadPointers head_offsets(const AttentionDims& d, int64_t b, int64_t h) {
-  int64_t qb = d.q_batch_stride ? d.q_batch_stride : d.q_len * d.q_stride;
-  int64_t kb = d.k_batch_stride ? d.k_batch_stride : d.k_len * d.k_stride;
-  int64_t vb = d.v_batch_stride ? d.v_batch_stride : d.k_len * d.v_stride;
-  int64_t g = h / (d.heads / kv_heads_of(d));
-  return {b * qb + h * d.head_dim, b * kb + g * d.head_dim, b * vb + g * d.head_dim};
-}
-
-// Keys [first, last] are the ones that causality and the window leave visible to query i.
-struct KeyRange {
-  int64_t first, last;
-};
-KeyRange visible_keys(const AttentionMask& mask, int64_t i, int64_t k_len) {
-  int64_t pos = i + mask.query_offset;
-  return {mask.window > 0 ? pos - mask.window + 1 : 0, mask.causal ? pos : k_len - 1};
-}
 
 // Adds the bias of head (b, h) to its [q_len, k_len] score block.
 void add_bias(const AttentionDims& d, const AttentionBias& bias, int64_t b, int64_t h, float* s) {
@@ -80,10 +60,6 @@ void masked_softmax(const AttentionDims& d, const AttentionMask& mask, int64_t b
   }
 }
 
-uint64_t head_stream(const AttentionDims& d, const DropoutSpec& drop, int64_t b, int64_t h) {
-  return drop.offset + uint64_t((b * d.heads + h) * d.q_len * d.k_len);
-}
-
 // x[i] = keep(i) ? x[i] / (1 - p) : 0 for one head's block (in place, or from src into dst). The keep
 // decisions are a pure function of the stream position, so backward regenerates exactly forward's mask.
 void apply_dropout(const DropoutSpec& drop, uint64_t base, const float* src, float* dst, int64_t n) {
@@ -101,7 +77,7 @@ void attention_forward(const AttentionDims& d, const AttentionMask& mask, const 
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < d.batch; ++b) {
     for (int64_t h = 0; h < d.heads; ++h) {
-      HeadPointers o = head_offsets(d, b, h);
+      HeadOffsets o = head_offsets(d, b, h);
       float* p = probs ? probs + (b * d.heads + h) * block : thread_scratch(size_t(block), 0);
       gemm(false, true, d.q_len, d.k_len, d.head_dim, scale, q + o.q, d.q_stride, k + o.k, d.k_stride, 0.0f,
            p, d.k_len);
@@ -131,7 +107,7 @@ void attention_backward(const AttentionDims& d, const AttentionMask& mask, float
   for (int64_t b = 0; b < d.batch; ++b) {
     for (int64_t g = 0; g < kv_heads; ++g) {
       for (int64_t h = g * group; h < (g + 1) * group; ++h) {
-        HeadPointers o = head_offsets(d, b, h);
+        HeadOffsets o = head_offsets(d, b, h);
         const float* p = probs + (b * d.heads + h) * block;
         uint64_t base = head_stream(d, drop, b, h);
         if (dv) {  // dV += P'^T dO

@@ -3,11 +3,14 @@
 #include <dnnl.h>
 #include <omp.h>
 
+#include <algorithm>
+#include <atomic>
 #include <bit>
 #include <dnnl.hpp>
 #include <unordered_map>
 
 #include "core/error.h"
+#include "kernels/cpu/scratch.h"
 
 namespace tfm::kernels {
 namespace {
@@ -20,6 +23,7 @@ struct Key {
   uint32_t alpha, beta;  // bit patterns, so that equal keys hash equally
   int threads;
   bool trans_a, trans_b;
+  bool bf16;  // A and B are bfloat16
   bool operator==(const Key&) const = default;
 };
 
@@ -28,7 +32,7 @@ struct KeyHash {
     size_t h = 0;
     for (int64_t v :
          {k.batch, k.M, k.N, k.K, k.lda, k.ldb, k.ldc, k.stride_a, k.stride_b, k.stride_c, int64_t(k.alpha),
-          int64_t(k.beta), int64_t(k.threads), int64_t(k.trans_a), int64_t(k.trans_b)})
+          int64_t(k.beta), int64_t(k.threads), int64_t(k.trans_a), int64_t(k.trans_b), int64_t(k.bf16)})
       h = (h ^ uint64_t(v)) * 0x100000001b3ull;  // FNV-1a over whole fields
     return h;
   }
@@ -37,10 +41,11 @@ struct KeyHash {
 // op(X) [rows, cols], `batch` of them `stride` apart, over row-major storage with leading dimension ld.
 // (Only gemm_batched() builds primitives, and it hands a batch of one to gemm().)
 dnnl::memory::desc matrix_desc(int64_t batch, int64_t rows, int64_t cols, bool trans, int64_t ld,
-                               int64_t stride) {
+                               int64_t stride, bool bf16 = false) {
   using dims = dnnl::memory::dims;
   dims strides = trans ? dims{1, ld} : dims{ld, 1};
-  return {{batch, rows, cols}, dnnl::memory::data_type::f32, {stride, strides[0], strides[1]}};
+  auto type = bf16 ? dnnl::memory::data_type::bf16 : dnnl::memory::data_type::f32;
+  return {{batch, rows, cols}, type, {stride, strides[0], strides[1]}};
 }
 
 // A primitive and its memory objects; each call points the memory objects at its operands.
@@ -72,8 +77,8 @@ class Cache {
   static constexpr size_t kMaxEntries = 512;
 
   Matmul build(const Key& k) const {
-    auto a = matrix_desc(k.batch, k.M, k.K, k.trans_a, k.lda, k.stride_a);
-    auto b = matrix_desc(k.batch, k.K, k.N, k.trans_b, k.ldb, k.stride_b);
+    auto a = matrix_desc(k.batch, k.M, k.K, k.trans_a, k.lda, k.stride_a, k.bf16);
+    auto b = matrix_desc(k.batch, k.K, k.N, k.trans_b, k.ldb, k.stride_b, k.bf16);
     auto c = matrix_desc(k.batch, k.M, k.N, false, k.ldc, k.stride_c);
     dnnl::primitive_attr attr;
     float alpha = std::bit_cast<float>(k.alpha), beta = std::bit_cast<float>(k.beta);
@@ -107,11 +112,11 @@ void scale(int64_t batch, int64_t M, int64_t N, float beta, float* C, int64_t ld
 int threads() { return omp_in_parallel() ? 1 : omp_get_max_threads(); }
 
 // Runs the primitive for `key` on A, B, C (each the first matrix of its batch).
-void matmul(const Key& key, const float* A, const float* B, float* C) {
+void matmul(const Key& key, const void* A, const void* B, float* C) {
   thread_local Cache cache;
   Matmul& m = cache.get(key);
-  m.a.set_data_handle(const_cast<float*>(A));
-  m.b.set_data_handle(const_cast<float*>(B));
+  m.a.set_data_handle(const_cast<void*>(A));
+  m.b.set_data_handle(const_cast<void*>(B));
   m.c.set_data_handle(C);
   // The C API takes the arguments as an array; the C++ execute() builds a std::unordered_map per call.
   dnnl_exec_arg_t args[] = {
@@ -121,12 +126,46 @@ void matmul(const Key& key, const float* A, const float* B, float* C) {
   cache.stream().wait();
 }
 
+std::atomic<GemmPrecision> g_precision{GemmPrecision::F32};
+
+// The stored rows x cols matrix X (leading dimension ld) rounded to bfloat16 and packed densely into this
+// thread's scratch slot; its transposition stays as it was (oneDNN's bfloat16 matmul reads both).
+const uint16_t* packed_bf16(const float* X, int64_t rows, int64_t cols, int64_t ld, int slot) {
+  auto* out = static_cast<uint16_t*>(thread_scratch_bytes(size_t(rows * cols) * sizeof(uint16_t), slot));
+#pragma omp parallel for schedule(static) if (!omp_in_parallel() && rows * cols >= (1 << 16))
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = X + r * ld;
+    uint16_t* dst = out + r * cols;
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) dst[c] = to_bf16(src[c]);
+  }
+  return out;
+}
+
+// gemm() in bfloat16: both operands packed, then one oneDNN matmul, a batch of one with dense batch
+// strides (a batch stride of 0 makes oneDNN see an unusual layout and fall back to its reference loops).
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+               int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const int64_t a_rows = trans_a ? K : M, a_cols = trans_a ? M : K;
+  const int64_t b_rows = trans_b ? N : K, b_cols = trans_b ? K : N;
+  const uint16_t* a = packed_bf16(A, a_rows, a_cols, lda, 0);
+  const uint16_t* b = packed_bf16(B, b_rows, b_cols, ldb, 1);
+  matmul(Key{1, M, N, K, a_cols, b_cols, ldc, M * K, K * N, M * ldc, std::bit_cast<uint32_t>(alpha),
+             std::bit_cast<uint32_t>(beta), threads(), trans_a, trans_b, true},
+         a, b, C);
+}
+
 }  // namespace
+
+void set_gemm_precision(GemmPrecision precision) { g_precision.store(precision); }
+GemmPrecision gemm_precision() { return g_precision.load(); }
 
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0 || alpha == 0) return scale(1, M, N, beta, C, ldc, 0);
+  if (g_precision.load(std::memory_order_relaxed) == GemmPrecision::BF16 && !omp_in_parallel())
+    return gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   // dnnl_sgemm, not a cached matmul primitive: executing a primitive allocates inside oneDNN on every
   // call, and a training step must not allocate in steady state (BENCHMARKS.md has both measured).
   dnnl_status_t st =
@@ -140,8 +179,14 @@ void gemm_batched(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t 
   if (batch == 1) return gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (batch == 0 || M == 0 || N == 0) return;
   if (K == 0 || alpha == 0) return scale(batch, M, N, beta, C, ldc, stride_c);
+  if (g_precision.load(std::memory_order_relaxed) == GemmPrecision::BF16 && !omp_in_parallel()) {
+    for (int64_t i = 0; i < batch; ++i)
+      gemm_bf16(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta,
+                C + i * stride_c, ldc);
+    return;
+  }
   matmul(Key{batch, M, N, K, lda, ldb, ldc, stride_a, stride_b, stride_c, std::bit_cast<uint32_t>(alpha),
-             std::bit_cast<uint32_t>(beta), threads(), trans_a, trans_b},
+             std::bit_cast<uint32_t>(beta), threads(), trans_a, trans_b, false},
          A, B, C);
 }
 

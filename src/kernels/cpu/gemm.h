@@ -7,9 +7,40 @@
 // Thread-safe.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 
 namespace tfm::kernels {
+
+// The precision of the products gemm() and gemm_batched() compute, for the whole process: F32, or BF16
+// (mixed precision: op(A) and op(B) rounded to bfloat16, nearest even, and multiplied by oneDNN's
+// AVX512-BF16 kernels with float32 accumulation; C stays float32). Calls from inside a parallel region
+// (the attention kernels' per-tile products, each on one thread) stay float32: for such small products
+// the conversion costs more than it saves. gemm_reference() is always float64.
+enum class GemmPrecision { F32, BF16 };
+void set_gemm_precision(GemmPrecision precision);
+GemmPrecision gemm_precision();
+
+// Sets the precision until the end of a scope, then restores the previous one.
+class GemmPrecisionScope {
+ public:
+  explicit GemmPrecisionScope(GemmPrecision precision) : previous_(gemm_precision()) {
+    set_gemm_precision(precision);
+  }
+  ~GemmPrecisionScope() { set_gemm_precision(previous_); }
+  GemmPrecisionScope(const GemmPrecisionScope&) = delete;
+  GemmPrecisionScope& operator=(const GemmPrecisionScope&) = delete;
+
+ private:
+  GemmPrecision previous_;
+};
+
+// x rounded to the nearest bfloat16 (ties to even), as its 16 bits.
+inline uint16_t to_bf16(float x) {
+  uint32_t u = std::bit_cast<uint32_t>(x);
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
 
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);

@@ -11,4 +11,7 @@ namespace tfm::kernels {
 // distinguishes buffers that one thread needs at the same time.
 float* thread_scratch(size_t n, int slot = 0);
 
+// The same for raw bytes (other element types), in slots of their own.
+void* thread_scratch_bytes(size_t bytes, int slot = 0);
+
 }  // namespace tfm::kernels

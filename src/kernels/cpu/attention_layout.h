@@ -1,0 +1,41 @@
+// Index arithmetic shared by the attention kernels (attention.cpp, flash_attention.cpp): where a head's
+// rows live in the strided Q/K/V buffers, which keys a query may see, and where a head's dropout stream
+// starts. Both kernels use the same functions, so they mask and drop exactly the same elements.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu/attention.h"
+
+namespace tfm::kernels::detail {
+
+inline int64_t kv_heads_of(const AttentionDims& d) { return d.kv_heads ? d.kv_heads : d.heads; }
+
+struct HeadOffsets {
+  int64_t q, k, v;  // element offsets of query head (b, h) in q/out, and of its K/V head in k, v
+};
+
+inline HeadOffsets head_offsets(const AttentionDims& d, int64_t b, int64_t h) {
+  int64_t qb = d.q_batch_stride ? d.q_batch_stride : d.q_len * d.q_stride;
+  int64_t kb = d.k_batch_stride ? d.k_batch_stride : d.k_len * d.k_stride;
+  int64_t vb = d.v_batch_stride ? d.v_batch_stride : d.k_len * d.v_stride;
+  int64_t g = h / (d.heads / kv_heads_of(d));
+  return {b * qb + h * d.head_dim, b * kb + g * d.head_dim, b * vb + g * d.head_dim};
+}
+
+// Keys [first, last] are the ones that causality and the window leave visible to query i (before the
+// padding mask; first may be negative and last may pass k_len - 1).
+struct KeyRange {
+  int64_t first, last;
+};
+inline KeyRange visible_keys(const AttentionMask& mask, int64_t i, int64_t k_len) {
+  int64_t pos = i + mask.query_offset;
+  return {mask.window > 0 ? pos - mask.window + 1 : 0, mask.causal ? pos : k_len - 1};
+}
+
+// Dropout stream position of score [b, h, 0, 0]; score [i, j] of the head is i * k_len + j after it.
+inline uint64_t head_stream(const AttentionDims& d, const DropoutSpec& drop, int64_t b, int64_t h) {
+  return drop.offset + uint64_t((b * d.heads + h) * d.q_len * d.k_len);
+}
+
+}  // namespace tfm::kernels::detail
