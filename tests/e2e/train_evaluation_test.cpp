@@ -126,9 +126,13 @@ TEST(TrainEvaluation, EarlyStoppingAfterPatienceEvaluationsWithoutProgress) {
 
 // recipes/mt-en-es.toml shrunk (sizes, steps and corpora replaced, the architecture and optimizer kept):
 // the benchmark recipe itself runs end to end in CI and its loss falls.
-TEST(TrainEvaluation, TheMtEnEsRecipeTrainsWhenShrunk) {
+// Both translation recipes (the reference model's and the seed architecture's), shrunk, train and test.
+class RecipeShrunk : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(RecipeShrunk, TrainsAndTests) {
+  const std::string name = GetParam();
   const std::string dir = test::temp_dir("recipe");
-  std::string recipe = io::read_file(std::string(TFM_SOURCE_DIR) + "/recipes/mt-en-es.toml");
+  std::string recipe = io::read_file(std::string(TFM_SOURCE_DIR) + "/recipes/" + name + ".toml");
   const std::vector<std::pair<std::string, std::string>> shrink = {
       {"d_model = 256", "d_model = 32"},
       {"d_ff = 1024", "d_ff = 64"},
@@ -136,7 +140,7 @@ TEST(TrainEvaluation, TheMtEnEsRecipeTrainsWhenShrunk) {
       {"decoder_layers = 3", "decoder_layers = 1"},
       {"max_len = 256", "max_len = 40"},
       {"vocab_size = 8000", "vocab_size = 400"},
-      {"max_tokens = 12000", "max_tokens = 600"},
+      {"max_tokens = 8300", "max_tokens = 600"},
       {"warmup_steps = 1000", "warmup_steps = 10"},
       {"max_steps = 2100", "max_steps = 40"},
       {"log_every = 50", "log_every = 1"},
@@ -145,7 +149,7 @@ TEST(TrainEvaluation, TheMtEnEsRecipeTrainsWhenShrunk) {
       {"data/bible-en-es/train.tsv.gz", pairs(dir, "train.tsv", "train.tsv", 400)},
       {"data/bible-en-es/valid.tsv.gz", pairs(dir, "valid.tsv", "valid.tsv", 16)},
       {"data/bible-en-es/test.tsv.gz", pairs(dir, "test.tsv", "test.tsv", 16)},
-      {"runs/mt-en-es", dir + "/run"}};
+      {"out_dir = \"runs/" + name + "\"", "out_dir = \"" + dir + "/run\""}};
   for (const auto& [from, to] : shrink) {
     const size_t at = recipe.find(from);
     ASSERT_NE(at, std::string::npos) << from;
@@ -163,6 +167,11 @@ TEST(TrainEvaluation, TheMtEnEsRecipeTrainsWhenShrunk) {
   EXPECT_LT(last, first - 0.5) << first << " -> " << last;
   EXPECT_EQ(lines_with(dir + "/run", "test_bleu").size(), 1u);
 }
+
+INSTANTIATE_TEST_SUITE_P(TrainEvaluation, RecipeShrunk, ::testing::Values("mt-en-es", "mt-en-es-seed"),
+                         [](const auto& info) {
+                           return std::string(info.param) == "mt-en-es" ? "Marian" : "Seed";
+                         });
 
 }  // namespace
 }  // namespace tfm
