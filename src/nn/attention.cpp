@@ -103,8 +103,7 @@ Tensor attend_rows(const AttentionSpec& spec, const Tensor& q, const CachedRows&
   const float* qp = q.f32();
   float* op = out.f32();
   const bool flash = ag::attention_kernel() == ag::AttentionKernel::Flash;
-  // One row alone runs outside a parallel region, so the kernel spreads its heads over the threads.
-#pragma omp parallel for schedule(dynamic) if (n_rows > 1)
+#pragma omp parallel for schedule(dynamic)
   for (int64_t r = 0; r < n_rows; ++r) {
     const int64_t first = rows.offsets[r], count = rows.offsets[r + 1] - first;
     const int64_t past = rows.past.empty() ? 0 : rows.past[r];
