@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "autograd/ops.h"
+#include "gpt2_small.h"
 #include "infer/model_decoder.h"
 #include "infer/sampling.h"
 #include "kernels/cpu/gemm.h"
@@ -64,20 +65,9 @@ double peak_rss_mb() {
 }
 
 // GPT-2 124M as Hugging Face configures it, without dropout (the peer has none).
-ModelConfig gpt2_config(const BenchConfig& bc) {
-  const nlohmann::json config = {{"model_type", "gpt2"},
-                                 {"vocab_size", bc.vocab},
-                                 {"n_positions", 1024},
-                                 {"n_embd", bc.d_model},
-                                 {"n_layer", bc.layers},
-                                 {"n_head", bc.heads},
-                                 {"activation_function", "gelu_new"},
-                                 {"layer_norm_epsilon", 1e-5},
-                                 {"resid_pdrop", 0.0},
-                                 {"embd_pdrop", 0.0},
-                                 {"attn_pdrop", 0.0},
-                                 {"bos_token_id", 50256},
-                                 {"eos_token_id", 50256}};
+ModelConfig gpt2_config() {
+  nlohmann::json config = bench::gpt2_small_config();
+  config["resid_pdrop"] = config["embd_pdrop"] = config["attn_pdrop"] = 0.0;
   return find_family(config)->config(config);
 }
 
@@ -124,7 +114,7 @@ int main(int argc, char** argv) {
 
   const BenchConfig bc = kConfigs.at(config);
   TFM_CHECK(!bc.decoder_only || mode != "greedy", "--mode greedy is for the encoder-decoder configs");
-  const ModelConfig mc = bc.decoder_only ? gpt2_config(bc) : seed_config(bc, gen);
+  const ModelConfig mc = bc.decoder_only ? gpt2_config() : seed_config(bc, gen);
   Transformer model(mc);
   model.init_weights(0);
   train::AdamOptions ao;

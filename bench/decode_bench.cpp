@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "gpt2_small.h"
 #include "infer/generate.h"
 #include "infer/model_decoder.h"
 #include "models/family.h"
@@ -89,16 +90,7 @@ int run_kjv(const std::string& dir, int repeat, int64_t max_new_tokens) {
 }
 
 std::unique_ptr<Transformer> gpt2_small() {
-  const nlohmann::json config = {{"model_type", "gpt2"},
-                                 {"vocab_size", 50257},
-                                 {"n_positions", 1024},
-                                 {"n_embd", 768},
-                                 {"n_layer", 12},
-                                 {"n_head", 12},
-                                 {"activation_function", "gelu_new"},
-                                 {"layer_norm_epsilon", 1e-5},
-                                 {"bos_token_id", 50256},
-                                 {"eos_token_id", 50256}};
+  const nlohmann::json config = bench::gpt2_small_config();
   const Family* family = find_family(config);
   auto model = std::make_unique<Transformer>(family->config(config));
   model->init_weights(1);

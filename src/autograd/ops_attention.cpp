@@ -33,28 +33,38 @@ void check_shapes(const Tensor& q, const Tensor& kk, const Tensor& v, const Atte
             v.shape().str(), o.heads, kv_heads);
 }
 
-k::AttentionBias attention_bias(const k::AttentionDims& d, const AttentionOptions& o, const Var& bias) {
+// The kernel's view of the score bias (undefined: none; 4 dimensions: one per batch row) and of ALiBi's
+// slopes and key positions (both or neither), as checked by attention_bias().
+k::AttentionBias bias_view(const Tensor& scores, const Tensor& slopes, const Tensor& positions) {
   k::AttentionBias b;
+  if (scores.defined()) {
+    b.scores = scores.f32();
+    b.per_batch = scores.dim() == 4;
+  }
+  if (slopes.defined()) {
+    b.alibi_slopes = slopes.f32();
+    b.key_positions = positions.f32();
+  }
+  return b;
+}
+
+k::AttentionBias attention_bias(const k::AttentionDims& d, const AttentionOptions& o, const Var& bias) {
+  Tensor scores;
   if (bias.defined()) {
-    const Tensor& bv = contiguous_input(bias, "attention bias");
+    scores = contiguous_input(bias, "attention bias");
     Shape shared{d.heads, d.q_len, d.k_len}, per_batch{d.batch, d.heads, d.q_len, d.k_len};
-    TFM_CHECK(bv.shape() == shared || bv.shape() == per_batch, "attention bias {} for {} or {}", bv.str(),
-              shared.str(), per_batch.str());
-    b.scores = bv.f32();
-    b.per_batch = bv.dim() == 4;
+    TFM_CHECK(scores.shape() == shared || scores.shape() == per_batch, "attention bias {} for {} or {}",
+              scores.str(), shared.str(), per_batch.str());
   }
   TFM_CHECK(o.alibi_slopes.defined() == o.alibi_positions.defined(),
             "attention: ALiBi needs both slopes and key positions");
-  if (o.alibi_slopes.defined()) {
+  if (o.alibi_slopes.defined())
     TFM_CHECK(o.alibi_slopes.dtype() == DType::F32 && o.alibi_slopes.is_contiguous() &&
                   o.alibi_slopes.numel() == d.heads && o.alibi_positions.dtype() == DType::F32 &&
                   o.alibi_positions.is_contiguous() && o.alibi_positions.numel() == d.batch * d.k_len,
               "attention: ALiBi slopes {} and positions {} for {} heads, batch {}, {} keys",
               o.alibi_slopes.str(), o.alibi_positions.str(), d.heads, d.batch, d.k_len);
-    b.alibi_slopes = o.alibi_slopes.f32();
-    b.key_positions = o.alibi_positions.f32();
-  }
-  return b;
+  return bias_view(scores, o.alibi_slopes, o.alibi_positions);
 }
 
 // Node constants: f = {scale, dropout p}; i = {heads, mask flags (kCausal | kAdditive), dropout seed,
@@ -92,16 +102,7 @@ void attention_backward(Tape& t, const Node& n) {
   float* dbias = grad_ptr(t, n, 3);
   Tensor dscores = dbias ? Tensor::empty({d.batch, d.heads, d.q_len, d.k_len}) : Tensor();
   if constexpr (kFlash) {
-    k::AttentionBias b;
-    if (n.in[3] >= 0) {
-      const Tensor& bv = t.value(n.in[3]);
-      b.scores = bv.f32();
-      b.per_batch = bv.dim() == 4;
-    }
-    if (n.saved[2].defined()) {
-      b.alibi_slopes = n.saved[2].f32();
-      b.key_positions = n.saved[3].f32();
-    }
+    const k::AttentionBias b = bias_view(n.in[3] >= 0 ? t.value(n.in[3]) : Tensor(), n.saved[2], n.saved[3]);
     k::flash_attention_backward(d, mask, b, n.f[0], drop, qv.f32(), kt.f32(), vt.f32(), t.value(n.out).f32(),
                                 n.saved[0].f32(), out_grad(t, n), grad_ptr(t, n, 0), grad_ptr(t, n, 1),
                                 grad_ptr(t, n, 2), dbias ? dscores.f32() : nullptr);

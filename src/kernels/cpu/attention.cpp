@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/random.h"
 #include "kernels/cpu/attention_layout.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/scratch.h"
@@ -58,14 +57,6 @@ void masked_softmax(const AttentionDims& d, const AttentionMask& mask, int64_t b
 #pragma omp simd
     for (int64_t j = 0; j < d.k_len; ++j) row[j] *= inv;
   }
-}
-
-// x[i] = keep(i) ? x[i] / (1 - p) : 0 for one head's block (in place, or from src into dst). The keep
-// decisions are a pure function of the stream position, so backward regenerates exactly forward's mask.
-void apply_dropout(const DropoutSpec& drop, uint64_t base, const float* src, float* dst, int64_t n) {
-  const float keep_scale = 1.0f / (1.0f - drop.p);
-  for (int64_t i = 0; i < n; ++i)
-    dst[i] = uniform_at(drop.seed, base + uint64_t(i)) >= drop.p ? src[i] * keep_scale : 0.0f;
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "core/random.h"
 #include "kernels/cpu/attention.h"
 
 namespace tfm::kernels::detail {
@@ -36,6 +37,15 @@ inline KeyRange visible_keys(const AttentionMask& mask, int64_t i, int64_t k_len
 // Dropout stream position of score [b, h, 0, 0]; score [i, j] of the head is i * k_len + j after it.
 inline uint64_t head_stream(const AttentionDims& d, const DropoutSpec& drop, int64_t b, int64_t h) {
   return drop.offset + uint64_t((b * d.heads + h) * d.q_len * d.k_len);
+}
+
+// dst[i] = keep(base + i) ? src[i] / (1 - p) : 0 for n consecutive stream positions (in place when src ==
+// dst). The keep decisions are a pure function of the stream position, so backward regenerates exactly
+// forward's mask, and either kernel drops the same scores.
+inline void apply_dropout(const DropoutSpec& drop, uint64_t base, const float* src, float* dst, int64_t n) {
+  const float keep_scale = 1.0f / (1.0f - drop.p);
+  for (int64_t i = 0; i < n; ++i)
+    dst[i] = uniform_at(drop.seed, base + uint64_t(i)) >= drop.p ? src[i] * keep_scale : 0.0f;
 }
 
 }  // namespace tfm::kernels::detail

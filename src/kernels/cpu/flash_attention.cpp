@@ -8,7 +8,6 @@
 #include <cstring>
 #include <span>
 
-#include "core/random.h"
 #include "kernels/cpu/attention_layout.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/scratch.h"
@@ -112,16 +111,13 @@ void score_tile(const Inputs& in, const QueryTile& t, int64_t j0, int64_t nk, fl
   }
 }
 
-// p[r, c] *= keep(i0 + r, j0 + c) / (1 - p): the dense kernel's dropout decisions for the same scores.
-void dropout_tile(const Inputs& in, const QueryTile& t, int64_t j0, int64_t nk, float* p) {
+// Dropout on a tile of scores (i0 + r, j0 + c), from src into dst (may be the same): the dense kernel's
+// decisions for the same scores.
+void dropout_tile(const Inputs& in, const QueryTile& t, int64_t j0, int64_t nk, const float* src,
+                  float* dst) {
   const uint64_t base = head_stream(in.d, in.drop, t.b, t.h);
-  const float keep_scale = 1.0f / (1.0f - in.drop.p);
-  for (int64_t r = 0; r < t.rows; ++r) {
-    const uint64_t row_base = base + uint64_t((t.i0 + r) * in.d.k_len + j0);
-    float* row = p + r * kKT;
-    for (int64_t c = 0; c < nk; ++c)
-      row[c] = uniform_at(in.drop.seed, row_base + uint64_t(c)) >= in.drop.p ? row[c] * keep_scale : 0.0f;
-  }
+  for (int64_t r = 0; r < t.rows; ++r)
+    apply_dropout(in.drop, base + uint64_t((t.i0 + r) * in.d.k_len + j0), src + r * kKT, dst + r * kKT, nk);
 }
 
 void forward_tile(const Inputs& in, const QueryTile& t, float* out, float* lse) {
@@ -159,7 +155,7 @@ void forward_tile(const Inputs& in, const QueryTile& t, float* out, float* lse) 
       l[size_t(r)] = l[size_t(r)] * correction + sum;
       m[size_t(r)] = mx;
     }
-    if (in.drop.p > 0) dropout_tile(in, t, j0, nk, s);  // l sums the undropped P~, as softmax does
+    if (in.drop.p > 0) dropout_tile(in, t, j0, nk, s, s);  // l sums the undropped P~, as softmax does
     gemm(false, false, t.rows, d.head_dim, nk, 1.0f, s, kKT, in.v + o.v + j0 * d.v_stride, d.v_stride, 1.0f,
          o_tile, d.q_stride);
   }
@@ -206,8 +202,7 @@ void backward_tile(const Inputs& in, const QueryTile& t, const Grads& g) {
     }
     const float* pv = p;  // P', the probabilities that multiplied V
     if (in.drop.p > 0) {
-      for (int64_t r = 0; r < t.rows; ++r) std::copy_n(p + r * kKT, nk, pd + r * kKT);
-      dropout_tile(in, t, j0, nk, pd);
+      dropout_tile(in, t, j0, nk, p, pd);
       pv = pd;
     }
     if (g.dv)  // dV += P'^T dO
@@ -216,7 +211,7 @@ void backward_tile(const Inputs& in, const QueryTile& t, const Grads& g) {
     if (!need_ds) continue;
     gemm(false, true, t.rows, nk, d.head_dim, 1.0f, do_tile, d.q_stride, in.v + o.v + j0 * d.v_stride,
          d.v_stride, 0.0f, ds, kKT);  // dP' = dO V^T
-    if (in.drop.p > 0) dropout_tile(in, t, j0, nk, ds);
+    if (in.drop.p > 0) dropout_tile(in, t, j0, nk, ds, ds);
     for (int64_t r = 0; r < t.rows; ++r) {
       float* drow = ds + r * kKT;
       const float* prow = p + r * kKT;

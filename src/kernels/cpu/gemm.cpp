@@ -128,6 +128,11 @@ void matmul(const Key& key, const void* A, const void* B, float* C) {
 
 std::atomic<GemmPrecision> g_precision{GemmPrecision::F32};
 
+// Whether this call computes in bfloat16 (see gemm.h: never inside a parallel region).
+bool bf16_here() {
+  return g_precision.load(std::memory_order_relaxed) == GemmPrecision::BF16 && !omp_in_parallel();
+}
+
 // The stored rows x cols matrix X (leading dimension ld) rounded to bfloat16 and packed densely into this
 // thread's scratch slot; its transposition stays as it was (oneDNN's bfloat16 matmul reads both).
 const uint16_t* packed_bf16(const float* X, int64_t rows, int64_t cols, int64_t ld, int slot) {
@@ -164,8 +169,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0 || alpha == 0) return scale(1, M, N, beta, C, ldc, 0);
-  if (g_precision.load(std::memory_order_relaxed) == GemmPrecision::BF16 && !omp_in_parallel())
-    return gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (bf16_here()) return gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   // dnnl_sgemm, not a cached matmul primitive: executing a primitive allocates inside oneDNN on every
   // call, and a training step must not allocate in steady state (BENCHMARKS.md has both measured).
   dnnl_status_t st =
@@ -179,7 +183,7 @@ void gemm_batched(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t 
   if (batch == 1) return gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (batch == 0 || M == 0 || N == 0) return;
   if (K == 0 || alpha == 0) return scale(batch, M, N, beta, C, ldc, stride_c);
-  if (g_precision.load(std::memory_order_relaxed) == GemmPrecision::BF16 && !omp_in_parallel()) {
+  if (bf16_here()) {
     for (int64_t i = 0; i < batch; ++i)
       gemm_bf16(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta,
                 C + i * stride_c, ldc);
