@@ -24,6 +24,14 @@ namespace {
 
 using namespace tfm;
 
+// " (N batches skipped, M float16 overflows skipped)" or "".
+std::string skipped_steps(const train::RunSummary& s) {
+  std::vector<std::string> parts;
+  if (s.skipped_nonfinite) parts.push_back(fmt::format("{} batches skipped", s.skipped_nonfinite));
+  if (s.skipped_overflow) parts.push_back(fmt::format("{} float16 overflows skipped", s.skipped_overflow));
+  return parts.empty() ? "" : fmt::format(" ({})", fmt::join(parts, ", "));
+}
+
 int cmd_train(const std::string& config_path, const std::string& out_dir, train::RunOptions o) {
   train::TrainConfig cfg;
   if (!o.resume_dir.empty()) {
@@ -36,8 +44,7 @@ int cmd_train(const std::string& config_path, const std::string& out_dir, train:
   train::RunSummary s = train::run_training(cfg, o);
   std::fprintf(stderr, "%s after %lld steps%s: checkpoint %s/checkpoint.safetensors\n",
                s.interrupted ? "interrupted" : "done", static_cast<long long>(s.steps),
-               s.skipped_nonfinite ? fmt::format(" ({} batches skipped)", s.skipped_nonfinite).c_str() : "",
-               s.run_dir.c_str());
+               skipped_steps(s).c_str(), s.run_dir.c_str());
   return 0;
 }
 

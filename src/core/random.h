@@ -3,6 +3,7 @@
 // (saved in checkpoints). The mixing function is SplitMix64's finaliser (Steele, Lea, Flood 2014).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 namespace tfm {
@@ -17,6 +18,13 @@ inline uint64_t mix64(uint64_t z) {
 // Uniform float in [0, 1) from 24 random bits.
 inline float uniform_at(uint64_t seed, uint64_t index) {
   return float(mix64(seed ^ mix64(index)) >> 40) * (1.0f / 16777216.0f);
+}
+
+// uniform_at(seed, index) >= p, decided on the integer: uniform_at is k / 2^24 for a 24-bit k, exactly, so
+// the test is k >= ceil(p * 2^24). Same decisions, and the loop over i vectorises (no int-to-float step).
+inline uint64_t keep_threshold(float p) { return uint64_t(std::ceil(double(p) * 16777216.0)); }
+inline bool kept_at(uint64_t seed, uint64_t index, uint64_t threshold) {
+  return (mix64(seed ^ mix64(index)) >> 40) >= threshold;
 }
 
 class Rng {

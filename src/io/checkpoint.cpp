@@ -45,7 +45,9 @@ nlohmann::json state_to_json(const TrainingState& s) {
           {"elapsed_seconds", s.elapsed_seconds},
           {"best_value", s.best_value},
           {"best_step", s.best_step},
-          {"evaluations_since_best", s.evaluations_since_best}};
+          {"evaluations_since_best", s.evaluations_since_best},
+          {"loss_scale", s.loss_scale},
+          {"loss_scale_good_steps", s.loss_scale_good_steps}};
 }
 
 TrainingState state_from_json(const nlohmann::json& j) {
@@ -61,6 +63,8 @@ TrainingState state_from_json(const nlohmann::json& j) {
   s.best_value = j.value("best_value", 0.0);
   s.best_step = j.value("best_step", int64_t(-1));
   s.evaluations_since_best = j.value("evaluations_since_best", int64_t(0));
+  s.loss_scale = j.value("loss_scale", 0.0);
+  s.loss_scale_good_steps = j.value("loss_scale_good_steps", int64_t(0));
   return s;
 }
 

@@ -27,6 +27,9 @@ struct TrainingState {
   double best_value = 0;
   int64_t best_step = -1;
   int64_t evaluations_since_best = 0;
+  // train.precision = "float16": the dynamic loss scale and its steps since the last change (0: none).
+  double loss_scale = 0;
+  int64_t loss_scale_good_steps = 0;
 };
 
 struct CheckpointInfo {

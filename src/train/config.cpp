@@ -313,8 +313,21 @@ const std::vector<KeySpec>& key_table() {
         {"bfloat16",
          "Mixed precision: the training step's matrix products take bfloat16 operands (AVX512-BF16) with "
          "float32 accumulation; weights, gradients, optimizer state, norms, softmax and loss stay float32; "
-         "validation runs in float32."}},
+         "validation runs in float32."},
+        {"float16",
+         "Half precision's numerics, emulated: the products' operands are rounded to IEEE binary16 (range "
+         "+-65504, smallest subnormal 2^-24) and multiplied in float32, with dynamic loss scaling "
+         "(loss_scale); no faster than float32 on a CPU without FP16 arithmetic."}},
        "Precision of the training step's matrix products."},
+      {TFM_KEY(train, loss_scale),
+       above(0),
+       {},
+       "precision = \"float16\": the initial loss scale. The loss is multiplied by it before backward and "
+       "the gradients divided by it; a step whose gradients overflow is skipped and the scale halved."},
+      {TFM_KEY(train, loss_scale_growth_interval),
+       at_least(1),
+       {},
+       "precision = \"float16\": the loss scale doubles after this many steps in a row without overflow."},
       {TFM_KEY(train, init_from),
        {},
        {},

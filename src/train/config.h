@@ -89,6 +89,8 @@ struct TrainSection {
   int64_t early_stopping = 0;
   int64_t test_beam = 4;
   std::string precision = "float32";
+  double loss_scale = 65536;  // float16: the initial dynamic loss scale
+  int64_t loss_scale_growth_interval = 2000;
   bool operator==(const TrainSection&) const = default;
 };
 

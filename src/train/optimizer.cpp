@@ -188,15 +188,17 @@ double grad_norm(const ParameterList& params) {
   return std::sqrt(total);
 }
 
+void scale_gradients(const ParameterList& params, float factor) {
+  for (Parameter* p : params)
+    if (p->trainable) scale(p->grad.f32(), p->grad.numel(), factor);
+}
+
 float clip_grad_norm(const ParameterList& params, float max_norm) {
   if (!(max_norm > 0.0f)) fail("clip_grad_norm: max_norm must be positive, got {}", max_norm);
   const double norm = grad_norm(params);
   if (!std::isfinite(norm)) return float(norm);
   const double clip_coef = double(max_norm) / (norm + 1e-6);
-  if (clip_coef < 1.0) {
-    for (Parameter* p : params)
-      if (p->trainable) scale(p->grad.f32(), p->grad.numel(), float(clip_coef));
-  }
+  if (clip_coef < 1.0) scale_gradients(params, float(clip_coef));
   return float(norm);
 }
 

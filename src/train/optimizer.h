@@ -55,6 +55,9 @@ class Adam {
 // order is fixed, so the result does not depend on the number of threads.
 double grad_norm(const ParameterList& params);
 
+// Multiplies the gradient of every trainable parameter by `factor`.
+void scale_gradients(const ParameterList& params, float factor);
+
 // Scales every gradient so that the global L2 norm is at most max_norm (torch.nn.utils.clip_grad_norm_:
 // factor = max_norm / (norm + 1e-6), applied only when < 1). Returns the norm before clipping. A
 // non-finite norm is returned as is and the gradients are left alone: the caller decides (e.g. skips

@@ -19,6 +19,7 @@
 #include "kernels/cpu/gemm.h"
 #include "models/load_model.h"
 #include "models/transformer.h"
+#include "train/loss_scaler.h"
 #include "train/objective.h"
 #include "train/optimizer.h"
 #include "train/progress.h"
@@ -51,6 +52,12 @@ class StopSignals {
   void (*previous_int_)(int);
   void (*previous_term_)(int);
 };
+
+kernels::GemmPrecision product_precision(const std::string& name) {
+  if (name == "bfloat16") return kernels::GemmPrecision::BF16;
+  if (name == "float16") return kernels::GemmPrecision::F16;
+  return kernels::GemmPrecision::F32;
+}
 
 Arch arch_named(const std::string& name) {
   if (name == "decoder-only") return Arch::DecoderOnly;
@@ -219,6 +226,10 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
   say(fmt::format("model: {}, {} parameters, d_model {}, {}+{} layers, {} heads", arch_name(mc.arch),
                   model->parameters().numel(), mc.d_model, mc.encoder_layers, mc.decoder_layers, mc.heads));
   Rng rng(state.rng_seed, state.rng_offset);
+  const bool half = cfg.train.precision == "float16";
+  LossScaler scaler(
+      {.initial_scale = cfg.train.loss_scale, .growth_interval = cfg.train.loss_scale_growth_interval});
+  if (half && state.loss_scale > 0) scaler.restore(state.loss_scale, state.loss_scale_good_steps);
 
   ScheduleOptions so;
   so.kind = parse_schedule(cfg.train.schedule);
@@ -233,6 +244,7 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
     state.epoch = objective->position().epoch;
     state.batch_index = objective->position().index;
     state.rng_offset = rng.offset();
+    if (half) state.loss_scale = scaler.scale(), state.loss_scale_good_steps = scaler.good_steps();
     info.state = state;
     io::save_checkpoint(ckpt_path, model->parameters(), &optimizer, info);
   };
@@ -312,6 +324,9 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
   auto window_start = clock;
   constexpr int kMaxSkippedInARow = 20;
   int skipped_in_a_row = 0;
+  // float16: overflowing steps in a row that stop the run (the scale has then fallen by 2^30).
+  constexpr int kMaxOverflowsInARow = 30;
+  int overflows_in_a_row = 0;
   while (state.step < max_steps) {
     if (g_stop_signal) {
       say(fmt::format("signal {}: saving a checkpoint at step {} and stopping", int(g_stop_signal),
@@ -325,22 +340,41 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
     // A non-finite loss or gradient norm: the batch is skipped (--skip-nonfinite) or the run stops, before
     // any update, so no checkpoint ever holds what it would have done.
     std::string nonfinite;
+    bool overflow = false;  // float16: a scaled gradient overflowed (the scaler skips the step)
     {
       ag::Tape::Scope scope(tape);
-      kernels::GemmPrecisionScope precision(cfg.train.precision == "bfloat16" ? kernels::GemmPrecision::BF16
-                                                                              : kernels::GemmPrecision::F32);
+      kernels::GemmPrecisionScope precision(product_precision(cfg.train.precision));
       nn::Context c{tape, true, &rng};
       step = objective->next(c, *model);
       const double loss_value = step.loss.value().item();
       if (std::isfinite(loss_value)) {
-        tape.backward(step.loss);
-        const double norm =
-            cfg.train.clip_norm > 0 ? clip_grad_norm(params, float(cfg.train.clip_norm)) : grad_norm(params);
-        if (!std::isfinite(norm)) nonfinite = fmt::format("the gradient norm is {}", norm);
+        if (half) {
+          // backward from loss * S; the gradients are divided by S before they are clipped and used.
+          tape.backward(step.loss, Tensor::full({1}, float(scaler.scale())).view(step.loss.value().shape()));
+          overflow = !scaler.update(std::isfinite(grad_norm(params)));
+          if (!overflow) scale_gradients(params, float(1 / scaler.scale()));
+        } else {
+          tape.backward(step.loss);
+        }
+        if (!overflow) {
+          const double norm = cfg.train.clip_norm > 0 ? clip_grad_norm(params, float(cfg.train.clip_norm))
+                                                      : grad_norm(params);
+          if (!std::isfinite(norm)) nonfinite = fmt::format("the gradient norm is {}", norm);
+        }
       } else {
         nonfinite = fmt::format("loss is {}", loss_value);
       }
     }
+    if (overflow) {
+      optimizer.zero_grad();
+      ++summary.skipped_overflow;
+      append_jsonl(metrics_path, {{"step", state.step}, {"loss_scale_overflow", scaler.scale()}});
+      if (++overflows_in_a_row >= kMaxOverflowsInARow)
+        fail("step {}: the gradients overflowed {} times in a row, down to loss scale {}; stopping",
+             state.step + 1, overflows_in_a_row, scaler.scale());
+      continue;
+    }
+    overflows_in_a_row = 0;
     if (!nonfinite.empty()) {
       if (!options.skip_nonfinite)
         fail(
@@ -375,6 +409,7 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
                              {"loss", loss_value},       {"lr", lr},
                              {"tokens_per_second", tps}, {"elapsed", state.elapsed_seconds}};
       if (mc.experts > 0) line["aux_loss"] = step.aux_loss;
+      if (half) line["loss_scale"] = scaler.scale();
       append_jsonl(metrics_path, line);
       if (!options.quiet)
         progress.update({state.step, max_steps, epoch, loss_value, lr, tps, state.elapsed_seconds});

@@ -40,6 +40,7 @@ struct RunSummary {
   double valid_bleu = 0;       // at the last evaluation, when computed
   double test_bleu = 0;        // of the final test translation, when made
   int64_t skipped_nonfinite = 0;
+  int64_t skipped_overflow = 0;  // float16: steps skipped because a gradient overflowed the loss scale
   int64_t skipped_too_long = 0;
 };
 

@@ -4,12 +4,14 @@
 // perplexity and inspect; bad setups fail naming what is wrong.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
+#include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "test_support.h"
 
@@ -111,11 +113,12 @@ TEST(TrainArchitectures, DecoderOnlyLanguageModelLearnsAndLoads) {
   EXPECT_NE(i.out.find("key/value heads 2"), std::string::npos) << i.out;
 }
 
-// train.precision = "bfloat16": the same run with bfloat16 products learns as float32 does (losses within
-// a few percent at every stage), and really runs in another precision (the losses are not identical).
-TEST(TrainArchitectures, BfloatSixteenProductsTrackFloat32) {
+// train.precision = "bfloat16" and "float16" (emulated, with dynamic loss scaling): the same run with
+// those products learns as float32 does (losses within a few percent at every stage), and really runs in
+// another precision (the losses are not identical).
+TEST(TrainArchitectures, BfloatAndHalfPrecisionProductsTrackFloat32) {
   std::vector<std::vector<double>> losses;
-  for (const char* precision : {"float32", "bfloat16"}) {
+  for (const char* precision : {"float32", "bfloat16", "float16"}) {
     const std::string dir = test::temp_dir(std::string("train-precision-") + precision);
     const std::string cfg = small_text_config(dir, "arch = \"decoder-only\"");
     std::ofstream(cfg, std::ios::app) << "precision = \"" << precision << "\"\n";
@@ -124,15 +127,48 @@ TEST(TrainArchitectures, BfloatSixteenProductsTrackFloat32) {
     losses.emplace_back();
     for (const nlohmann::json& j : metric_lines(dir + "/run", "loss")) losses.back().push_back(j["loss"]);
   }
-  ASSERT_EQ(losses[0].size(), losses[1].size());
-  ASSERT_GE(losses[0].size(), 60u);
-  EXPECT_NE(losses[0], losses[1]) << "bfloat16 gave float32's losses bit for bit";
-  for (size_t end = 10; end <= losses[0].size(); end += 10) {
-    double f32 = 0, bf16 = 0;
-    for (size_t i = end - 10; i < end; ++i) f32 += losses[0][i], bf16 += losses[1][i];
-    EXPECT_NEAR(bf16 / f32, 1.0, 0.03) << "steps " << end - 9 << "-" << end;
+  for (size_t p : {1, 2}) {
+    SCOPED_TRACE(p == 1 ? "bfloat16" : "float16");
+    ASSERT_EQ(losses[0].size(), losses[p].size());
+    ASSERT_GE(losses[0].size(), 60u);
+    EXPECT_NE(losses[0], losses[p]) << "the same losses as float32 bit for bit";
+    for (size_t end = 10; end <= losses[0].size(); end += 10) {
+      double f32 = 0, other = 0;
+      for (size_t i = end - 10; i < end; ++i) f32 += losses[0][i], other += losses[p][i];
+      EXPECT_NEAR(other / f32, 1.0, 0.03) << "steps " << end - 9 << "-" << end;
+    }
+    EXPECT_LT(losses[p].back(), losses[p].front() - 1.0);
   }
-  EXPECT_LT(losses[1].back(), losses[1].front() - 1.0);
+}
+
+// Dynamic loss scaling: started far too high (2^40), the scaled gradients overflow binary16; those steps
+// are skipped (no update, no step counted) and the scale halves until they fit; then it grows again
+// after every growth interval without overflow. The run still does all its steps and learns.
+TEST(TrainArchitectures, HalfPrecisionLossScaleBacksOffAndGrows) {
+  const std::string dir = test::temp_dir("train-loss-scale");
+  const std::string cfg = small_text_config(dir, "arch = \"decoder-only\"");
+  std::ofstream(cfg, std::ios::app) << "precision = \"float16\"\nloss_scale = 1099511627776\n"
+                                       "loss_scale_growth_interval = 15\n";
+  const CliResult r = run_cli("train --config " + cfg);
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<double> initial;  // the scales after the overflows before the first step
+  for (const nlohmann::json& j : metric_lines(dir + "/run", "loss_scale_overflow"))
+    if (j["step"] == 0) initial.push_back(j["loss_scale_overflow"]);
+  ASSERT_GE(initial.size(), 3u) << r.err;
+  for (size_t i = 0; i < initial.size(); ++i)  // each halves the scale
+    EXPECT_EQ(initial[i], std::ldexp(1.0, 39 - int(i)));
+  const std::vector<nlohmann::json> steps = metric_lines(dir + "/run", "loss");
+  ASSERT_EQ(steps.size(), 60u) << "overflowing steps are not counted";
+  EXPECT_EQ(steps.front()["loss_scale"].get<double>(), initial.back());
+  double largest = 0;
+  for (const nlohmann::json& j : steps) largest = std::max(largest, j["loss_scale"].get<double>());
+  EXPECT_GT(largest, initial.back()) << "the scale never grew again";
+  // The checkpoint keeps the scale, so a resumed run goes on with it.
+  EXPECT_EQ(io::read_checkpoint_info(dir + "/run/checkpoint.safetensors").state.loss_scale,
+            steps.back()["loss_scale"].get<double>());
+  EXPECT_NE(r.err.find("float16 overflows skipped"), std::string::npos) << r.err;
+  const auto [first, last] = loss_ends(dir + "/run", 5);
+  EXPECT_LT(last, first - 1.0);
 }
 
 TEST(TrainArchitectures, EncoderOnlyMaskedLanguageModelLearns) {

@@ -1,5 +1,7 @@
 #include "kernels/cpu/gemm.h"
 
+#include "tensor/dtype.h"
+
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -305,6 +307,57 @@ TEST(GemmBf16, BatchedAndFloat32InsideParallelRegions) {
     gemm_reference(false, false, M, N, K, 1.0f, a.data() + i * M * K, K, b.data() + i * K * N, N, 0.0f,
                    f32.data() + i * M * N, N);
   Problem::expect_close(par, f32);
+}
+
+}  // namespace
+}  // namespace tfm::kernels
+
+namespace tfm::kernels {
+namespace {
+
+// F16 mode: the product of the operands rounded to binary16 (checked against the portable conversion in
+// tensor/dtype.h, while gemm() converts with F16C), with binary16's range: an operand beyond 65504 becomes
+// infinity and one below half the smallest subnormal (2^-25) zero.
+TEST(GemmF16, EqualsTheProductOfOperandsRoundedToHalfPrecision) {
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      const int64_t M = 37, N = 29, K = 70;
+      SCOPED_TRACE(::testing::Message() << ta << tb);
+      Problem p(ta, tb, M, N, K, /*pad=*/2);
+      Problem rounded = p;
+      for (float& x : rounded.a) x = f16_to_f32(f32_to_f16(x));
+      for (float& x : rounded.b) x = f16_to_f32(f32_to_f16(x));
+      std::vector<float> got = p.c, want = p.c, f32 = p.c;
+      {
+        GemmPrecisionScope half(GemmPrecision::F16);
+        gemm(ta, tb, M, N, K, 1.5f, p.a.data() + 2, p.lda, p.b.data() + 2, p.ldb, 0.5f, got.data() + 2,
+             p.ldc);
+      }
+      gemm_reference(ta, tb, M, N, K, 1.5f, rounded.a.data() + 2, p.lda, rounded.b.data() + 2, p.ldb, 0.5f,
+                     want.data() + 2, p.ldc);
+      Problem::expect_close(got, want);
+      gemm(ta, tb, M, N, K, 1.5f, p.a.data() + 2, p.lda, p.b.data() + 2, p.ldb, 0.5f, f32.data() + 2, p.ldc);
+      double diff = 0;
+      for (size_t i = 0; i < got.size(); ++i) diff = std::max(diff, std::abs(double(got[i]) - f32[i]));
+      EXPECT_GT(diff, 1e-6) << "half-precision rounding should be visible";
+    }
+}
+
+TEST(GemmF16, OverflowsToInfinityAndFlushesTinyValues) {
+  EXPECT_EQ(round_to_f16(65504.0f), 65504.0f);
+  EXPECT_TRUE(std::isinf(round_to_f16(65520.0f)));  // halfway to the next binade: rounds up, overflows
+  EXPECT_EQ(round_to_f16(0x1p-24f), 0x1p-24f);      // the smallest subnormal
+  EXPECT_EQ(round_to_f16(0x1p-26f), 0.0f);
+  // 1 x 16 by 16 x 1: the same through gemm(), whose rounding is vectorised (groups of 8).
+  std::vector<float> a(16, 1.0f), b(16, 0.0f);
+  float c = 0;
+  b[3] = 70000.0f;
+  GemmPrecisionScope half(GemmPrecision::F16);
+  gemm(false, false, 1, 1, 16, 1.0f, a.data(), 16, b.data(), 1, 0.0f, &c, 1);
+  EXPECT_TRUE(std::isinf(c));
+  b[3] = 0x1p-26f;
+  gemm(false, false, 1, 1, 16, 1.0f, a.data(), 16, b.data(), 1, 0.0f, &c, 1);
+  EXPECT_EQ(c, 0.0f);
 }
 
 }  // namespace

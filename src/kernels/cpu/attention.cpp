@@ -8,6 +8,7 @@
 #include "kernels/cpu/attention_layout.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/scratch.h"
+#include "kernels/cpu/vector_math.h"
 
 namespace tfm::kernels {
 
@@ -47,12 +48,7 @@ void masked_softmax(const AttentionDims& d, const AttentionMask& mask, int64_t b
       if (j < r.first || j > r.last || (valid && !valid[j])) row[j] = kMaskedScore;
       mx = std::max(mx, row[j]);
     }
-    float sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < d.k_len; ++j) {
-      row[j] = std::exp(row[j] - mx);
-      sum += row[j];
-    }
+    const float sum = exp_shifted(row, mx, row, d.k_len);
     float inv = 1.0f / sum;
 #pragma omp simd
     for (int64_t j = 0; j < d.k_len; ++j) row[j] *= inv;

@@ -44,8 +44,10 @@ inline uint64_t head_stream(const AttentionDims& d, const DropoutSpec& drop, int
 // forward's mask, and either kernel drops the same scores.
 inline void apply_dropout(const DropoutSpec& drop, uint64_t base, const float* src, float* dst, int64_t n) {
   const float keep_scale = 1.0f / (1.0f - drop.p);
+  const uint64_t threshold = keep_threshold(drop.p);
+#pragma omp simd
   for (int64_t i = 0; i < n; ++i)
-    dst[i] = uniform_at(drop.seed, base + uint64_t(i)) >= drop.p ? src[i] * keep_scale : 0.0f;
+    dst[i] = kept_at(drop.seed, base + uint64_t(i), threshold) ? src[i] * keep_scale : 0.0f;
 }
 
 }  // namespace tfm::kernels::detail

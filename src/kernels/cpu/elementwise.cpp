@@ -79,16 +79,17 @@ void relu_backward(const float* y, const float* dy, float* dx, int64_t n) {
 }
 
 void dropout_forward(const float* x, float* y, int64_t n, float p, uint64_t seed, uint64_t offset) {
-  float s = 1.0f / (1.0f - p);
-#pragma omp parallel for schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) y[i] = uniform_at(seed, offset + uint64_t(i)) >= p ? x[i] * s : 0.0f;
+  const float s = 1.0f / (1.0f - p);
+  const uint64_t threshold = keep_threshold(p);
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = kept_at(seed, offset + uint64_t(i), threshold) ? x[i] * s : 0.0f;
 }
 
 void dropout_backward(const float* dy, float* dx, int64_t n, float p, uint64_t seed, uint64_t offset) {
-  float s = 1.0f / (1.0f - p);
-#pragma omp parallel for schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i)
-    if (uniform_at(seed, offset + uint64_t(i)) >= p) dx[i] += dy[i] * s;
+  const float s = 1.0f / (1.0f - p);
+  const uint64_t threshold = keep_threshold(p);
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) dx[i] += kept_at(seed, offset + uint64_t(i), threshold) ? dy[i] * s : 0.0f;
 }
 
 }  // namespace tfm::kernels

@@ -11,6 +11,7 @@
 #include "kernels/cpu/attention_layout.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/scratch.h"
+#include "kernels/cpu/vector_math.h"
 
 namespace tfm::kernels {
 
@@ -140,12 +141,7 @@ void forward_tile(const Inputs& in, const QueryTile& t, float* out, float* lse) 
         std::fill_n(row, nk, 0.0f);
         continue;
       }
-      float sum = 0;
-#pragma omp simd reduction(+ : sum)
-      for (int64_t c = 0; c < nk; ++c) {
-        row[c] = std::exp(row[c] - mx);
-        sum += row[c];
-      }
+      const float sum = exp_shifted(row, mx, row, nk);
       const float correction = std::exp(m[size_t(r)] - mx);  // 0 when m was -inf
       if (correction != 1.0f) {
         float* orow = o_tile + r * d.q_stride;
@@ -196,9 +192,7 @@ void backward_tile(const Inputs& in, const QueryTile& t, const Grads& g) {
     score_tile(in, t, j0, nk, p);
     for (int64_t r = 0; r < t.rows; ++r) {
       float* row = p + r * kKT;
-      const float L = g.lse[row0 + r];
-#pragma omp simd
-      for (int64_t c = 0; c < nk; ++c) row[c] = std::exp(row[c] - L);
+      exp_shifted(row, g.lse[row0 + r], row, nk);
     }
     const float* pv = p;  // P', the probabilities that multiplied V
     if (in.drop.p > 0) {

@@ -1,6 +1,7 @@
 #include "kernels/cpu/gemm.h"
 
 #include <dnnl.h>
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/scratch.h"
+#include "tensor/dtype.h"
 
 namespace tfm::kernels {
 namespace {
@@ -128,9 +130,9 @@ void matmul(const Key& key, const void* A, const void* B, float* C) {
 
 std::atomic<GemmPrecision> g_precision{GemmPrecision::F32};
 
-// Whether this call computes in bfloat16 (see gemm.h: never inside a parallel region).
-bool bf16_here() {
-  return g_precision.load(std::memory_order_relaxed) == GemmPrecision::BF16 && !omp_in_parallel();
+// The precision of this call (see gemm.h: float32 inside a parallel region).
+GemmPrecision precision_here() {
+  return omp_in_parallel() ? GemmPrecision::F32 : g_precision.load(std::memory_order_relaxed);
 }
 
 // The stored rows x cols matrix X (leading dimension ld) rounded to bfloat16 and packed densely into this
@@ -160,7 +162,41 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
          a, b, C);
 }
 
+// The stored rows x cols matrix X rounded to binary16 values (kept as floats) and packed densely into this
+// thread's scratch slot.
+const float* packed_f16(const float* X, int64_t rows, int64_t cols, int64_t ld, int slot) {
+  float* out = thread_scratch(size_t(rows * cols), slot);
+#pragma omp parallel for schedule(static) if (!omp_in_parallel() && rows * cols >= (1 << 16))
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = X + r * ld;
+    float* dst = out + r * cols;
+    int64_t c = 0;
+#ifdef __F16C__
+    // vcvtps2ph rounds to nearest even and overflows to infinity, as IEEE conversion does.
+    for (; c + 8 <= cols; c += 8) {
+      const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + c), _MM_FROUND_TO_NEAREST_INT);
+      _mm256_storeu_ps(dst + c, _mm256_cvtph_ps(h));
+    }
+#endif
+    for (; c < cols; ++c) dst[c] = round_to_f16(src[c]);
+  }
+  return out;
+}
+
+// gemm() in emulated half precision: both operands rounded and packed, then a float32 product.
+void gemm_f16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+              int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const int64_t a_cols = trans_a ? M : K, b_cols = trans_b ? K : N;
+  const float* a = packed_f16(A, trans_a ? K : M, a_cols, lda, 0);
+  const float* b = packed_f16(B, trans_b ? N : K, b_cols, ldb, 1);
+  dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, a, a_cols, b,
+                                b_cols, beta, C, ldc);
+  TFM_CHECK(st == dnnl_success, "dnnl_sgemm failed ({})", int(st));
+}
+
 }  // namespace
+
+float round_to_f16(float x) { return f16_to_f32(f32_to_f16(x)); }
 
 void set_gemm_precision(GemmPrecision precision) { g_precision.store(precision); }
 GemmPrecision gemm_precision() { return g_precision.load(); }
@@ -169,7 +205,11 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0 || alpha == 0) return scale(1, M, N, beta, C, ldc, 0);
-  if (bf16_here()) return gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  const GemmPrecision precision = precision_here();
+  if (precision == GemmPrecision::BF16)
+    return gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (precision == GemmPrecision::F16)
+    return gemm_f16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   // dnnl_sgemm, not a cached matmul primitive: executing a primitive allocates inside oneDNN on every
   // call, and a training step must not allocate in steady state (BENCHMARKS.md has both measured).
   dnnl_status_t st =
@@ -183,10 +223,10 @@ void gemm_batched(int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t 
   if (batch == 1) return gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (batch == 0 || M == 0 || N == 0) return;
   if (K == 0 || alpha == 0) return scale(batch, M, N, beta, C, ldc, stride_c);
-  if (bf16_here()) {
+  if (precision_here() != GemmPrecision::F32) {
     for (int64_t i = 0; i < batch; ++i)
-      gemm_bf16(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta,
-                C + i * stride_c, ldc);
+      gemm(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta,
+           C + i * stride_c, ldc);
     return;
   }
   matmul(Key{batch, M, N, K, lda, ldb, ldc, stride_a, stride_b, stride_c, std::bit_cast<uint32_t>(alpha),

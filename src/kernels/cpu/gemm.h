@@ -16,8 +16,12 @@ namespace tfm::kernels {
 // (mixed precision: op(A) and op(B) rounded to bfloat16, nearest even, and multiplied by oneDNN's
 // AVX512-BF16 kernels with float32 accumulation; C stays float32). Calls from inside a parallel region
 // (the attention kernels' per-tile products, each on one thread) stay float32: for such small products
-// the conversion costs more than it saves. gemm_reference() is always float64.
-enum class GemmPrecision { F32, BF16 };
+// the conversion costs more than it saves. F16 is IEEE half precision's numerics emulated: op(A) and
+// op(B) rounded to binary16 (nearest even; beyond +-65504 to +-infinity, below 2^-24 to zero) and
+// multiplied in float32. This CPU has no FP16 arithmetic (no AVX512-FP16) and oneDNN 2.6 no FP16 matmul
+// for it, so F16 is never faster than F32: it exists to train with FP16's range, the reason for loss
+// scaling (train/loss_scaler.h). gemm_reference() is always float64.
+enum class GemmPrecision { F32, BF16, F16 };
 void set_gemm_precision(GemmPrecision precision);
 GemmPrecision gemm_precision();
 
@@ -41,6 +45,9 @@ inline uint16_t to_bf16(float x) {
   u += 0x7FFFu + ((u >> 16) & 1u);
   return uint16_t(u >> 16);
 }
+
+// x rounded to the nearest IEEE binary16 value, returned as a float (overflow gives +-infinity).
+float round_to_f16(float x);
 
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);

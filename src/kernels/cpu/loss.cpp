@@ -3,6 +3,8 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/cpu/scratch.h"
+#include "kernels/cpu/vector_math.h"
 
 namespace tfm::kernels {
 
@@ -18,11 +20,10 @@ double cross_entropy_forward(const float* logits, const int64_t* labels, int64_t
     const float* z = logits + r * classes;
     float mx = -INFINITY;
     for (int64_t c = 0; c < classes; ++c) mx = std::max(mx, z[c]);
-    double sum = 0, zsum = 0;
-    for (int64_t c = 0; c < classes; ++c) {
-      sum += std::exp(double(z[c] - mx));
-      zsum += z[c];
-    }
+    const double sum = sum_exp_shifted(z, mx, classes);
+    double zsum = 0;
+#pragma omp simd reduction(+ : zsum)
+    for (int64_t c = 0; c < classes; ++c) zsum += z[c];
     double l = mx + std::log(sum);
     lse[r] = float(l);
     if (labels[r] == ignore_index) continue;
@@ -46,9 +47,10 @@ void cross_entropy_backward(const float* logits, const int64_t* labels, const fl
     if (labels[r] == ignore_index) continue;
     const float* z = logits + r * classes;
     float* dz = dlogits + r * classes;
-    const float l = lse[r];
+    float* p = thread_scratch(size_t(classes));
+    exp_shifted(z, lse[r], p, classes);  // the softmax
 #pragma omp simd
-    for (int64_t c = 0; c < classes; ++c) dz[c] += g * (std::exp(z[c] - l) - uniform);
+    for (int64_t c = 0; c < classes; ++c) dz[c] += g * (p[c] - uniform);
     dz[labels[r]] -= g * (1.0f - smoothing);
   }
 }
