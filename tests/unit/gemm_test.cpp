@@ -251,10 +251,10 @@ TEST(GemmBf16, RoundsToNearestEven) {
   EXPECT_TRUE(std::isinf(from_bf16(to_bf16(std::numeric_limits<float>::infinity()))));
 }
 
-// In BF16 mode gemm() equals the float64 product of the operands rounded to bfloat16 (the rounding is
-// the only loss: accumulation is float32), for every transposition, with leading dimensions, alpha and
-// beta; and it differs from the float32 product by about bfloat16's precision, so the mode is really on.
-TEST(GemmBf16, EqualsTheProductOfRoundedOperands) {
+// In a reduced-precision mode gemm() equals the float64 product of the operands rounded by `round` (the
+// rounding is the only loss: accumulation is float32), for every transposition, with leading dimensions,
+// alpha and beta; and it differs from the float32 product by more than `visible`, so the mode is really on.
+void expect_product_of_rounded_operands(GemmPrecision precision, float (*round)(float), double visible) {
   for (bool ta : {false, true})
     for (bool tb : {false, true})
       for (int64_t M : {1, 33, 130})
@@ -263,11 +263,11 @@ TEST(GemmBf16, EqualsTheProductOfRoundedOperands) {
           SCOPED_TRACE(::testing::Message() << ta << tb << " " << M << "x" << N << "x" << K);
           Problem p(ta, tb, M, N, K, /*pad=*/3);
           Problem rounded = p;
-          for (float& x : rounded.a) x = from_bf16(to_bf16(x));
-          for (float& x : rounded.b) x = from_bf16(to_bf16(x));
+          for (float& x : rounded.a) x = round(x);
+          for (float& x : rounded.b) x = round(x);
           std::vector<float> got = p.c, want = p.c, f32 = p.c;
           {
-            GemmPrecisionScope bf16(GemmPrecision::BF16);
+            GemmPrecisionScope scope(precision);
             gemm(ta, tb, M, N, K, 0.5f, p.a.data() + 3, p.lda, p.b.data() + 3, p.ldb, 0.25f, got.data() + 3,
                  p.ldc);
           }
@@ -279,8 +279,13 @@ TEST(GemmBf16, EqualsTheProductOfRoundedOperands) {
                p.ldc);
           double diff = 0;
           for (size_t i = 0; i < got.size(); ++i) diff = std::max(diff, std::abs(double(got[i]) - f32[i]));
-          EXPECT_GT(diff, 1e-4) << "bfloat16 rounding should be visible";
+          EXPECT_GT(diff, visible) << "the rounding should be visible";
         }
+}
+
+TEST(GemmBf16, EqualsTheProductOfRoundedOperands) {
+  expect_product_of_rounded_operands(
+      GemmPrecision::BF16, [](float x) { return from_bf16(to_bf16(x)); }, 1e-4);
 }
 
 TEST(GemmBf16, BatchedAndFloat32InsideParallelRegions) {
@@ -315,34 +320,15 @@ TEST(GemmBf16, BatchedAndFloat32InsideParallelRegions) {
 namespace tfm::kernels {
 namespace {
 
-// F16 mode: the product of the operands rounded to binary16 (checked against the portable conversion in
-// tensor/dtype.h, while gemm() converts with F16C), with binary16's range: an operand beyond 65504 becomes
-// infinity and one below half the smallest subnormal (2^-25) zero.
+// F16 mode: the product of the operands rounded to binary16, checked against the portable conversion in
+// tensor/dtype.h (gemm() converts with F16C).
 TEST(GemmF16, EqualsTheProductOfOperandsRoundedToHalfPrecision) {
-  for (bool ta : {false, true})
-    for (bool tb : {false, true}) {
-      const int64_t M = 37, N = 29, K = 70;
-      SCOPED_TRACE(::testing::Message() << ta << tb);
-      Problem p(ta, tb, M, N, K, /*pad=*/2);
-      Problem rounded = p;
-      for (float& x : rounded.a) x = f16_to_f32(f32_to_f16(x));
-      for (float& x : rounded.b) x = f16_to_f32(f32_to_f16(x));
-      std::vector<float> got = p.c, want = p.c, f32 = p.c;
-      {
-        GemmPrecisionScope half(GemmPrecision::F16);
-        gemm(ta, tb, M, N, K, 1.5f, p.a.data() + 2, p.lda, p.b.data() + 2, p.ldb, 0.5f, got.data() + 2,
-             p.ldc);
-      }
-      gemm_reference(ta, tb, M, N, K, 1.5f, rounded.a.data() + 2, p.lda, rounded.b.data() + 2, p.ldb, 0.5f,
-                     want.data() + 2, p.ldc);
-      Problem::expect_close(got, want);
-      gemm(ta, tb, M, N, K, 1.5f, p.a.data() + 2, p.lda, p.b.data() + 2, p.ldb, 0.5f, f32.data() + 2, p.ldc);
-      double diff = 0;
-      for (size_t i = 0; i < got.size(); ++i) diff = std::max(diff, std::abs(double(got[i]) - f32[i]));
-      EXPECT_GT(diff, 1e-6) << "half-precision rounding should be visible";
-    }
+  expect_product_of_rounded_operands(
+      GemmPrecision::F16, [](float x) { return f16_to_f32(f32_to_f16(x)); }, 1e-6);
 }
 
+// binary16's range: an operand beyond 65504 becomes infinity and one below half the smallest subnormal
+// (2^-25) zero.
 TEST(GemmF16, OverflowsToInfinityAndFlushesTinyValues) {
   EXPECT_EQ(round_to_f16(65504.0f), 65504.0f);
   EXPECT_TRUE(std::isinf(round_to_f16(65520.0f)));  // halfway to the next binade: rounds up, overflows
