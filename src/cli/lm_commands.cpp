@@ -14,6 +14,7 @@
 #include "io/safetensors.h"
 #include "models/export_hf.h"
 #include "models/load_model.h"
+#include "models/lora_merge.h"
 #include "models/quantize.h"
 
 namespace tfm::cli {
@@ -185,6 +186,30 @@ int cmd_quantize(const std::string& model_path, const std::string& type, const s
   std::printf("wrote %s: %zu projection weights as %s, %.1f MB\n", file.c_str(),
               m.model->projection_weights().size(), type.c_str(),
               double(std::filesystem::file_size(file)) / 1e6);
+  return 0;
+}
+
+int cmd_lora_merge(const std::string& model_path, const std::string& out_dir) {
+  LoadedModel m = load_model(model_path);
+  if (!m.src) fail("{}: no tokenizer", model_path);
+  const size_t adapters = m.model->lora_adapters().size();
+  std::unique_ptr<Transformer> merged = merge_lora(*m.model);
+  const io::CheckpointInfo info = checkpoint_info(*merged, *m.src, *m.tgt, m.family);
+  std::filesystem::create_directories(out_dir);
+  const std::string file = (std::filesystem::path(out_dir) / "checkpoint.safetensors").string();
+  io::save_checkpoint(file, merged->parameters(), nullptr, info);
+  std::printf("wrote %s: %zu adapters merged into their weights (%s)\n", file.c_str(), adapters,
+              m.model->config().lora.c_str());
+  return 0;
+}
+
+int cmd_lora_export(const std::string& model_path, const std::string& family, const std::string& base_model,
+                    const std::string& out_dir) {
+  LoadedModel m = load_model(model_path);
+  const std::string layout = !family.empty() ? family : m.family ? m.family->name : "";
+  save_peft_adapters(*m.model, layout, base_model, out_dir);
+  std::printf("wrote %s/adapter_config.json and adapter_model.safetensors (%zu adapters, %s names)\n",
+              out_dir.c_str(), m.model->lora_adapters().size(), layout.empty() ? "tfm" : layout.c_str());
   return 0;
 }
 

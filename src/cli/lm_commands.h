@@ -28,6 +28,13 @@ int cmd_inspect(const std::string& model_dir);
 // checkpoint in out_dir/checkpoint.safetensors, usable wherever a run folder is.
 int cmd_quantize(const std::string& model_path, const std::string& type, const std::string& out_dir);
 
+// tfm lora merge: the adapters folded into the base weights, written as a checkpoint in out_dir.
+int cmd_lora_merge(const std::string& model_path, const std::string& out_dir);
+// tfm lora export: the adapters alone in PEFT's layout; `family` names the Hugging Face layout of the
+// tensor names (default: the model's own family when it has one, else tfm's names).
+int cmd_lora_export(const std::string& model_path, const std::string& family, const std::string& base_model,
+                    const std::string& out_dir);
+
 // Writes the model at `model_path` as a Hugging Face folder (models/export_hf.h) and says which layout.
 int cmd_export(const std::string& model_path, const std::string& out_dir, const std::string& layout);
 

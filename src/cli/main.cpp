@@ -32,15 +32,24 @@ std::string skipped_steps(const train::RunSummary& s) {
   return parts.empty() ? "" : fmt::format(" ({})", fmt::join(parts, ", "));
 }
 
-int cmd_train(const std::string& config_path, const std::string& out_dir, train::RunOptions o) {
+// Command-line settings that override the config's.
+struct TrainOverrides {
+  std::string out_dir, lora, init_from;
+};
+
+int cmd_train(const std::string& config_path, const TrainOverrides& over, train::RunOptions o) {
   train::TrainConfig cfg;
   if (!o.resume_dir.empty()) {
     if (!config_path.empty()) fail("--resume continues a run with its saved config; do not pass --config");
+    if (!over.lora.empty() || !over.init_from.empty())
+      fail("--resume continues a run with its saved config; do not pass --lora or --init-from");
     cfg = train::load_run_config(o.resume_dir);
   } else if (!config_path.empty()) {
     cfg = train::load_train_config(config_path);
   }
-  if (!out_dir.empty()) cfg.train.out_dir = out_dir;
+  if (!over.out_dir.empty()) cfg.train.out_dir = over.out_dir;
+  if (!over.lora.empty()) cfg.train.lora = over.lora;
+  if (!over.init_from.empty()) cfg.train.init_from = over.init_from;
   train::RunSummary s = train::run_training(cfg, o);
   std::fprintf(stderr, "%s after %lld steps%s: checkpoint %s/checkpoint.safetensors\n",
                s.interrupted ? "interrupted" : "done", static_cast<long long>(s.steps),
@@ -126,10 +135,16 @@ int main(int argc, char** argv) {
 
   auto* train = app.add_subcommand(
       "train", "Train a model (default: the seed Transformer on the bundled en-es corpus)");
-  std::string config_path, out_dir;
+  std::string config_path;
+  TrainOverrides overrides;
   train::RunOptions run_options;
   train->add_option("--config", config_path, "TOML or JSON config (keys: docs/config.md)");
-  train->add_option("--out", out_dir, "Run folder (overrides train.out_dir)");
+  train->add_option("--out", overrides.out_dir, "Run folder (overrides train.out_dir)");
+  train->add_option("--init-from", overrides.init_from,
+                    "Fine-tune this model: a Hugging Face folder or a tfm run (overrides train.init_from)");
+  train->add_option(
+      "--lora", overrides.lora,
+      "Train LoRA adapters only, e.g. r=8,alpha=16,dropout=0.05,targets=q,v (overrides train.lora)");
   train->add_option("--resume", run_options.resume_dir, "Continue the run saved in this folder");
   train->add_option("--max-steps", run_options.max_steps,
                     "Stop after this many steps in total (overrides train.max_steps)");
@@ -267,6 +282,21 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   train_tokenizer->add_option("--out", tokenizer_out, "Where to write the tokenizer.json")->required();
 
+  auto* lora = app.add_subcommand("lora", "LoRA adapters of a model trained with --lora");
+  lora->require_subcommand(1);
+  std::string lora_model, lora_out, lora_family, lora_base;
+  auto* lora_merge = lora->add_subcommand("merge", "Fold the adapters into the base weights");
+  lora_merge->add_option("--model", lora_model, "Run folder or checkpoint with adapters")->required();
+  lora_merge->add_option("--out", lora_out, "Folder for the merged checkpoint")->required();
+  auto* lora_export = lora->add_subcommand("export", "Save the adapters alone in Hugging Face PEFT's layout");
+  lora_export->add_option("--model", lora_model, "Run folder or checkpoint with adapters")->required();
+  lora_export->add_option("--peft", lora_out, "Folder for adapter_config.json + adapter_model.safetensors")
+      ->required();
+  lora_export->add_option("--family", lora_family,
+                          "Hugging Face layout of the tensor names (gpt2, llama, marian, ...; default: the "
+                          "model's own, else tfm's names)");
+  lora_export->add_option("--base", lora_base, "base_model_name_or_path to record (the folder fine-tuned)");
+
   auto* reference =
       app.add_subcommand("config-reference", "Print the reference of every training config key");
 
@@ -284,7 +314,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   try {
-    if (train->parsed()) return cmd_train(config_path, out_dir, run_options);
+    if (train->parsed()) return cmd_train(config_path, overrides, run_options);
     if (translate->parsed()) return cmd_translate(model_path, translate_options);
     if (bleu->parsed()) return cli::cmd_bleu(bleu_options);
     if (generate->parsed()) {
@@ -296,6 +326,8 @@ int main(int argc, char** argv) {
     if (inspect->parsed()) return cli::cmd_inspect(model_path);
     if (export_cmd->parsed()) return cli::cmd_export(model_path, hf_out, layout);
     if (quantize->parsed()) return cli::cmd_quantize(model_path, quant_type, quant_out);
+    if (lora_merge->parsed()) return cli::cmd_lora_merge(lora_model, lora_out);
+    if (lora_export->parsed()) return cli::cmd_lora_export(lora_model, lora_family, lora_base, lora_out);
     if (attention->parsed()) return cli::cmd_attention(model_path, attn_src, attn_tgt, html_out);
     if (report->parsed()) return cli::cmd_report(report_dir, html_out);
     if (tokenize_cmd->parsed()) return cmd_tokenize(tokenizer_path, decode, as_tokens);

@@ -98,6 +98,7 @@ void for_each_field(Config& c, F&& f) {
   f("additive_mask", c.additive_mask);
   f("forbid_pad", c.forbid_pad);
   f("forced_eos", c.forced_eos);
+  f("lora", c.lora);
 }
 
 template <typename T>
@@ -211,6 +212,8 @@ ModelConfig model_config_from_json(const nlohmann::json& original, const std::st
     if (original.is_object() && original.contains("dropout"))
       for (const char* key : {"attention_dropout", "activation_dropout"})
         if (!original.contains(key)) with_dropouts[key] = original["dropout"];
+    // Checkpoints made before LoRA have no adapters.
+    if (original.is_object() && !original.contains("lora")) with_dropouts["lora"] = "";
     const nlohmann::json j = upgrade_first_format(with_dropouts);
     if (!j.is_object()) fail("model config must be a JSON object");
     ModelConfig c;

@@ -75,6 +75,9 @@ struct ModelConfig {
   // Decoding rules that Hugging Face's generate applies for some families (Marian):
   bool forbid_pad = false;  // the pad token is never generated
   bool forced_eos = false;  // the last token the length limit allows is EOS
+  // LoRA adapters on some projections (nn/lora.h's spec text, "" = none): the base weights stay as they
+  // are and each targeted projection adds its low-rank update.
+  std::string lora;
 
   int key_value_heads() const { return kv_heads > 0 ? kv_heads : heads; }
   int64_t attention_head_dim() const { return head_dim > 0 ? head_dim : d_model / heads; }

@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
+#include <set>
+
+#include <fmt/ranges.h>
 
 #include "core/error.h"
 #include "nn/positions.h"
@@ -127,6 +131,33 @@ Transformer::Transformer(const ModelConfig& config) : config_(config) {
     final_logits_bias_ = &params_.add("final_logits_bias", {c.tgt_vocab});
     final_logits_bias_->trainable = false;
   }
+  if (!c.lora.empty()) add_lora(nn::parse_lora_spec(c.lora), 0);
+}
+
+void Transformer::add_lora(const nn::LoraSpec& spec, uint64_t seed) {
+  if (!lora_.empty()) fail("the model has LoRA adapters already ({})", config_.lora);
+  std::set<std::string> wanted;
+  for (const std::string& t : spec.targets)
+    for (const std::string& name : nn::lora_target_projections(t)) wanted.insert(name);
+  std::mt19937_64 gen(seed);
+  for (nn::Linear* l : projections()) {
+    const std::string name = l->weight->name.substr(0, l->weight->name.size() - std::strlen(".weight"));
+    if (!wanted.count(name.substr(name.rfind('.') + 1))) continue;
+    const int64_t out = l->weight->value.size(0), in = l->weight->value.size(1);
+    nn::LoraAdapter& a = lora_.emplace_back();
+    a.a = &params_.add(name + ".lora_A.weight", {spec.rank, in});
+    a.b = &params_.add(name + ".lora_B.weight", {out, spec.rank});  // zeros
+    a.scale = float(spec.alpha / double(spec.rank));
+    a.dropout = float(spec.dropout);
+    // PEFT: kaiming_uniform_(A, a=sqrt(5)), whose bound sqrt(6 / ((1 + 5) fan_in)) is 1 / sqrt(in).
+    const float bound = 1.0f / std::sqrt(float(in));
+    float* v = a.a->value.f32();
+    for (int64_t i = 0; i < a.a->value.numel(); ++i)
+      v[i] = float((double(gen() >> 11) * 0x1.0p-53 * 2.0 - 1.0) * bound);
+    l->lora = &a;
+  }
+  if (lora_.empty()) fail("LoRA: no projection of this model is named {}", fmt::join(wanted, " or "));
+  config_.lora = nn::to_string(spec);
 }
 
 void Transformer::init_weights(uint64_t seed) {
@@ -139,8 +170,11 @@ void Transformer::init_weights(uint64_t seed) {
   for (Parameter* p : params_.list()) {
     const Shape& s = p->value.shape();
     float* v = p->value.f32();
-    if (!p->trainable) {
+    if (!p->trainable || p->name.ends_with(".lora_B.weight")) {
       p->value.zero_();
+    } else if (p->name.ends_with(".lora_A.weight")) {  // PEFT's bound, 1 / sqrt(in) (see add_lora)
+      const float a = 1.0f / std::sqrt(float(s[1]));
+      for (int64_t i = 0; i < p->value.numel(); ++i) v[i] = uniform(a);
     } else if (s.size() == 2) {  // Xavier/Glorot uniform: a = sqrt(6 / (fan_in + fan_out))
       float a = std::sqrt(6.0f / float(s[0] + s[1]));
       for (int64_t i = 0; i < p->value.numel(); ++i) v[i] = uniform(a);
@@ -345,26 +379,42 @@ ag::Var Transformer::decode_cached(nn::Context& c, const Tensor& ids, const Tens
       });
 }
 
-std::vector<Parameter*> Transformer::projection_weights() {
-  std::vector<Parameter*> out;
-  auto add = [&](const nn::Linear& l) {
-    if (l.weight) out.push_back(l.weight);
+void Transformer::freeze_all_but_lora() {
+  std::set<const Parameter*> adapters;
+  for (const nn::LoraAdapter& a : lora_) adapters.insert({a.a, a.b});
+  for (Parameter* p : params_.list())
+    if (!adapters.count(p)) {
+      p->trainable = false;
+      p->grad = Tensor();
+    }
+}
+
+std::vector<nn::Linear*> Transformer::projections() {
+  std::vector<nn::Linear*> out;
+  auto add = [&](nn::Linear& l) {
+    if (l.weight) out.push_back(&l);
   };
-  auto add_ffn = [&](const nn::FeedForward& f) {
+  auto add_ffn = [&](nn::FeedForward& f) {
     add(f.fc1);
     add(f.fc_gate);
     add(f.fc2);
   };
   for (Stack* stack : {&encoder_, &decoder_})
     for (TransformerLayer& l : stack->layers) {
-      for (const nn::MultiHeadAttention* a : {&l.self_attn, &l.cross_attn})
+      for (nn::MultiHeadAttention* a : {&l.self_attn, &l.cross_attn})
         if (a == &l.self_attn || l.has_cross_attn)
-          for (const nn::Linear* p : {&a->q_proj, &a->k_proj, &a->v_proj, &a->out_proj}) add(*p);
+          for (nn::Linear* p : {&a->q_proj, &a->k_proj, &a->v_proj, &a->out_proj}) add(*p);
       if (l.moe)
-        for (const nn::FeedForward& e : l.moe->experts) add_ffn(e);
+        for (nn::FeedForward& e : l.moe->experts) add_ffn(e);
       else
         add_ffn(l.ffn);
     }
+  return out;
+}
+
+std::vector<Parameter*> Transformer::projection_weights() {
+  std::vector<Parameter*> out;
+  for (nn::Linear* l : projections()) out.push_back(l->weight);
   return out;
 }
 

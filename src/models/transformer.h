@@ -14,6 +14,7 @@
 //   lm_head.{weight,bias}, final_logits_bias (not trained).
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <span>
 #include <utility>
@@ -22,6 +23,7 @@
 #include "models/config.h"
 #include "nn/attention.h"
 #include "nn/feed_forward.h"
+#include "nn/lora.h"
 #include "nn/norm.h"
 
 namespace tfm {
@@ -112,9 +114,21 @@ class Transformer {
   ag::Var decode_cached(nn::Context& c, const Tensor& ids, const Tensor& positions,
                         std::span<const nn::CachedRows> self, std::span<const nn::CachedRows> cross) const;
 
-  // The weights of every attention and feed-forward projection (experts included), in layer order: what
-  // weight quantization quantizes. Embeddings, the output layer, norms and routers are not among them.
-  std::vector<Parameter*> projection_weights();
+  // Every attention and feed-forward projection (experts included), in layer order: what weight
+  // quantization quantizes and LoRA adapts. Embeddings, the output layer, norms and routers are not among
+  // them.
+  std::vector<nn::Linear*> projections();
+  std::vector<Parameter*> projection_weights();  // their weights
+
+  // Attaches LoRA adapters (nn/lora.h) to the projections the spec targets: parameters
+  // "<projection>.lora_A.weight" [r, in] (PEFT's initialisation, from `seed`) and ".lora_B.weight"
+  // [out, r] (zeros), and records the spec in config().lora. Throws if the model has adapters already or
+  // no projection matches. A model built from a config with `lora` set has them from the start.
+  void add_lora(const nn::LoraSpec& spec, uint64_t seed);
+  const std::deque<nn::LoraAdapter>& lora_adapters() const { return lora_; }
+  // Freezes every parameter but the adapters' (no gradient, no optimizer state; the gradient buffers of
+  // the frozen ones are released).
+  void freeze_all_but_lora();
 
   // When on, forward passes keep every attention layer's probabilities in attention_maps().
   void set_keep_attention(bool on);
@@ -138,6 +152,7 @@ class Transformer {
   nn::Norm make_norm(const std::string& name, NormType type, bool bias);
 
   ModelConfig config_;
+  std::deque<nn::LoraAdapter> lora_;  // stable addresses: each targeted Linear points at its adapter
   ParameterStore params_;
   std::vector<const Parameter*> norm_params_;  // set to ones / zeros by init_weights
   Stack encoder_, decoder_;

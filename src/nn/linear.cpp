@@ -7,6 +7,11 @@ Linear::Linear(ParameterStore& store, const std::string& name, int64_t in, int64
       bias(has_bias ? &store.add(name + ".bias", {out}) : nullptr) {}
 
 ag::Var Linear::forward(Context& c, ag::Var x) const {
+  ag::Var y = base_forward(c, x);
+  return lora ? add_lora(c, *lora, x, y) : y;
+}
+
+ag::Var Linear::base_forward(Context& c, ag::Var x) const {
   if (weight->quantized && !c.tape.grad_enabled()) {
     const Tensor in = x.value().contiguous();
     Shape shape = in.shape();

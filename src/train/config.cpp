@@ -328,6 +328,13 @@ const std::vector<KeySpec>& key_table() {
        at_least(1),
        {},
        "precision = \"float16\": the loss scale doubles after this many steps in a row without overflow."},
+      {TFM_KEY(train, lora),
+       {},
+       {},
+       "LoRA fine-tuning: \"r=8,alpha=16,dropout=0.05,targets=q,v\" adds low-rank adapters (rank r, "
+       "scale alpha / r) to the targeted projections (q, k, v, o, fc1, fc2, gate or Hugging Face's names) "
+       "and trains only them; the base weights stay frozen (no gradient, no optimizer state). Empty: "
+       "train every parameter."},
       {TFM_KEY(train, init_from),
        {},
        {},

@@ -84,6 +84,7 @@ struct TrainSection {
   int64_t checkpoint_every = 200;
   std::string out_dir = "runs/default";
   std::string init_from;
+  std::string lora;  // nn/lora.h's spec ("r=8,alpha=16,targets=q,v"); "" = train every parameter
   bool eval_bleu = true;
   std::string best_metric = "auto";
   int64_t early_stopping = 0;

@@ -19,6 +19,7 @@ void check_parameter(const Parameter& p) {
       fail("parameter '{}': {} must be contiguous float32, got {}", p.name, what, t.str());
   };
   check_tensor(p.value, "value");
+  if (!p.trainable) return;  // a frozen parameter may have no gradient buffer
   check_tensor(p.grad, "grad");
   if (!(p.grad.shape() == p.value.shape()))
     fail("parameter '{}': grad shape {} differs from value shape {}", p.name, p.grad.shape().str(),
@@ -92,7 +93,8 @@ Adam::Adam(ParameterList params, AdamOptions options) : params_(std::move(params
 }
 
 void Adam::zero_grad() {
-  for (Parameter* p : params_) p->grad.zero_();
+  for (Parameter* p : params_)
+    if (p->trainable) p->grad.zero_();
 }
 
 void Adam::step(float lr) {

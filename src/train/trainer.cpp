@@ -176,7 +176,10 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
     src_tok = std::move(tokenizers.src);
     tgt_tok = std::move(tokenizers.tgt);
     const ModelConfig mc = model_config_from_json(resumed.model_config, ckpt_path);
-    if (cfg.train.init_from.empty() && to_json(model_config_for(cfg, *src_tok, *tgt_tok)) != to_json(mc))
+    ModelConfig without_adapters = mc;  // train.lora adds them to the configured model
+    without_adapters.lora.clear();
+    if (cfg.train.init_from.empty() &&
+        to_json(model_config_for(cfg, *src_tok, *tgt_tok)) != to_json(without_adapters))
       fail("{}: checkpoint is of another architecture than its own config describes", ckpt_path);
     model = std::make_unique<Transformer>(mc);
   } else if (!cfg.train.init_from.empty()) {
@@ -192,6 +195,18 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
     src_tok = tokenizers.src;
     tgt_tok = tokenizers.tgt;
     model = std::make_unique<Transformer>(model_config_for(cfg, *src_tok, *tgt_tok));
+  }
+  // LoRA: adapters on the targeted projections (a resumed run's model has them already), the rest frozen.
+  if (!resuming && !cfg.train.lora.empty())
+    model->add_lora(nn::parse_lora_spec(cfg.train.lora), uint64_t(cfg.train.seed));
+  if (!model->config().lora.empty()) {
+    model->freeze_all_but_lora();
+    int64_t trainable = 0;
+    for (const Parameter* p : model->parameters().list())
+      if (p->trainable) trainable += p->value.numel();
+    say(fmt::format("LoRA {}: {} trainable parameters of {} ({:.2f}%)", model->config().lora, trainable,
+                    model->parameters().numel(),
+                    100.0 * double(trainable) / double(model->parameters().numel())));
   }
   const ModelConfig& mc = model->config();
   fs::create_directories(run_dir);

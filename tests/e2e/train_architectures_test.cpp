@@ -275,6 +275,87 @@ TEST(TrainArchitectures, FineTuningLmKjvLowersItsLoss) {
   ASSERT_EQ(g.code, 0) << g.err;
 }
 
+// LoRA on lm-kjv (GPT-2 layout, whose c_attn holds q, k and v): only the adapters train (the loss falls,
+// the embedding in the checkpoint is lm-kjv's to the bit, no optimizer state but the adapters'); the
+// merged model scores the text as the adapted one does; the PEFT export fuses q, k, v's adapters into one
+// c_attn adapter of three times the rank.
+TEST(TrainArchitectures, LoraAdaptsLmKjvWithFrozenWeights) {
+  const std::string dir = test::temp_dir("lora");
+  const std::string text =
+      text_file(dir, "en-es.tsv", test::shared_dir() + "/data/bible-en-es/valid.tsv", 0, 300);
+  const std::string cfg =
+      write_config(dir, "",
+                   "train = \"" + text + "\"\nvalid = \"" + text +
+                       "\"\ntext_column = 1\nvalid_max_pairs = 40\nmax_tokens = 1024\nvalid_samples = 0",
+                   "lr = 3e-3\nwarmup_steps = 2\nmax_steps = 16\nlabel_smoothing = 0.0\neval_every = 8\n"
+                   "checkpoint_every = 100");
+  const std::string kjv = test::shared_dir() + "/models/lm-kjv";
+  const CliResult r =
+      run_cli("train --config " + cfg + " --init-from " + kjv + " --lora r=4,alpha=8,targets=c_attn");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("LoRA r=4,alpha=8,dropout=0,targets=c_attn: "), std::string::npos) << r.err;
+  const std::vector<nlohmann::json> valid = metric_lines(dir + "/run", "valid_loss");
+  ASSERT_EQ(valid.size(), 3u);
+  EXPECT_LT(valid[2]["valid_loss"].get<double>(), valid[0]["valid_loss"].get<double>() - 0.05);
+
+  const io::SafetensorsFile ckpt = io::SafetensorsFile::open(dir + "/run/checkpoint.safetensors");
+  const io::SafetensorsFile base = io::SafetensorsFile::open(kjv + "/model.safetensors");
+  const Tensor trained = ckpt.get_f32("model.decoder.embed_tokens.weight");
+  const Tensor original = base.get_f32("transformer.wte.weight");
+  ASSERT_EQ(trained.numel(), original.numel());
+  EXPECT_EQ(std::memcmp(trained.raw(), original.raw(), trained.nbytes()), 0) << "a frozen weight changed";
+  EXPECT_FALSE(ckpt.contains("optim.decoder.embed_tokens.weight.exp_avg"));
+  EXPECT_TRUE(ckpt.contains("optim.decoder.layers.0.self_attn.q_proj.lora_A.weight.exp_avg"));
+  EXPECT_FALSE(ckpt.contains("model.decoder.layers.0.fc1.lora_A.weight"));
+
+  // Merged: the same perplexity as the adapted run (plain text of the English side).
+  {
+    std::ifstream in(text);
+    std::ofstream out(dir + "/en.txt");
+    for (std::string line; std::getline(in, line);) out << line.substr(0, line.find('\t')) << "\n";
+  }
+  const CliResult m = run_cli("lora merge --model " + dir + "/run --out " + dir + "/merged");
+  ASSERT_EQ(m.code, 0) << m.err;
+  auto perplexity = [&](const std::string& model) {
+    const CliResult p =
+        run_cli("perplexity --model " + model + " --file " + dir + "/en.txt --context 128 --stride 128");
+    EXPECT_EQ(p.code, 0) << p.err;
+    return nlohmann::json::parse(p.out)["perplexity"].get<double>();
+  };
+  const double adapted = perplexity(dir + "/run"), merged = perplexity(dir + "/merged"),
+               before = perplexity(kjv);
+  EXPECT_NEAR(merged, adapted, 1e-4 * adapted);
+  EXPECT_LT(adapted, before) << "the adapters did not help on the text they trained on";
+  EXPECT_FALSE(io::SafetensorsFile::open(dir + "/merged/checkpoint.safetensors")
+                   .contains("model.decoder.layers.0.self_attn.q_proj.lora_A.weight"));
+
+  const CliResult e =
+      run_cli("lora export --model " + dir + "/run --family gpt2 --base " + kjv + " --peft " + dir + "/peft");
+  ASSERT_EQ(e.code, 0) << e.err;
+  const nlohmann::json config = nlohmann::json::parse(std::ifstream(dir + "/peft/adapter_config.json"));
+  EXPECT_EQ(config["peft_type"], "LORA");
+  EXPECT_EQ(config["r"], 4);
+  EXPECT_EQ(config["rank_pattern"]["c_attn"], 12);
+  EXPECT_EQ(config["alpha_pattern"]["c_attn"].get<double>(), 24.0);
+  EXPECT_EQ(config["target_modules"], nlohmann::json::array({"c_attn"}));
+  EXPECT_EQ(config["fan_in_fan_out"], true);
+  const io::SafetensorsFile peft = io::SafetensorsFile::open(dir + "/peft/adapter_model.safetensors");
+  EXPECT_EQ(peft.info("base_model.model.transformer.h.0.attn.c_attn.lora_A.weight").shape, Shape({12, 256}));
+  EXPECT_EQ(peft.info("base_model.model.transformer.h.0.attn.c_attn.lora_B.weight").shape, Shape({768, 12}));
+  // B' A' restricted to the value rows (the third chunk) is v's own B A.
+  const Tensor a = peft.get_f32("base_model.model.transformer.h.1.attn.c_attn.lora_A.weight");
+  const Tensor b = peft.get_f32("base_model.model.transformer.h.1.attn.c_attn.lora_B.weight");
+  const Tensor va = ckpt.get_f32("model.decoder.layers.1.self_attn.v_proj.lora_A.weight");
+  const Tensor vb = ckpt.get_f32("model.decoder.layers.1.self_attn.v_proj.lora_B.weight");
+  for (int64_t o : {0, 100, 255})
+    for (int64_t i : {0, 7, 200}) {
+      double fused = 0, own = 0;
+      for (int64_t k = 0; k < 12; ++k) fused += double(b.f32()[(512 + o) * 12 + k]) * a.f32()[k * 256 + i];
+      for (int64_t k = 0; k < 4; ++k) own += double(vb.f32()[o * 4 + k]) * va.f32()[k * 256 + i];
+      EXPECT_NEAR(fused, own, 1e-6) << o << "," << i;
+    }
+}
+
 TEST(TrainArchitectures, BadSetupsNameTheProblem) {
   const std::string dir = test::temp_dir("train-bad");
   const CliResult word =

@@ -16,6 +16,7 @@
 #include "io/safetensors.h"
 #include "model_shapes.h"
 #include "models/family.h"
+#include "models/lora_merge.h"
 #include "nn/positions.h"
 #include "test_support.h"
 
@@ -44,8 +45,8 @@ Tensor ids(std::initializer_list<int64_t> v, int64_t rows) {
   return t;
 }
 
-// Backpropagates `loss` once, then checks 4 entries (drawn with `seed`) of every parameter's gradient
-// against central differences of the loss recomputed without gradients.
+// Backpropagates `loss` once, then checks 4 entries (drawn with `seed`) of every trainable parameter's
+// gradient against central differences of the loss recomputed without gradients.
 void expect_gradients_match_finite_differences(Transformer& m,
                                                const std::function<ag::Var(nn::Context&)>& loss,
                                                uint32_t seed) {
@@ -65,6 +66,7 @@ void expect_gradients_match_finite_differences(Transformer& m,
   std::mt19937 g(seed);
   const float h = 1e-3f;
   for (Parameter* p : m.parameters().list()) {
+    if (!p->trainable) continue;
     for (int k = 0; k < 4; ++k) {
       int64_t i = int64_t(g() % uint64_t(p->value.numel()));
       float* x = p->value.f32() + i;
@@ -96,6 +98,107 @@ TEST_P(ModelGradient, MatchesFiniteDifferences) {
 INSTANTIATE_TEST_SUITE_P(Norms, ModelGradient,
                          ::testing::Combine(::testing::Values(NormPosition::Pre, NormPosition::Post),
                                             ::testing::Values(NormType::SeedLayerNorm, NormType::LayerNorm)));
+
+// Decoder logits of an encoder-decoder batch, without gradients.
+Tensor logits(Transformer& m, const Tensor& src, const Tensor& tgt) {
+  ag::Tape tape;
+  ag::Tape::Scope scope(tape);
+  ag::NoGrad off(tape);
+  nn::Context c{tape, false, nullptr};
+  return m.project(c, m.decode(c, m.encode(c, src), src, tgt)).value().clone(true);
+}
+
+double max_difference(const Tensor& a, const Tensor& b) {
+  double d = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) d = std::max(d, std::fabs(double(a.f32()[i]) - b.f32()[i]));
+  return d;
+}
+
+// B's initial zeros make an adapted model the base model exactly; with B trained (here random) the
+// adapters' gradients (A and B of every adapted projection) match finite differences of the loss, and
+// the frozen weights get neither gradient nor gradient buffer.
+TEST(Lora, AdapterGradientsMatchFiniteDifferences) {
+  Transformer m(tiny_config(NormPosition::Pre, NormType::LayerNorm));
+  m.init_weights(5);
+  Tensor src = ids({3, 4, 5, 6, 2, 7, 8, 9, 0, 0}, 2), tgt = ids({1, 5, 6, 7, 1, 8, 0, 0}, 2),
+         label = ids({5, 6, 7, 2, 8, 2, 0, 0}, 2);
+  const Tensor base = logits(m, src, tgt);
+  m.add_lora(nn::parse_lora_spec("r=2,alpha=4,targets=q,v,fc1"), 3);
+  EXPECT_EQ(max_difference(logits(m, src, tgt), base), 0.0) << "B = 0 leaves the model unchanged";
+  // Encoder: 2 layers x (q, v, fc1); decoder: 2 x (self q, v, cross q, v, fc1).
+  ASSERT_EQ(m.lora_adapters().size(), 16u);
+  std::mt19937 g(9);
+  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+  for (const nn::LoraAdapter& a : m.lora_adapters()) {
+    EXPECT_EQ(a.scale, 2.0f);
+    for (int64_t i = 0; i < a.b->value.numel(); ++i) a.b->value.f32()[i] = u(g);
+  }
+  m.freeze_all_but_lora();
+  EXPECT_FALSE(m.parameters().at("decoder.layers.0.self_attn.q_proj.weight").trainable);
+  EXPECT_FALSE(m.parameters().at("decoder.layers.0.self_attn.q_proj.weight").grad.defined());
+  EXPECT_TRUE(m.parameters().at("decoder.layers.0.self_attn.q_proj.lora_A.weight").trainable);
+  EXPECT_EQ(m.parameters().find("decoder.layers.0.self_attn.k_proj.lora_A.weight"), nullptr);
+  expect_gradients_match_finite_differences(
+      m, [&](nn::Context& c) { return m.loss(c, src, tgt, label, 0.1f); }, 4);
+}
+
+// Merging folds (alpha / r) B A into each adapted weight: the merged model (no adapters) gives the adapted
+// model's logits within 1e-5, and its untouched parameters are copies.
+TEST(Lora, MergedModelGivesTheAdaptedLogits) {
+  Transformer m(tiny_config(NormPosition::Post, NormType::LayerNorm));
+  m.init_weights(6);
+  m.add_lora(nn::parse_lora_spec("r=3,alpha=8,targets=q,k,v,o,fc1,fc2"), 4);
+  std::mt19937 g(2);
+  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+  for (const nn::LoraAdapter& a : m.lora_adapters())
+    for (int64_t i = 0; i < a.b->value.numel(); ++i) a.b->value.f32()[i] = u(g);
+  Tensor src = ids({3, 4, 5, 6, 2, 7, 8, 9, 0, 0}, 2), tgt = ids({1, 5, 6, 7, 1, 8, 0, 0}, 2);
+  std::unique_ptr<Transformer> merged = merge_lora(m);
+  EXPECT_TRUE(merged->lora_adapters().empty());
+  EXPECT_EQ(merged->config().lora, "");
+  EXPECT_EQ(merged->parameters().find("encoder.layers.0.self_attn.q_proj.lora_A.weight"), nullptr);
+  const Tensor adapted = logits(m, src, tgt), folded = logits(*merged, src, tgt);
+  EXPECT_LT(max_difference(adapted, folded), 1e-5);
+  const Tensor& w = m.parameters().at("encoder.layers.1.self_attn.q_proj.weight").value;
+  EXPECT_GT(max_difference(w, merged->parameters().at("encoder.layers.1.self_attn.q_proj.weight").value),
+            1e-3)
+      << "the adapted weight changed";
+  EXPECT_EQ(max_difference(m.parameters().at("decoder.embed_tokens.weight").value,
+                           merged->parameters().at("decoder.embed_tokens.weight").value),
+            0.0);
+}
+
+// A model config that records adapters rebuilds them (a checkpoint of a LoRA run reloads as one).
+TEST(Lora, ConfigRebuildsTheAdapters) {
+  Transformer m(tiny_config(NormPosition::Pre, NormType::LayerNorm));
+  m.add_lora(nn::parse_lora_spec("r=2,alpha=4,targets=v"), 1);
+  const ModelConfig again = model_config_from_json(to_json(m.config()), "test");
+  EXPECT_EQ(again.lora, "r=2,alpha=4,dropout=0,targets=v");
+  Transformer rebuilt(again);
+  EXPECT_EQ(rebuilt.lora_adapters().size(), m.lora_adapters().size());
+  EXPECT_NE(rebuilt.parameters().find("decoder.layers.1.encoder_attn.v_proj.lora_B.weight"), nullptr);
+  EXPECT_THROW(rebuilt.add_lora(nn::parse_lora_spec("r=2,targets=q"), 1), Error);
+}
+
+TEST(Lora, SpecParsesAndNamesItsErrors) {
+  const nn::LoraSpec s = nn::parse_lora_spec("r=8,alpha=16,dropout=0.05,targets=q,v,down_proj");
+  EXPECT_EQ(s.rank, 8);
+  EXPECT_EQ(s.alpha, 16);
+  EXPECT_FLOAT_EQ(float(s.dropout), 0.05f);
+  EXPECT_EQ(s.targets, (std::vector<std::string>{"q", "v", "down_proj"}));
+  EXPECT_EQ(nn::parse_lora_spec(nn::to_string(s)), s);
+  EXPECT_EQ(nn::lora_target_projections("c_attn"), (std::vector<std::string>{"q_proj", "k_proj", "v_proj"}));
+  for (const char* bad :
+       {"r=0,targets=q", "alpha=4,targets=q", "r=4", "r=4,targets=zz", "r=4,foo=1,targets=q", "r=x,targets=q",
+        "r=4,dropout=1,targets=q", "r=4,,targets=q"})
+    EXPECT_THROW(nn::parse_lora_spec(bad), Error) << bad;
+  try {
+    nn::parse_lora_spec("r=4,targets=q,zz");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'zz'"), std::string::npos) << e.what();
+  }
+}
 
 TEST(Model, KeepsAttentionMapsOnRequest) {
   Transformer m(tiny_config(NormPosition::Pre, NormType::SeedLayerNorm));
