@@ -245,18 +245,24 @@ TEST_P(TextResume, IsBitIdentical) {
 INSTANTIATE_TEST_SUITE_P(Archs, TextResume, ::testing::Values("decoder-only", "encoder-only"),
                          [](const auto& info) { return std::string(info.param).substr(0, 7); });
 
-TEST(TrainArchitectures, FineTuningLmKjvLowersItsLoss) {
-  const std::string dir = test::temp_dir("finetune");
-  // Modern English (the parallel corpus's English side, data.text_column = 1), which lm-kjv never saw.
+// A 16-step fine-tuning of lm-kjv at learning rate `lr` on modern English (the parallel corpus's English
+// side, data.text_column = 1, which lm-kjv never saw), evaluated at steps 0, 8 and 16; returns the config
+// path (the corpus is dir/en-es.tsv).
+std::string lm_kjv_finetune_config(const std::string& dir, const std::string& lr) {
   const std::string text =
       text_file(dir, "en-es.tsv", test::shared_dir() + "/data/bible-en-es/valid.tsv", 0, 300);
-  const std::string cfg =
-      write_config(dir, "",
-                   "train = \"" + text + "\"\nvalid = \"" + text +
-                       "\"\ntext_column = 1\nvalid_max_pairs = 40\nmax_tokens = 1024\nvalid_samples = 0",
-                   "lr = 2e-4\nwarmup_steps = 2\nmax_steps = 16\nlabel_smoothing = 0.0\neval_every = 8\n"
-                   "checkpoint_every = 100\ninit_from = \"" +
-                       test::shared_dir() + "/models/lm-kjv\"");
+  return write_config(dir, "",
+                      "train = \"" + text + "\"\nvalid = \"" + text +
+                          "\"\ntext_column = 1\nvalid_max_pairs = 40\nmax_tokens = 1024\nvalid_samples = 0",
+                      "lr = " + lr +
+                          "\nwarmup_steps = 2\nmax_steps = 16\nlabel_smoothing = 0.0\neval_every = 8\n"
+                          "checkpoint_every = 100\ninit_from = \"" +
+                          test::shared_dir() + "/models/lm-kjv\"");
+}
+
+TEST(TrainArchitectures, FineTuningLmKjvLowersItsLoss) {
+  const std::string dir = test::temp_dir("finetune");
+  const std::string cfg = lm_kjv_finetune_config(dir, "2e-4");
   const CliResult r = run_cli("train --config " + cfg);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("lm-kjv ([model] ignored)"), std::string::npos) << r.err;
@@ -281,15 +287,9 @@ TEST(TrainArchitectures, FineTuningLmKjvLowersItsLoss) {
 // c_attn adapter of three times the rank.
 TEST(TrainArchitectures, LoraAdaptsLmKjvWithFrozenWeights) {
   const std::string dir = test::temp_dir("lora");
-  const std::string text =
-      text_file(dir, "en-es.tsv", test::shared_dir() + "/data/bible-en-es/valid.tsv", 0, 300);
-  const std::string cfg =
-      write_config(dir, "",
-                   "train = \"" + text + "\"\nvalid = \"" + text +
-                       "\"\ntext_column = 1\nvalid_max_pairs = 40\nmax_tokens = 1024\nvalid_samples = 0",
-                   "lr = 3e-3\nwarmup_steps = 2\nmax_steps = 16\nlabel_smoothing = 0.0\neval_every = 8\n"
-                   "checkpoint_every = 100");
-  const std::string kjv = test::shared_dir() + "/models/lm-kjv";
+  const std::string cfg = lm_kjv_finetune_config(dir, "3e-3");
+  const std::string text = dir + "/en-es.tsv", kjv = test::shared_dir() + "/models/lm-kjv";
+  // --init-from repeats the config's train.init_from: the flag's path.
   const CliResult r =
       run_cli("train --config " + cfg + " --init-from " + kjv + " --lora r=4,alpha=8,targets=c_attn");
   ASSERT_EQ(r.code, 0) << r.err;
