@@ -88,8 +88,9 @@ std::string to_string(const LoraSpec& spec) {
 }
 
 ag::Var add_lora(Context& c, const LoraAdapter& lora, ag::Var x, ag::Var y) {
+  // The scale applied to h [.., r], the narrow product, rather than to the [.., out] update.
   ag::Var h = ag::linear(ag::dropout(x, lora.dropout, c.rng, c.training), c.tape.param(*lora.a));
-  return ag::add(y, ag::scale(ag::linear(h, c.tape.param(*lora.b)), lora.scale));
+  return ag::add(y, ag::linear(ag::scale(h, lora.scale), c.tape.param(*lora.b)));
 }
 
 Tensor merged_weight(const LoraAdapter& lora, const Tensor& weight) {
