@@ -32,9 +32,10 @@ std::unique_ptr<Transformer> merge_lora(const Transformer& model) {
   ModelConfig config = model.config();
   config.lora.clear();
   auto merged = std::make_unique<Transformer>(config);
-  auto& source = const_cast<Transformer&>(model).parameters();
   for (Parameter* p : merged->parameters().list()) {
-    const Parameter& from = source.at(p->name);
+    const Parameter* found = model.parameters().find(p->name);
+    TFM_CHECK(found, "LoRA merge: the adapted model has no parameter '{}'", p->name);
+    const Parameter& from = *found;
     const auto it = by_weight.find(p->name);
     p->value.copy_(it == by_weight.end() ? from.value : nn::merged_weight(*it->second, from.value));
     p->trainable = from.trainable || it != by_weight.end();

@@ -15,6 +15,19 @@ namespace tfm {
 
 namespace {
 
+// Uniform in [-a, a) from 53 random bits (std::uniform_real_distribution differs across libraries).
+float uniform(std::mt19937_64& gen, float a) {
+  return float((double(gen() >> 11) * 0x1.0p-53 * 2.0 - 1.0) * a);
+}
+
+// PEFT's initialisation of a LoRA A [r, in]: kaiming_uniform_(A, a=sqrt(5)), whose bound
+// sqrt(6 / ((1 + 5) fan_in)) is 1 / sqrt(in).
+void init_lora_a(Parameter& a, std::mt19937_64& gen) {
+  const float bound = 1.0f / std::sqrt(float(a.value.size(1)));
+  float* v = a.value.f32();
+  for (int64_t i = 0; i < a.value.numel(); ++i) v[i] = uniform(gen, bound);
+}
+
 std::string layer_name(const char* stack, int i) {
   return std::string(stack) + ".layers." + std::to_string(i) + ".";
 }
@@ -149,11 +162,7 @@ void Transformer::add_lora(const nn::LoraSpec& spec, uint64_t seed) {
     a.b = &params_.add(name + ".lora_B.weight", {out, spec.rank});  // zeros
     a.scale = float(spec.alpha / double(spec.rank));
     a.dropout = float(spec.dropout);
-    // PEFT: kaiming_uniform_(A, a=sqrt(5)), whose bound sqrt(6 / ((1 + 5) fan_in)) is 1 / sqrt(in).
-    const float bound = 1.0f / std::sqrt(float(in));
-    float* v = a.a->value.f32();
-    for (int64_t i = 0; i < a.a->value.numel(); ++i)
-      v[i] = float((double(gen() >> 11) * 0x1.0p-53 * 2.0 - 1.0) * bound);
+    init_lora_a(*a.a, gen);
     l->lora = &a;
   }
   if (lora_.empty()) fail("LoRA: no projection of this model is named {}", fmt::join(wanted, " or "));
@@ -162,8 +171,6 @@ void Transformer::add_lora(const nn::LoraSpec& spec, uint64_t seed) {
 
 void Transformer::init_weights(uint64_t seed) {
   std::mt19937_64 gen(seed);
-  // Uniform in [-a, a) from 53 random bits (std::uniform_real_distribution differs across libraries).
-  auto uniform = [&](float a) { return float((double(gen() >> 11) * 0x1.0p-53 * 2.0 - 1.0) * a); };
   auto is_norm = [&](const Parameter* p) {
     return std::find(norm_params_.begin(), norm_params_.end(), p) != norm_params_.end();
   };
@@ -172,19 +179,18 @@ void Transformer::init_weights(uint64_t seed) {
     float* v = p->value.f32();
     if (!p->trainable || p->name.ends_with(".lora_B.weight")) {
       p->value.zero_();
-    } else if (p->name.ends_with(".lora_A.weight")) {  // PEFT's bound, 1 / sqrt(in) (see add_lora)
-      const float a = 1.0f / std::sqrt(float(s[1]));
-      for (int64_t i = 0; i < p->value.numel(); ++i) v[i] = uniform(a);
+    } else if (p->name.ends_with(".lora_A.weight")) {
+      init_lora_a(*p, gen);
     } else if (s.size() == 2) {  // Xavier/Glorot uniform: a = sqrt(6 / (fan_in + fan_out))
       float a = std::sqrt(6.0f / float(s[0] + s[1]));
-      for (int64_t i = 0; i < p->value.numel(); ++i) v[i] = uniform(a);
+      for (int64_t i = 0; i < p->value.numel(); ++i) v[i] = uniform(gen, a);
     } else if (is_norm(p)) {
       p->value.fill_(p->name.ends_with(".weight") ? 1.0f : 0.0f);
     } else {  // a Linear bias: fan_in is the input width of its weight
       std::string wname = p->name.substr(0, p->name.size() - 4) + "weight";
       const Parameter* w = params_.find(wname);
       float a = w ? 1.0f / std::sqrt(float(w->value.size(1))) : 0.0f;
-      for (int64_t i = 0; i < p->value.numel(); ++i) v[i] = uniform(a);
+      for (int64_t i = 0; i < p->value.numel(); ++i) v[i] = uniform(gen, a);
     }
   }
 }

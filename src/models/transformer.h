@@ -76,6 +76,7 @@ class Transformer {
 
   const ModelConfig& config() const { return config_; }
   ParameterStore& parameters() { return params_; }
+  const ParameterStore& parameters() const { return params_; }
 
   // The seed's initialisation: Xavier-uniform for every matrix (embeddings included), PyTorch's
   // Linear default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for biases, ones and zeros for norms; untrained
