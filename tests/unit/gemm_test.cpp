@@ -302,16 +302,23 @@ TEST(GemmBf16, BatchedAndFloat32InsideParallelRegions) {
     gemm_reference(false, false, M, N, K, 1.0f, ra.data() + i * M * K, K, rb.data() + i * K * N, N, 0.0f,
                    want.data() + i * M * N, N);
   Problem::expect_close(got, want);
-  // Inside a parallel region the products stay float32.
-  std::vector<float> par(got.size()), f32(got.size());
-#pragma omp parallel for num_threads(2)
-  for (int64_t i = 0; i < batch; ++i)
-    gemm(false, false, M, N, K, 1.0f, a.data() + i * M * K, K, b.data() + i * K * N, N, 0.0f,
-         par.data() + i * M * N, N);
+  // Inside a parallel region the products stay float32, in every reduced precision, also in a region of
+  // one thread (an inactive region: a training run with threads = 1).
+  std::vector<float> f32(got.size());
   for (int64_t i = 0; i < batch; ++i)
     gemm_reference(false, false, M, N, K, 1.0f, a.data() + i * M * K, K, b.data() + i * K * N, N, 0.0f,
                    f32.data() + i * M * N, N);
-  Problem::expect_close(par, f32);
+  for (GemmPrecision precision : {GemmPrecision::BF16, GemmPrecision::F16})
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE(::testing::Message() << int(precision) << ", " << threads << " threads");
+      GemmPrecisionScope scope(precision);
+      std::vector<float> par(got.size());
+#pragma omp parallel for num_threads(threads)
+      for (int64_t i = 0; i < batch; ++i)
+        gemm(false, false, M, N, K, 1.0f, a.data() + i * M * K, K, b.data() + i * K * N, N, 0.0f,
+             par.data() + i * M * N, N);
+      Problem::expect_close(par, f32);
+    }
 }
 
 }  // namespace

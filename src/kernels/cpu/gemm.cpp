@@ -130,9 +130,12 @@ void matmul(const Key& key, const void* A, const void* B, float* C) {
 
 std::atomic<GemmPrecision> g_precision{GemmPrecision::F32};
 
-// The precision of this call (see gemm.h: float32 inside a parallel region).
+// The precision of this call (see gemm.h: float32 inside a parallel region). omp_get_level() counts
+// inactive regions too: with one thread a kernel's parallel loop is inactive (omp_in_parallel() is
+// false there), and its tile products must stay float32 all the same, not reach the packing below,
+// whose scratch the kernels' own buffers would share.
 GemmPrecision precision_here() {
-  return omp_in_parallel() ? GemmPrecision::F32 : g_precision.load(std::memory_order_relaxed);
+  return omp_get_level() > 0 ? GemmPrecision::F32 : g_precision.load(std::memory_order_relaxed);
 }
 
 // The stored rows x cols matrix X (leading dimension ld) rounded to bfloat16 and packed densely into this
@@ -163,9 +166,9 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
 }
 
 // The stored rows x cols matrix X rounded to binary16 values (kept as floats) and packed densely into this
-// thread's scratch slot.
+// thread's scratch slot (the byte slots packed_bf16 uses: gemm's own).
 const float* packed_f16(const float* X, int64_t rows, int64_t cols, int64_t ld, int slot) {
-  float* out = thread_scratch(size_t(rows * cols), slot);
+  auto* out = static_cast<float*>(thread_scratch_bytes(size_t(rows * cols) * sizeof(float), slot));
 #pragma omp parallel for schedule(static) if (!omp_in_parallel() && rows * cols >= (1 << 16))
   for (int64_t r = 0; r < rows; ++r) {
     const float* src = X + r * ld;

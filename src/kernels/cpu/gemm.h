@@ -14,9 +14,9 @@ namespace tfm::kernels {
 
 // The precision of the products gemm() and gemm_batched() compute, for the whole process: F32, or BF16
 // (mixed precision: op(A) and op(B) rounded to bfloat16, nearest even, and multiplied by oneDNN's
-// AVX512-BF16 kernels with float32 accumulation; C stays float32). Calls from inside a parallel region
-// (the attention kernels' per-tile products, each on one thread) stay float32: for such small products
-// the conversion costs more than it saves. F16 is IEEE half precision's numerics emulated: op(A) and
+// AVX512-BF16 kernels with float32 accumulation; C stays float32). Calls from inside a parallel region,
+// active or not (the attention kernels' per-tile products, each on one thread) stay float32: for such small
+// products the conversion costs more than it saves. F16 is IEEE half precision's numerics emulated: op(A) and
 // op(B) rounded to binary16 (nearest even; beyond +-65504 to +-infinity, below 2^-24 to zero) and
 // multiplied in float32. This CPU has no FP16 arithmetic (no AVX512-FP16) and oneDNN 2.6 no FP16 matmul
 // for it, so F16 is never faster than F32: it exists to train with FP16's range, the reason for loss
