@@ -77,6 +77,8 @@ struct AttentionOptions {
   bool causal = false;
   int64_t query_offset = 0;  // query i is at key position i + query_offset (cached keys before it)
   int64_t window = 0;  // sliding window (Mistral): key j visible only if (i + query_offset) - j < window
+  int64_t global_tokens =
+      0;  // block-sparse: positions [0, global_tokens) are global (kernels/cpu/attention.h)
   bool additive_mask =
       false;               // masked scores as HF's additive mask, not masked_fill (kernels/cpu/attention.h)
   Tensor alibi_slopes;     // F32 [heads] (see alibi_slopes()); adds slope_h * alibi_positions[b, j]
@@ -91,6 +93,17 @@ struct AttentionOptions {
 // q_len, k_len]. See kernels/cpu/attention.h. Computed by the fused flash kernel
 // (kernels/cpu/flash_attention.h) unless keep_probs asks for P or set_attention_kernel chose Dense.
 Var attention(Var q, Var k, Var v, const AttentionOptions& options, bool training, Var bias = {});
+// Linear attention with the elu + 1 feature map (kernels/cpu/linear_attention.h), same shapes and heads as
+// attention(). Of the options only heads, kv_heads, key_valid, causal and query_offset apply; a window,
+// global tokens or ALiBi are errors, and there is no dropout (no probabilities exist).
+Var linear_attention(Var q, Var k, Var v, const AttentionOptions& options);
+
+// ---- LoRA
+// A linear layer with a LoRA adapter, y = x W^T + bias + scale * dropout(x) A^T B^T for x [..., in],
+// W [out, in], bias [out] (optional), A [r, in], B [out, r] (nn/lora.h), as one op: it keeps only
+// dropout(x) A^T ([..., r]) for backward and regenerates the dropout mask there, so an adapter costs no copy
+// of its input and no [..., out] tensor besides the output. Dropout p applies when training.
+Var lora_linear(Var x, Var w, Var bias, Var a, Var b, float scale, float p, Rng* rng, bool training);
 
 // ---- Mixture of experts (kernels/cpu/moe.h has the formulas)
 struct Routing {

@@ -6,6 +6,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/flash_attention.h"
+#include "kernels/cpu/linear_attention.h"
 
 namespace tfm::ag {
 
@@ -31,6 +32,17 @@ void check_shapes(const Tensor& q, const Tensor& kk, const Tensor& v, const Atte
             kk.size(2) == q.size(2) / o.heads * kv_heads;
   TFM_CHECK(ok, "attention: q {} k {} v {} heads {} kv_heads {}", q.shape().str(), kk.shape().str(),
             v.shape().str(), o.heads, kv_heads);
+}
+
+// A kernel mask with the options' key padding mask (checked against the dims) and nothing else yet.
+k::AttentionMask key_mask(const k::AttentionDims& d, const AttentionOptions& o) {
+  k::AttentionMask mask;
+  if (o.key_valid.defined()) {
+    TFM_CHECK(o.key_valid.dtype() == DType::U8 && o.key_valid.numel() == d.batch * d.k_len,
+              "attention key mask {} for batch {} keys {}", o.key_valid.str(), d.batch, d.k_len);
+    mask.key_valid = o.key_valid.data<uint8_t>();
+  }
+  return mask;
 }
 
 // The kernel's view of the score bias (undefined: none; 4 dimensions: one per batch row) and of ALiBi's
@@ -68,8 +80,8 @@ k::AttentionBias attention_bias(const k::AttentionDims& d, const AttentionOption
 }
 
 // Node constants: f = {scale, dropout p}; i = {heads, mask flags (kCausal | kAdditive), dropout seed,
-// dropout offset, query_offset, window}; saved = {P (dense) or the rows' log-sum-exp (flash), key_valid,
-// ALiBi slopes, ALiBi key positions}.
+// dropout offset, query_offset, window, global tokens}; saved = {P (dense) or the rows' log-sum-exp (flash),
+// key_valid, ALiBi slopes, ALiBi key positions}.
 constexpr int64_t kCausal = 1, kAdditive = 2;
 
 std::atomic<AttentionKernel> g_kernel{AttentionKernel::Flash};
@@ -81,6 +93,7 @@ k::AttentionMask node_mask(const Node& n) {
   mask.additive = (n.i[1] & kAdditive) != 0;
   mask.query_offset = n.i[4];
   mask.window = n.i[5];
+  mask.global = n.i[6];
   return mask;
 }
 
@@ -122,17 +135,14 @@ Var attention(Var q, Var kv, Var v, const AttentionOptions& o, bool training, Va
   const Tensor& vt = contiguous_input(v, "attention");
   check_shapes(qv, kt, vt, o);
   k::AttentionDims d = attention_dims(qv, kt, o.heads);
-  k::AttentionMask mask;
-  if (o.key_valid.defined()) {
-    TFM_CHECK(o.key_valid.dtype() == DType::U8 && o.key_valid.numel() == d.batch * d.k_len,
-              "attention key mask {} for batch {} keys {}", o.key_valid.str(), d.batch, d.k_len);
-    mask.key_valid = o.key_valid.data<uint8_t>();
-  }
-  TFM_CHECK(o.window >= 0, "attention: negative window {}", o.window);
+  k::AttentionMask mask = key_mask(d, o);
+  TFM_CHECK(o.window >= 0 && o.global_tokens >= 0, "attention: negative window {} or global tokens {}",
+            o.window, o.global_tokens);
   mask.causal = o.causal;
   mask.additive = o.additive_mask;
   mask.query_offset = o.query_offset;
   mask.window = o.window;
+  mask.global = o.global_tokens;
   k::AttentionBias b = attention_bias(d, o, bias);
   k::DropoutSpec drop;
   if (training && o.dropout > 0) {
@@ -170,6 +180,47 @@ Var attention(Var q, Var kv, Var v, const AttentionOptions& o, bool training, Va
     n->i[3] = int64_t(drop.offset);
     n->i[4] = o.query_offset;
     n->i[5] = o.window;
+    n->i[6] = o.global_tokens;
+  }
+  return r;
+}
+
+namespace {
+
+// Node constants: i = {heads, causal, query_offset}; saved = {key_valid}.
+void linear_attention_backward(Tape& t, const Node& n) {
+  const Tensor& qv = t.value(n.in[0]);
+  const Tensor& kt = t.value(n.in[1]);
+  k::AttentionMask mask;
+  mask.key_valid = n.saved[0].defined() ? n.saved[0].data<uint8_t>() : nullptr;
+  mask.causal = n.i[1] != 0;
+  mask.query_offset = n.i[2];
+  k::linear_attention_backward(attention_dims(qv, kt, int(n.i[0])), mask, qv.f32(), kt.f32(),
+                               t.value(n.in[2]).f32(), out_grad(t, n), grad_ptr(t, n, 0), grad_ptr(t, n, 1),
+                               grad_ptr(t, n, 2));
+}
+
+}  // namespace
+
+Var linear_attention(Var q, Var kv, Var v, const AttentionOptions& o) {
+  const Tensor& qv = contiguous_input(q, "linear attention");
+  const Tensor& kt = contiguous_input(kv, "linear attention");
+  const Tensor& vt = contiguous_input(v, "linear attention");
+  check_shapes(qv, kt, vt, o);
+  TFM_CHECK(o.window == 0 && o.global_tokens == 0 && !o.alibi_slopes.defined() && !o.keep_probs,
+            "linear attention: no sliding window, global tokens, ALiBi or probabilities to keep");
+  k::AttentionDims d = attention_dims(qv, kt, o.heads);
+  k::AttentionMask mask = key_mask(d, o);
+  mask.causal = o.causal;
+  mask.query_offset = o.query_offset;
+  Tensor y = Tensor::empty(qv.shape());
+  k::linear_attention_forward(d, mask, qv.f32(), kt.f32(), vt.f32(), y.f32());
+  Var r;
+  if (Node* n = q.tape()->record(r, y, "linear_attention", linear_attention_backward, {q, kv, v})) {
+    n->saved[0] = o.key_valid;
+    n->i[0] = o.heads;
+    n->i[1] = o.causal;
+    n->i[2] = o.query_offset;
   }
   return r;
 }

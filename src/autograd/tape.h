@@ -53,10 +53,10 @@ struct Node {
   BackwardFn backward = nullptr;
   const char* name = "";
   int32_t out = -1;
-  std::array<int32_t, 4> in{-1, -1, -1, -1};
+  std::array<int32_t, 5> in{-1, -1, -1, -1, -1};
   std::array<Tensor, 4> saved;
   std::array<float, 4> f{};
-  std::array<int64_t, 6> i{};
+  std::array<int64_t, 7> i{};
 };
 
 class Tape {

@@ -112,8 +112,10 @@ int cmd_generate(GenerateCommandOptions options) {
   return 0;
 }
 
-int cmd_perplexity(const std::string& model_dir, const std::string& file, int64_t context, int64_t stride) {
+int cmd_perplexity(const std::string& model_dir, const std::string& file, int64_t context, int64_t stride,
+                   bool extrapolate) {
   LoadedModel p = load_language_model(model_dir);
+  if (extrapolate) with_context(model_dir, [&] { p.model->extend_positions(context); });
   // Each line ends with GPT-2's <|endoftext|> when the tokenizer has it, else with the model's EOS.
   const int64_t eot = p.tgt->token_to_id("<|endoftext|>").value_or(int32_t(p.model->config().eos_id));
   data::LineReader reader(file);

@@ -19,7 +19,9 @@ struct GenerateCommandOptions {
 int cmd_generate(GenerateCommandOptions options);
 
 // Prints {"perplexity": ..., "tokens": ...} (infer/lm_perplexity.h semantics).
-int cmd_perplexity(const std::string& model_dir, const std::string& file, int64_t context, int64_t stride);
+// extrapolate: a context past the model's max_len is allowed (Transformer::extend_positions).
+int cmd_perplexity(const std::string& model_dir, const std::string& file, int64_t context, int64_t stride,
+                   bool extrapolate);
 
 // Prints the architecture, sizes, parameter count and the dtypes stored in model.safetensors.
 int cmd_inspect(const std::string& model_dir);

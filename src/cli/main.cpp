@@ -205,6 +205,9 @@ int main(int argc, char** argv) {
   perplexity->add_option("--context", context, "Tokens per window")->required()->check(CLI::PositiveNumber);
   perplexity->add_option("--stride", stride, "Tokens between window starts (default: --context)")
       ->check(CLI::PositiveNumber);
+  bool extrapolate = false;
+  perplexity->add_flag("--extrapolate", extrapolate,
+                       "Allow a context longer than the model's max_len (not with learned positions)");
 
   auto* inspect = app.add_subcommand("inspect", "Describe a model: architecture, parameter count, dtypes");
   inspect->add_option("--model", model_path, "Hugging Face folder, tfm run folder or checkpoint")->required();
@@ -322,7 +325,7 @@ int main(int argc, char** argv) {
       return cli::cmd_generate(gen);
     }
     if (perplexity->parsed())
-      return cli::cmd_perplexity(model_path, text_file, context, stride ? stride : context);
+      return cli::cmd_perplexity(model_path, text_file, context, stride ? stride : context, extrapolate);
     if (inspect->parsed()) return cli::cmd_inspect(model_path);
     if (export_cmd->parsed()) return cli::cmd_export(model_path, hf_out, layout);
     if (quantize->parsed()) return cli::cmd_quantize(model_path, quant_type, quant_out);

@@ -8,10 +8,22 @@
 namespace tfm::infer {
 
 KvCache::KvCache(int layers, int64_t width, int64_t max_positions, int64_t rows, int64_t capacity,
-                 bool track_valid)
-    : layers_(layers), width_(width), max_positions_(max_positions), track_valid_(track_valid) {
+                 bool track_valid, int64_t ring, int64_t state_rows)
+    : layers_(layers),
+      width_(width),
+      max_positions_(max_positions),
+      ring_(ring),
+      stored_(state_rows > 0 ? state_rows
+              : ring > 0     ? ring
+                             : max_positions),
+      state_(state_rows > 0),
+      track_valid_(track_valid) {
   TFM_CHECK(layers > 0 && width > 0 && max_positions > 0 && rows >= 0, "KvCache({}, {}, {}, {})", layers,
             width, max_positions, rows);
+  TFM_CHECK(ring >= 0 && ring <= max_positions && state_rows >= 0 &&
+                !((ring > 0 || state_rows > 0) && track_valid) && !(ring > 0 && state_rows > 0),
+            "KvCache: a ring of {} positions or a state of {} rows for rows of {} (valid flags: {})", ring,
+            state_rows, max_positions, track_valid);
   allocate(std::max(rows, capacity));
   slot_.resize(size_t(rows));
   std::iota(slot_.begin(), slot_.end(), int64_t(0));
@@ -22,22 +34,21 @@ void KvCache::allocate(int64_t capacity) {
   // Uninitialised: the pages of slots that are never used are never touched.
   std::vector<Tensor> keys, values;
   for (int l = 0; l < layers_; ++l) {
-    keys.push_back(Tensor::empty_persistent({std::max<int64_t>(capacity, 1), max_positions_, width_}));
-    values.push_back(Tensor::empty_persistent({std::max<int64_t>(capacity, 1), max_positions_, width_}));
+    keys.push_back(Tensor::empty_persistent({std::max<int64_t>(capacity, 1), stored_, width_}));
+    values.push_back(Tensor::empty_persistent({std::max<int64_t>(capacity, 1), stored_, width_}));
   }
   Tensor valid;
-  if (track_valid_)
-    valid = Tensor::empty_persistent({std::max<int64_t>(capacity, 1), max_positions_}, DType::U8);
+  if (track_valid_) valid = Tensor::empty_persistent({std::max<int64_t>(capacity, 1), stored_}, DType::U8);
   // Slots keep their numbers in the larger buffers.
   for (size_t r = 0; r < slot_.size(); ++r) {
-    const size_t n = size_t(length_[r] * width_), offset = size_t(slot_[r] * max_positions_ * width_);
+    const size_t n = size_t(stored_length(length_[r]) * width_), offset = size_t(slot_[r] * stored_ * width_);
     for (int l = 0; l < layers_; ++l) {
       std::copy_n(keys_[size_t(l)].f32() + offset, n, keys[size_t(l)].f32() + offset);
       std::copy_n(values_[size_t(l)].f32() + offset, n, values[size_t(l)].f32() + offset);
     }
     if (track_valid_)
-      std::copy_n(valid_.data<uint8_t>() + slot_[r] * max_positions_, length_[r],
-                  valid.data<uint8_t>() + slot_[r] * max_positions_);
+      std::copy_n(valid_.data<uint8_t>() + slot_[r] * stored_, stored_length(length_[r]),
+                  valid.data<uint8_t>() + slot_[r] * stored_);
   }
   keys_ = std::move(keys);
   values_ = std::move(values);
@@ -47,24 +58,24 @@ void KvCache::allocate(int64_t capacity) {
 }
 
 float* KvCache::at(const std::vector<Tensor>& buffers, int layer, int64_t row) const {
-  return buffers[size_t(layer)].f32() + slot_[size_t(row)] * max_positions_ * width_;
+  return buffers[size_t(layer)].f32() + slot_[size_t(row)] * stored_ * width_;
 }
 
 uint8_t* KvCache::key_valid(int64_t row) const {
-  return track_valid_ ? valid_.data<uint8_t>() + slot_[size_t(row)] * max_positions_ : nullptr;
+  return track_valid_ ? valid_.data<uint8_t>() + slot_[size_t(row)] * stored_ : nullptr;
 }
 
 void KvCache::copy_slot(int64_t from, int64_t to, int64_t length) {
+  length = stored_length(length);
   const size_t n = size_t(length * width_);
   for (int l = 0; l < layers_; ++l) {
-    std::copy_n(keys_[size_t(l)].f32() + from * max_positions_ * width_, n,
-                keys_[size_t(l)].f32() + to * max_positions_ * width_);
-    std::copy_n(values_[size_t(l)].f32() + from * max_positions_ * width_, n,
-                values_[size_t(l)].f32() + to * max_positions_ * width_);
+    std::copy_n(keys_[size_t(l)].f32() + from * stored_ * width_, n,
+                keys_[size_t(l)].f32() + to * stored_ * width_);
+    std::copy_n(values_[size_t(l)].f32() + from * stored_ * width_, n,
+                values_[size_t(l)].f32() + to * stored_ * width_);
   }
   if (track_valid_)
-    std::copy_n(valid_.data<uint8_t>() + from * max_positions_, length,
-                valid_.data<uint8_t>() + to * max_positions_);
+    std::copy_n(valid_.data<uint8_t>() + from * stored_, length, valid_.data<uint8_t>() + to * stored_);
 }
 
 void KvCache::reorder(std::span<const int64_t> parents) {

@@ -2,11 +2,20 @@
 // sequence being decoded), preallocated once for `max_positions` tokens per row so that decoding steps
 // only write into it.
 //
+// With a sliding window w (Mistral), a row needs only its last w keys: the cache is then a ring of `ring`
+// = w positions per row, position p stored at p % ring, and a row may grow past `ring` tokens (up to
+// max_positions) in O(w) memory (nn::CachedRows::ring says how attention reads it).
+//
+// Linear attention needs no keys at all, only its running sums (kernels/cpu/linear_attention.h): with
+// `state_rows` = head_dim, each row's keys buffer holds the sums S and its values buffer z, a fixed
+// O(head_dim^2) state per layer however long the row.
+//
 // Rows live in slots; reorder() (beam search following its beams) hands a surviving parent's slot to
 // its first child and copies it only for further children, into slots of dropped rows, so a step
 // copies only the beams that were duplicated.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -20,12 +29,18 @@ class KvCache {
   // `width`: floats per key (kv_heads * head_dim). Room for `capacity` rows (at least `rows`) is
   // allocated now; reorder() to more rows than that reallocates (see allocations()).
   // With `track_valid`, each cached token also carries a 0/1 flag (decoder padding masked as keys).
-  KvCache(int layers, int64_t width, int64_t max_positions, int64_t rows, int64_t capacity, bool track_valid);
+  // `ring` > 0 (at most max_positions; not with track_valid): a ring of that many positions per row.
+  // `state_rows` > 0 (not with a ring or track_valid): a state of that many key and value rows per row.
+  KvCache(int layers, int64_t width, int64_t max_positions, int64_t rows, int64_t capacity, bool track_valid,
+          int64_t ring = 0, int64_t state_rows = 0);
 
   int64_t rows() const { return int64_t(slot_.size()); }
-  int64_t max_positions() const { return max_positions_; }
+  int64_t max_positions() const { return max_positions_; }  // tokens a row may hold
+  int64_t ring() const { return ring_; }                    // 0: no ring
+  bool state() const { return state_; }                     // linear attention's sums, not keys
+  int64_t stored_positions() const { return stored_; }  // key rows per row: ring, state rows or max_positions
   int64_t length(int64_t row) const { return length_[size_t(row)]; }
-  // Row `row`'s max_positions() key (value) rows of layer `layer`, time-major, `width` floats each.
+  // Row `row`'s stored_positions() key (value) rows of layer `layer`, time-major, `width` floats each.
   float* keys(int layer, int64_t row) const { return at(keys_, layer, row); }
   float* values(int layer, int64_t row) const { return at(values_, layer, row); }
   // The row's per-token flags (1 = may be attended to), or nullptr without track_valid.
@@ -39,14 +54,18 @@ class KvCache {
 
  private:
   float* at(const std::vector<Tensor>& buffers, int layer, int64_t row) const;
+  // Key rows a row of `length` tokens fills.
+  int64_t stored_length(int64_t length) const {
+    return state_ && length > 0 ? stored_ : std::min(length, stored_);
+  }
   void allocate(int64_t capacity);
   void copy_slot(int64_t from, int64_t to, int64_t length);
 
   int layers_;
-  int64_t width_, max_positions_, capacity_ = 0;
-  bool track_valid_;
-  std::vector<Tensor> keys_, values_;   // per layer [capacity, max_positions, width]
-  Tensor valid_;                        // U8 [capacity, max_positions] with track_valid
+  int64_t width_, max_positions_, ring_, stored_, capacity_ = 0;
+  bool state_, track_valid_;
+  std::vector<Tensor> keys_, values_;   // per layer [capacity, stored, width]
+  Tensor valid_;                        // U8 [capacity, stored] with track_valid
   std::vector<int64_t> slot_, length_;  // per row
   std::vector<int64_t> new_slot_, new_length_;
   std::vector<uint8_t> slot_taken_;

@@ -15,9 +15,17 @@ int64_t positions_limit(const Transformer& model, const DecoderLimits& limits) {
 
 KvCache make_cache(const Transformer& model, int64_t rows, const DecoderLimits& limits) {
   const ModelConfig& c = model.config();
-  return KvCache(model.decoder_layer_count(), c.key_value_heads() * c.attention_head_dim(),
-                 positions_limit(model, limits), rows, limits.max_rows,
-                 c.arch == Arch::EncoderDecoder && c.mask_decoder_padding);
+  const int64_t max_positions = positions_limit(model, limits);
+  const bool track_valid = c.arch == Arch::EncoderDecoder && c.mask_decoder_padding;
+  // A sliding window keeps only the window's keys (Mistral's rolling buffer cache); global tokens and
+  // padding flags keep them all.
+  const bool ring = c.sliding_window > 0 && c.sliding_window < max_positions && c.global_tokens == 0 &&
+                    c.attention == AttentionKind::Softmax && !track_valid;
+  // Linear attention keeps its running sums instead of keys (padding flags need the keys).
+  const bool state = c.attention == AttentionKind::Linear && !track_valid;
+  return KvCache(model.decoder_layer_count(), c.key_value_heads() * c.attention_head_dim(), max_positions,
+                 rows, limits.max_rows, track_valid, ring ? c.sliding_window : 0,
+                 state ? c.attention_head_dim() : 0);
 }
 
 }  // namespace
@@ -131,7 +139,13 @@ Tensor ModelDecoder::run(std::span<const int64_t> rows) {
   }
   self_rows_.resize(size_t(layers));
   for (int l = 0; l < layers; ++l)
-    self_rows_[size_t(l)] = {offsets_, past_, keys_[size_t(l)], values_[size_t(l)], valid_, {}};
+    self_rows_[size_t(l)] = {.offsets = offsets_,
+                             .past = past_,
+                             .keys = keys_[size_t(l)],
+                             .values = values_[size_t(l)],
+                             .key_valid = valid_,
+                             .ring = cache_.ring(),
+                             .state = cache_.state()};
   cross_rows_.clear();
   if (!cross_keys_.empty()) {
     cross_k_.resize(size_t(layers)), cross_v_.resize(size_t(layers));

@@ -39,6 +39,10 @@ const Names<PositionKind>& names(PositionKind) {
                                      {PositionKind::T5Relative, "t5-relative"}};
   return n;
 }
+const Names<AttentionKind>& names(AttentionKind) {
+  static const Names<AttentionKind> n{{AttentionKind::Softmax, "softmax"}, {AttentionKind::Linear, "linear"}};
+  return n;
+}
 const Names<Activation>& names(Activation) {
   static const Names<Activation> n{{Activation::ReLU, "relu"},
                                    {Activation::GeluErf, "gelu"},
@@ -75,7 +79,9 @@ void for_each_field(Config& c, F&& f) {
   f("relative_buckets", c.relative_buckets);
   f("relative_max_distance", c.relative_max_distance);
   f("activation", c.activation);
+  f("attention", c.attention);
   f("sliding_window", c.sliding_window);
+  f("global_tokens", c.global_tokens);
   f("scale_attention", c.scale_attention);
   f("attention_bias", c.attention_bias);
   f("ffn_bias", c.ffn_bias);
@@ -165,6 +171,12 @@ void ModelConfig::validate() const {
   need(relative_buckets > 0, "relative_buckets", "must be positive");
   need(relative_max_distance > 0, "relative_max_distance", "must be positive");
   need(sliding_window >= 0, "sliding_window", "must not be negative");
+  need(global_tokens >= 0, "global_tokens", "must not be negative");
+  const bool linear = attention == AttentionKind::Linear;
+  need(!linear || (sliding_window == 0 && global_tokens == 0), "attention",
+       "linear attention has no sliding window or global tokens");
+  need(!linear || (positions != PositionKind::ALiBi && positions != PositionKind::T5Relative), "attention",
+       "linear attention has no scores for ALiBi or T5's relative biases");
   need(token_types >= 0, "token_types", "must not be negative");
   need(experts >= 0, "experts", "must not be negative");
   need(experts == 0 || (experts_top_k > 0 && experts_top_k <= experts), "experts_top_k",
@@ -212,8 +224,11 @@ ModelConfig model_config_from_json(const nlohmann::json& original, const std::st
     if (original.is_object() && original.contains("dropout"))
       for (const char* key : {"attention_dropout", "activation_dropout"})
         if (!original.contains(key)) with_dropouts[key] = original["dropout"];
-    // Checkpoints made before LoRA have no adapters.
-    if (original.is_object() && !original.contains("lora")) with_dropouts["lora"] = "";
+    // Keys added since the first Hugging Face families take the behaviour before them when missing.
+    const nlohmann::json defaults = to_json(ModelConfig{});
+    if (original.is_object())
+      for (const char* key : {"lora", "attention", "global_tokens"})
+        if (!original.contains(key)) with_dropouts[key] = defaults[key];
     const nlohmann::json j = upgrade_first_format(with_dropouts);
     if (!j.is_object()) fail("model config must be a JSON object");
     ModelConfig c;

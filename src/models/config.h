@@ -14,6 +14,7 @@ namespace tfm {
 enum class Arch { EncoderDecoder, DecoderOnly, EncoderOnly };
 enum class NormPosition { Pre, Post };  // pre: x + f(norm(x)) (seed, GPT-2); post: norm(x + f(x)) (paper)
 using nn::Activation;
+using nn::AttentionKind;
 using nn::NormType;
 using nn::PositionKind;
 
@@ -46,7 +47,11 @@ struct ModelConfig {
   int relative_max_distance = 128;  // T5Relative
 
   Activation activation = Activation::ReLU;
-  int64_t sliding_window = 0;   // > 0: a query sees only the last `sliding_window` keys (itself included)
+  AttentionKind attention = AttentionKind::Softmax;  // of the self-attention (cross-attention: softmax)
+  int64_t sliding_window = 0;  // > 0: a query sees only the last `sliding_window` keys (itself included)
+  // > 0: the first `global_tokens` positions are global (see every key and are seen by every query,
+  // within causality); with a sliding window this is block-sparse attention (kernels/cpu/attention.h).
+  int64_t global_tokens = 0;
   bool scale_attention = true;  // scores / sqrt(head_dim) (T5 does not scale)
   bool attention_bias = false;  // q, k, v and output projections have biases
   bool ffn_bias = true;

@@ -49,17 +49,36 @@ nn::Norm Transformer::make_norm(const std::string& name, NormType type, bool bia
   return n;
 }
 
+namespace {
+
+// The fixed position table of a sinusoidal kind (undefined for the others).
+Tensor sinusoid_for(const ModelConfig& c) {
+  if (c.positions == PositionKind::SinusoidalInterleaved) return nn::sinusoidal_table(c.max_len, c.d_model);
+  if (c.positions == PositionKind::SinusoidalHalf) return nn::sinusoidal_half_table(c.max_len, c.d_model);
+  return Tensor();
+}
+
+}  // namespace
+
+void Transformer::extend_positions(int64_t max_len) {
+  if (max_len <= config_.max_len) return;
+  if (config_.positions == PositionKind::Learned)
+    fail("learned positions cover {} positions; there is no embedding for position {} and beyond",
+         config_.max_len, config_.max_len);
+  config_.max_len = max_len;
+  for (Stack* s : {&encoder_, &decoder_})
+    if (s->embed.sinusoid.defined()) s->embed.sinusoid = sinusoid_for(config_);
+}
+
 Stack Transformer::build_stack(const char* name, Parameter* tokens, int layers, bool cross_attn) {
   const ModelConfig& c = config_;
   const std::string stack = name;
   Stack s;
   s.embed.tokens = tokens;
+  s.embed.sinusoid = sinusoid_for(c);
   switch (c.positions) {
     case PositionKind::SinusoidalInterleaved:
-      s.embed.sinusoid = nn::sinusoidal_table(c.max_len, c.d_model);
-      break;
     case PositionKind::SinusoidalHalf:
-      s.embed.sinusoid = nn::sinusoidal_half_table(c.max_len, c.d_model);
       break;
     case PositionKind::Learned:
       s.embed.positions = &params_.add(stack + ".embed_positions.weight", {c.max_len, c.d_model});
@@ -82,10 +101,12 @@ Stack Transformer::build_stack(const char* name, Parameter* tokens, int layers, 
                          .scale = c.scale_attention,
                          .dropout = c.attention_dropout,
                          .positions = c.positions,
-                         .rope_theta = c.rope_theta};
+                         .rope_theta = c.rope_theta,
+                         .linear = c.attention == AttentionKind::Linear};
   nn::AttentionSpec cross_spec = spec;
   cross_spec.kv_heads = c.heads;
   cross_spec.positions = PositionKind::SinusoidalInterleaved;  // none inside cross-attention
+  cross_spec.linear = false;
   for (int i = 0; i < layers; ++i) {
     std::string p = layer_name(name, i);
     TransformerLayer& l = s.layers.emplace_back();
@@ -308,7 +329,7 @@ ag::Var Transformer::run_stack(nn::Context& c, const Stack& stack, ag::Var x,
 ag::Var Transformer::encode(nn::Context& c, const Tensor& src_ids, const Tensor& valid,
                             const Tensor& token_types) const {
   TFM_CHECK(config_.arch != Arch::DecoderOnly, "encode: a decoder-only model has no encoder");
-  nn::AttentionMask mask{valid.defined() ? valid : key_valid(src_ids), false, 0, config_.additive_mask};
+  nn::AttentionMask mask{valid.defined() ? valid : key_valid(src_ids), false, 0, 0, config_.additive_mask};
   return run_stack(c, encoder_, embed(c, encoder_.embed, src_ids, token_types), mask, {}, {});
 }
 
@@ -316,14 +337,14 @@ ag::Var Transformer::decode(nn::Context& c, ag::Var memory, const Tensor& src_id
                             const Tensor& tgt_ids) const {
   TFM_CHECK(config_.arch == Arch::EncoderDecoder, "decode: not an encoder-decoder model");
   nn::AttentionMask self_mask{config_.mask_decoder_padding ? key_valid(tgt_ids) : Tensor(), true,
-                              config_.sliding_window, config_.additive_mask};
-  nn::AttentionMask cross_mask{key_valid(src_ids), false, 0, config_.additive_mask};
+                              config_.sliding_window, config_.global_tokens, config_.additive_mask};
+  nn::AttentionMask cross_mask{key_valid(src_ids), false, 0, 0, config_.additive_mask};
   return run_stack(c, decoder_, embed(c, decoder_.embed, tgt_ids, {}), self_mask, memory, cross_mask);
 }
 
 ag::Var Transformer::decode_only(nn::Context& c, const Tensor& ids, const Tensor& valid) const {
   TFM_CHECK(config_.arch == Arch::DecoderOnly, "decode_only: not a decoder-only model");
-  nn::AttentionMask mask{valid, true, config_.sliding_window, config_.additive_mask};
+  nn::AttentionMask mask{valid, true, config_.sliding_window, config_.global_tokens, config_.additive_mask};
   return run_stack(c, decoder_, embed(c, decoder_.embed, ids, {}), mask, {}, {});
 }
 
@@ -372,7 +393,8 @@ ag::Var Transformer::decode_cached(nn::Context& c, const Tensor& ids, const Tens
   if (e.sinusoid.defined()) x = ag::add(x, ag::embedding(c.tape.leaf(e.sinusoid), pos_row, 1.0f));
   if (e.positions) x = ag::add(x, ag::embedding(c.tape.param(*e.positions), pos_row, 1.0f));
   if (e.has_norm) x = e.norm.forward(c, x);
-  nn::CachedSelf cached{.positions = pos_row, .window = config_.sliding_window};
+  nn::CachedSelf cached{
+      .positions = pos_row, .window = config_.sliding_window, .global = config_.global_tokens};
   if (config_.positions == PositionKind::T5Relative && !decoder_.layers.empty()) {
     cached.relative_table = decoder_.layers[0].self_attn.relative_attention_bias;
     cached.relative_max_distance = config_.relative_max_distance;

@@ -131,6 +131,11 @@ class Transformer {
   // the frozen ones are released).
   void freeze_all_but_lora();
 
+  // Lets the model take sequences of up to max_len positions (more than it was trained on: evaluating
+  // extrapolation). Sinusoidal tables are recomputed to that length; RoPE, ALiBi and relative positions
+  // are functions of position and need nothing; a learned table has no row past its last (an error).
+  void extend_positions(int64_t max_len);
+
   // When on, forward passes keep every attention layer's probabilities in attention_maps().
   void set_keep_attention(bool on);
   const AttentionMaps& attention_maps() const { return maps_; }

@@ -19,6 +19,7 @@ struct AttentionMask {
   Tensor key_valid;  // U8 [batch, k_len]: 1 = attend, 0 = padding; undefined = all valid
   bool causal = false;
   int64_t window = 0;     // > 0: each query sees only the `window` most recent keys, itself included
+  int64_t global = 0;     // > 0: the first `global` positions are global tokens (kernels/cpu/attention.h)
   bool additive = false;  // masked as HF's additive mask rather than masked_fill (kernels/cpu/attention.h)
 };
 
@@ -34,19 +35,23 @@ struct AttentionSpec {
   // nothing here; cross-attention passes one of those.
   PositionKind positions = PositionKind::SinusoidalInterleaved;
   float rope_theta = 10000.0f;
+  bool linear = false;  // linear attention (kernels/cpu/linear_attention.h) instead of softmax
 };
 
 // Decoding with cached keys and values (inference only: nothing is recorded for backward; see
 // infer/kv_cache.h). The new tokens of several rows are flattened into one sequence x [1, T, d_model]:
 // row r owns tokens [offsets[r], offsets[r + 1]), which sit at key positions past[r], past[r] + 1, ...
 // of that row's own keys. keys[r] / values[r] point at the row's key / value rows (time-major,
-// kv_heads * head_dim floats each); key_valid[r] (optional) marks which of them may be attended to.
+// kv_heads * head_dim floats each; with `ring`, position p at row p % ring); key_valid[r] (optional) marks
+// which of them may be attended to.
 struct CachedRows {
   std::span<const int64_t> offsets;  // rows + 1 entries
   std::span<const int64_t> past;     // self-attention: cached keys before the new tokens
   std::span<float*const> keys, values;
   std::span<const uint8_t* const> key_valid;  // empty: every key valid
   std::span<const int64_t> key_len;           // cross-attention: each row's number of memory keys
+  int64_t ring = 0;    // > 0: self-attention keys in a ring of this many positions (infer/kv_cache.h)
+  bool state = false;  // linear attention: keys[r] / values[r] hold the row's sums S and z instead
 };
 
 // What self-attention over a KV cache needs beyond the rows: the new tokens' positions and the decoder's
@@ -54,6 +59,7 @@ struct CachedRows {
 struct CachedSelf {
   Tensor positions;                           // I64 [1, T]: each new token's position in its row (RoPE)
   int64_t window = 0;                         // sliding window (0: none)
+  int64_t global = 0;                         // global tokens (0: none)
   const Parameter* relative_table = nullptr;  // T5: the stack's bias table [buckets, heads] (layer 0's)
   int64_t relative_max_distance = 0;
 };

@@ -14,6 +14,9 @@ enum class PositionKind {
   ALiBi,                  // linear biases on the attention scores (BLOOM)
   T5Relative,             // bucketed relative position biases (T5)
 };
+// Softmax: softmax(q k^T) v (with the fused flash kernel); Linear: phi(q) (phi(k)^T v) with phi = elu + 1
+// (kernels/cpu/linear_attention.h), for self-attention.
+enum class AttentionKind { Softmax, Linear };
 enum class Activation { ReLU, GeluErf, GeluTanh, SwiGLU };  // SwiGLU: silu(gate(x)) * up(x)
 
 }  // namespace tfm::nn

@@ -7,8 +7,9 @@ Linear::Linear(ParameterStore& store, const std::string& name, int64_t in, int64
       bias(has_bias ? &store.add(name + ".bias", {out}) : nullptr) {}
 
 ag::Var Linear::forward(Context& c, ag::Var x) const {
-  ag::Var y = base_forward(c, x);
-  return lora ? add_lora(c, *lora, x, y) : y;
+  if (!lora) return base_forward(c, x);
+  const bool integer_product = weight->quantized && !c.tape.grad_enabled();
+  return lora_projection(c, *lora, *weight, bias, x, integer_product ? base_forward(c, x) : ag::Var());
 }
 
 ag::Var Linear::base_forward(Context& c, ag::Var x) const {

@@ -87,10 +87,14 @@ std::string to_string(const LoraSpec& spec) {
                      fmt::join(spec.targets, ","));
 }
 
-ag::Var add_lora(Context& c, const LoraAdapter& lora, ag::Var x, ag::Var y) {
-  // The scale applied to h [.., r], the narrow product, rather than to the [.., out] update.
-  ag::Var h = ag::linear(ag::dropout(x, lora.dropout, c.rng, c.training), c.tape.param(*lora.a));
-  return ag::add(y, ag::linear(ag::scale(h, lora.scale), c.tape.param(*lora.b)));
+ag::Var lora_projection(Context& c, const LoraAdapter& lora, Parameter& weight, Parameter* bias, ag::Var x,
+                        ag::Var quantized_product) {
+  if (quantized_product.defined())  // inference: no dropout, no gradient
+    return ag::add(quantized_product, ag::linear(ag::scale(ag::linear(x, c.tape.param(*lora.a)), lora.scale),
+                                                 c.tape.param(*lora.b)));
+  return ag::lora_linear(x, c.tape.param(weight), bias ? c.tape.param(*bias) : ag::Var(),
+                         c.tape.param(*lora.a), c.tape.param(*lora.b), lora.scale, lora.dropout, c.rng,
+                         c.training);
 }
 
 Tensor merged_weight(const LoraAdapter& lora, const Tensor& weight) {

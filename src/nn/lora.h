@@ -41,8 +41,10 @@ struct LoraAdapter {
   float dropout = 0;
 };
 
-// y + scale * dropout(x) A^T B^T.
-ag::Var add_lora(Context& c, const LoraAdapter& lora, ag::Var x, ag::Var y);
+// The projection with its adapter: x W^T + bias + scale * dropout(x) A^T B^T (one op, ag::lora_linear).
+// With integer weights at inference (weight.quantized, no gradient) the update is added to their product.
+ag::Var lora_projection(Context& c, const LoraAdapter& lora, Parameter& weight, Parameter* bias, ag::Var x,
+                        ag::Var quantized_product = {});
 
 // W + scale * B A for W [out, in], as a new tensor.
 Tensor merged_weight(const LoraAdapter& lora, const Tensor& weight);

@@ -169,10 +169,24 @@ const std::vector<KeySpec>& key_table() {
        {},
        {},
        "A trained bias on the output projection (the seed's; GPT-2, Llama and Marian have none)."},
+      {TFM_KEY(model, attention),
+       {},
+       {{"softmax", "softmax(q k^T / sqrt(d)) v, by the fused flash-style kernel."},
+        {"linear",
+         "Linear attention, phi(q) (phi(k)^T v) with phi = elu + 1 (Katharopoulos et al. 2020): O(n) time "
+         "and "
+         "memory; self-attention only (cross-attention stays softmax), no ALiBi or relative positions."}},
+       "The self-attention's kernel."},
       {TFM_KEY(model, sliding_window),
        at_least(0),
        {},
        "Causal self-attention sees only the last this many tokens, itself included (0 = all; Mistral)."},
+      {TFM_KEY(model, global_tokens),
+       at_least(0),
+       {},
+       "The first this many positions are global: every query sees them and they see every earlier token. "
+       "With sliding_window this is block-sparse attention (Longformer / BigBird: local window + global "
+       "tokens); 0 = none."},
       {TFM_KEY(model, experts),
        at_least(0),
        {},
@@ -476,6 +490,12 @@ class ConfigBuilder {
       fail("{}: [model] rope needs an even head width, d_model / heads = {}",
            where(origin_, location({"model.positions", "model.d_model", "model.heads"})),
            m.d_model / m.heads);
+    if (m.attention == "linear" && (m.sliding_window > 0 || m.global_tokens > 0))
+      fail("{}: [model] linear attention has no sliding_window or global_tokens",
+           where(origin_, location({"model.sliding_window", "model.global_tokens", "model.attention"})));
+    if (m.attention == "linear" && (m.positions == "alibi" || m.positions == "relative"))
+      fail("{}: [model] linear attention has no scores for {} positions",
+           where(origin_, location({"model.positions", "model.attention"})), m.positions);
     const TrainSection& t = config_.train;
     if (t.best_metric == "bleu" && (!t.eval_bleu || m.arch != "encoder-decoder"))
       fail("{}: [train] best_metric \"bleu\" needs eval_bleu = true and an encoder-decoder model",

@@ -41,7 +41,9 @@ struct ModelSection {
   bool ffn_bias = true;
   bool output_bias = true;
   int64_t kv_heads = 0;
+  std::string attention = "softmax";
   int64_t sliding_window = 0;
+  int64_t global_tokens = 0;
   int64_t experts = 0;
   int64_t experts_top_k = 2;
   double router_aux_loss_coef = 0.01;

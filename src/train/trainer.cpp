@@ -99,7 +99,9 @@ ModelConfig model_config_for(const TrainConfig& cfg, const tokenize::Tokenizer& 
                  : m.activation == "gelu_tanh" ? Activation::GeluTanh
                  : m.activation == "swiglu"    ? Activation::SwiGLU
                                                : Activation::ReLU;
+  c.attention = m.attention == "linear" ? AttentionKind::Linear : AttentionKind::Softmax;
   c.sliding_window = m.sliding_window;
+  c.global_tokens = m.global_tokens;
   c.experts = int(m.experts);
   c.experts_top_k = int(m.experts_top_k);
   c.router_aux_loss_coef = float(m.router_aux_loss_coef);

@@ -217,6 +217,43 @@ TEST(TrainArchitectures, MixtureOfExpertsTrainsWithTheBalancingLoss) {
   EXPECT_LT(last, first - 0.7) << "the loss did not fall: " << first << " -> " << last;
 }
 
+// Each attention variant is a [model] key that training, validation, generation and perplexity honour:
+// the loss falls, the run folder reloads with its variant, and its validation perplexity is what
+// `tfm perplexity` computes with the reloaded model.
+struct Variant {
+  const char* name;
+  const char* model;  // [model] keys
+};
+
+void PrintTo(const Variant& v, std::ostream* os) { *os << v.model; }
+
+class AttentionVariant : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(AttentionVariant, TrainsAndReloads) {
+  const std::string dir = test::temp_dir(std::string("train-attention-") + GetParam().name);
+  const std::string cfg = small_text_config(
+      dir,
+      std::string("arch = \"decoder-only\"\nnorm = \"rmsnorm\"\npositions = \"rope\"\n") + GetParam().model);
+  const CliResult r = run_cli("train --config " + cfg + " --quiet");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto [first, last] = loss_ends(dir + "/run", 5);
+  EXPECT_LT(last, first - 1.0) << "the loss did not fall: " << first << " -> " << last;
+  const CliResult p = run_cli("perplexity --model " + dir + "/run --file " + dir + "/valid.txt --context 48");
+  ASSERT_EQ(p.code, 0) << p.err;
+  const double valid_loss = metric_lines(dir + "/run", "valid_loss").back()["valid_loss"].get<double>();
+  EXPECT_NEAR(std::log(nlohmann::json::parse(p.out)["perplexity"].get<double>()), valid_loss, 1e-6);
+  const CliResult g =
+      run_cli("generate --model " + dir + "/run --prompt 'And God said' --max-new-tokens 40 --greedy");
+  ASSERT_EQ(g.code, 0) << g.err;
+  EXPECT_TRUE(g.out.starts_with("And God said")) << g.out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, AttentionVariant,
+                         ::testing::Values(Variant{"window", "sliding_window = 8"},
+                                           Variant{"block_sparse", "sliding_window = 8\nglobal_tokens = 4"},
+                                           Variant{"linear", "attention = \"linear\""}),
+                         [](const ::testing::TestParamInfo<Variant>& info) { return info.param.name; });
+
 class TextResume : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(TextResume, IsBitIdentical) {

@@ -190,7 +190,7 @@ TEST(Config, JsonRoundTrip) {
   c.train.eps = 1e-8;
   c.train.out_dir = "runs/x";
   const nlohmann::json j = to_json(c);
-  EXPECT_EQ(j["model"].size(), 26u);
+  EXPECT_EQ(j["model"].size(), 28u);
   EXPECT_EQ(j["data"].size(), 13u);
   EXPECT_EQ(j["train"].size(), 26u);
   EXPECT_EQ(j["train"]["lr"], 3e-4);

@@ -18,7 +18,7 @@ struct Case {
   const char* name;
   int64_t batch = 2, q_len = 150, k_len = 300, heads = 4, kv_heads = 2, head_dim = 16;
   bool causal = false, additive = false, left_padding = false, right_padding = false, alibi = false;
-  int64_t query_offset = 0, window = 0;
+  int64_t query_offset = 0, window = 0, global = 0;
   int bias_dims = 0;  // 0, 3 or 4
   float dropout = 0.0f;
 };
@@ -67,6 +67,7 @@ void run_case(const Case& c) {
   mask.additive = c.additive;
   mask.query_offset = c.query_offset;
   mask.window = c.window;
+  mask.global = c.global;
 
   AttentionBias bias;
   std::vector<float> score_bias, slopes, positions;
@@ -110,6 +111,22 @@ TEST(FlashAttention, MatchesDenseKernel) {
       {.name = "causal, queries after cached keys", .causal = true, .query_offset = 150},
       {.name = "causal self-attention", .k_len = 150, .causal = true},
       {.name = "sliding window", .k_len = 150, .causal = true, .window = 40},
+      // Global tokens beyond the first key tile, a window shorter than a tile: rows see two key ranges.
+      {.name = "block-sparse, causal", .q_len = 300, .k_len = 300, .causal = true, .window = 30, .global = 5},
+      {.name = "block-sparse, global keys past a tile, padding",
+       .q_len = 300,
+       .k_len = 300,
+       .causal = true,
+       .right_padding = true,
+       .window = 20,
+       .global = 140},
+      {.name = "block-sparse, bidirectional", .q_len = 300, .k_len = 300, .window = 50, .global = 3},
+      {.name = "block-sparse, cached queries",
+       .q_len = 3,
+       .causal = true,
+       .query_offset = 297,
+       .window = 16,
+       .global = 4},
       {.name = "right padding", .right_padding = true},
       {.name = "left padding, causal: rows with no key", .k_len = 150, .causal = true, .left_padding = true},
       {.name = "the same, HF's additive mask",

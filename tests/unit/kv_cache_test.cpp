@@ -104,12 +104,13 @@ Tensor full_logits(const Transformer& model, const std::vector<int64_t>& source,
 // Drives a ModelDecoder and checks every logits row it returns against full_logits.
 class Checker {
  public:
-  Checker(const Transformer& model, std::vector<std::vector<int64_t>> sources, int64_t rows)
+  Checker(const Transformer& model, std::vector<std::vector<int64_t>> sources, int64_t rows,
+          int64_t max_positions = 12)
       : model_(model),
         sources_(std::move(sources)),
         decoder_(model.config().arch == Arch::EncoderDecoder
-                     ? infer::ModelDecoder(model, sources_, {.max_positions = 12, .max_rows = 8})
-                     : infer::ModelDecoder(model, rows, {.max_positions = 12, .max_rows = 8})),
+                     ? infer::ModelDecoder(model, sources_, {.max_positions = max_positions, .max_rows = 8})
+                     : infer::ModelDecoder(model, rows, {.max_positions = max_positions, .max_rows = 8})),
         prefix_(size_t(rows)) {
     for (int64_t r = 0; r < rows; ++r) source_of_.push_back(sources_.empty() ? -1 : r);
   }
@@ -193,9 +194,56 @@ TEST(KvCache, LlamaShapedRopeAndGroupedQueriesEqualFullRecompute) { check_decode
 
 TEST(KvCache, MistralShapedSlidingWindowEqualsFullRecompute) { check_decoder_only(llama_shaped(3)); }
 
+TEST(KvCache, BlockSparseWindowPlusGlobalTokensEqualsFullRecompute) {
+  ModelConfig c = llama_shaped(2);
+  c.global_tokens = 2;  // every row keeps its first two keys visible: the cache keeps every key (no ring)
+  check_decoder_only(c);
+}
+
+// Linear attention decodes from its running sums (a fixed head_dim x head_dim state per row and layer),
+// with the seed's decoder padding flags from its cached keys: both give the full forward's logits.
+TEST(KvCache, LinearAttentionEqualsFullRecompute) {
+  ModelConfig c = llama_shaped(0);
+  c.attention = AttentionKind::Linear;
+  {
+    Transformer model(c);
+    infer::ModelDecoder decoder(model, 1, {.max_positions = 12, .max_rows = 1});
+    EXPECT_TRUE(decoder.cache().state());
+    EXPECT_EQ(decoder.cache().stored_positions(), c.attention_head_dim());
+  }
+  check_decoder_only(c);
+  ModelConfig seed = seed_shaped();
+  seed.attention = AttentionKind::Linear;
+  check_encoder_decoder(seed);
+}
+
 TEST(KvCache, BloomShapedAlibiEqualsFullRecompute) { check_decoder_only(bloom_shaped()); }
 
 TEST(KvCache, T5ShapedRelativeBiasEqualsFullRecompute) { check_encoder_decoder(t5_shaped()); }
+
+// A sliding window of 4 keeps 4 positions per row (a ring), however long the rows grow: rows of up to
+// 24 tokens, fed one token at a time (the step that overwrites the oldest key attends in ring order) and
+// in chunks longer than the window (attending to the unrolled window), across beam reorders.
+void check_ring(ModelConfig config) {
+  config.sliding_window = 4;
+  Transformer model(config);
+  model.init_weights(5);
+  Checker check(model, {}, 2, /*max_positions=*/24);
+  EXPECT_EQ(check.decoder().cache().ring(), 4);
+  EXPECT_EQ(check.decoder().cache().stored_positions(), 4);
+  check.prefill({0, 1}, {{1, 2, 3, 4, 5, 6, 7}, {8, 9}});  // row 0 wraps inside its prompt
+  for (int64_t t = 0; t < 6; ++t) check.step({0, 1}, {10 + t, 20 + t});
+  check.reorder({1, 0, 1});                        // row 1 duplicated into a copied ring
+  check.prefill({2}, {{30, 31, 32, 33, 34, 35}});  // a chunk longer than the window after the ring wrapped
+  check.prefill({0}, {{36, 37}});                  // a short chunk into a wrapped ring
+  for (int64_t t = 0; t < 5; ++t) check.step({0, 1, 2}, {t + 1, t + 2, t + 3});
+}
+
+TEST(KvCache, SlidingWindowRingEqualsFullRecompute) { check_ring(llama_shaped(0)); }
+
+TEST(KvCache, SlidingWindowRingWithAlibiEqualsFullRecompute) { check_ring(bloom_shaped()); }
+
+TEST(KvCache, SlidingWindowRingWithLearnedPositionsEqualsFullRecompute) { check_ring(gpt2_shaped()); }
 
 TEST(KvCache, SteadyStateStepsAllocateNothing) {
   Transformer model(marian_shaped());

@@ -17,6 +17,7 @@
 #include "model_shapes.h"
 #include "models/family.h"
 #include "models/lora_merge.h"
+#include "models/quantize.h"
 #include "nn/positions.h"
 #include "test_support.h"
 
@@ -166,6 +167,26 @@ TEST(Lora, MergedModelGivesTheAdaptedLogits) {
   EXPECT_EQ(max_difference(m.parameters().at("decoder.embed_tokens.weight").value,
                            merged->parameters().at("decoder.embed_tokens.weight").value),
             0.0);
+}
+
+// With INT8 weights (inference) an adapter's update is added to the integer product: the logits match the
+// float model with the adapters merged into the dequantized weights, up to the on-the-fly quantization of
+// the activations, and differ from the same quantized model without its update.
+TEST(Lora, QuantizedWeightsKeepTheAdapters) {
+  Transformer m(tiny_config(NormPosition::Pre, NormType::LayerNorm));
+  m.init_weights(7);
+  m.add_lora(nn::parse_lora_spec("r=2,alpha=8,targets=q,v,fc1"), 5);
+  std::mt19937 g(3);
+  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+  for (const nn::LoraAdapter& a : m.lora_adapters())
+    for (int64_t i = 0; i < a.b->value.numel(); ++i) a.b->value.f32()[i] = u(g);
+  quantize_model(m, kernels::WeightFormat::Int8);
+  const Tensor src = ids({3, 4, 5, 6, 2, 7, 8, 9, 0, 0}, 2), tgt = ids({1, 5, 6, 7, 1, 8, 0, 0}, 2);
+  const Tensor integer = logits(m, src, tgt), folded = logits(*merge_lora(m), src, tgt);
+  const double tolerance = 0.02;
+  EXPECT_LT(max_difference(integer, folded), tolerance);
+  for (const nn::LoraAdapter& a : m.lora_adapters()) a.b->value.fill_(0.0f);
+  EXPECT_GT(max_difference(integer, logits(m, src, tgt)), 10 * tolerance) << "the update was not added";
 }
 
 // A model config that records adapters rebuilds them (a checkpoint of a LoRA run reloads as one).
@@ -403,6 +424,7 @@ TEST(ModelConfig, JsonRoundTripsEveryField) {
   c.norm = NormType::RMSNorm;
   c.norm_bias = false;
   c.sliding_window = 4;
+  c.global_tokens = 2;
   c.experts = 4;
   c.experts_top_k = 2;
   c.router_aux_loss_coef = 0.02f;
@@ -411,6 +433,45 @@ TEST(ModelConfig, JsonRoundTripsEveryField) {
   EXPECT_EQ(j["positions"], "rope");
   EXPECT_EQ(j["activation"], "swiglu");
   EXPECT_EQ(to_json(model_config_from_json(j, "test")), j);
+  c.attention = AttentionKind::Linear;
+  c.sliding_window = c.global_tokens = 0;
+  j = to_json(c);
+  EXPECT_EQ(j["attention"], "linear");
+  EXPECT_EQ(to_json(model_config_from_json(j, "test")), j);
+}
+
+TEST(ModelConfig, LinearAttentionRefusesWhatItHasNoScoresFor) {
+  ModelConfig c = tiny_decoder_only();
+  c.attention = AttentionKind::Linear;
+  c.sliding_window = 4;
+  EXPECT_NE(test::error_of([&] { c.validate(); }).find("linear attention has no sliding window"),
+            std::string::npos);
+  c.sliding_window = 0;
+  c.positions = PositionKind::ALiBi;
+  EXPECT_NE(test::error_of([&] { c.validate(); }).find("no scores for ALiBi"), std::string::npos);
+}
+
+// Evaluating past the trained length: the first max_len positions' logits are unchanged (a causal model,
+// the same table rows), later positions get the formula's rows; learned positions refuse.
+TEST(Model, ExtendPositionsKeepsTheTrainedPrefix) {
+  for (PositionKind kind : {PositionKind::SinusoidalInterleaved, PositionKind::SinusoidalHalf,
+                            PositionKind::RoPE, PositionKind::ALiBi}) {
+    ModelConfig c = tiny_decoder_only();
+    c.positions = kind;
+    Transformer m(c);
+    m.init_weights(12);
+    const Tensor short_ids = ids({3, 4, 5, 6, 7, 8, 9, 10}, 1);
+    const Tensor before = logits_of(m, short_ids);
+    m.extend_positions(16);
+    EXPECT_EQ(m.config().max_len, 16);
+    const Tensor long_ids = ids({3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 3, 4, 5, 6, 7, 8}, 1);
+    const Tensor after = logits_of(m, long_ids);
+    EXPECT_TRUE(test::expect_close("first 8 positions", after.narrow(1, 0, 8), before, 1e-5));
+  }
+  ModelConfig c = tiny_decoder_only();  // GPT-2's learned positions
+  Transformer m(c);
+  EXPECT_NE(test::error_of([&] { m.extend_positions(9); }).find("learned positions cover 8 positions"),
+            std::string::npos);
 }
 
 // A checkpoint of tfm's first format (issues 2 and 3: the seed only, `scale_embeddings` as a flag; this is

@@ -20,7 +20,7 @@ struct Case {
   int64_t batch = 2, q_len = 5, k_len = 5, heads = 4, kv_heads = 4, head_dim = 3;
   float scale = 0.6f;
   bool causal = false;
-  int64_t query_offset = 0, window = 0;
+  int64_t query_offset = 0, window = 0, global = 0;
   std::vector<uint8_t> key_valid;  // empty: all valid
   bool alibi = false;
   int bias_dims = 0;  // 0: none, 3: [heads, q, k], 4: [batch, heads, q, k]
@@ -34,6 +34,7 @@ AttentionOptions options_for(const Case& c, const Tensor& valid, const Tensor& p
   o.causal = c.causal;
   o.query_offset = c.query_offset;
   o.window = c.window;
+  o.global_tokens = c.global;
   o.key_valid = valid;
   if (c.alibi) {
     o.alibi_slopes = alibi_slopes(int(c.heads));
@@ -65,7 +66,9 @@ std::vector<double> reference(const Case& c, const Tensor& q, const Tensor& k, c
         double mx = -1e300;
         std::vector<bool> seen(size_t(c.k_len), false);
         for (int64_t j = 0; j < c.k_len; ++j) {
-          bool visible = (!c.causal || j <= pos) && (c.window == 0 || pos - j < c.window) &&
+          // Longformer's global tokens: a global key or a global query ignores the window.
+          const bool global = j < c.global || pos < c.global;
+          bool visible = (!c.causal || j <= pos) && (c.window == 0 || pos - j < c.window || global) &&
                          (c.key_valid.empty() || c.key_valid[size_t(b * c.k_len + j)]);
           if (!visible) continue;
           double s = 0;
@@ -164,6 +167,24 @@ TEST(OpsAttention, SlidingWindow) {
   c.window = 3;
   c.key_valid = {1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1};
   check_case("window_offset", c, 35);
+}
+
+TEST(OpsAttention, BlockSparseLocalWindowPlusGlobalTokens) {
+  Case c;
+  c.q_len = c.k_len = 9;
+  c.causal = true;
+  c.window = 2;
+  c.global = 2;  // query 6 sees keys 0, 1 (global), 5, 6 (window)
+  c.kv_heads = 2;
+  check_case("causal", c, 36);
+  c.causal = false;  // global queries 0, 1 see all nine keys; the others their window back and the rest ahead
+  c.key_valid = std::vector<uint8_t>(18, 1);
+  c.key_valid[16] = c.key_valid[17] = 0;
+  check_case("bidirectional, padding", c, 37);
+  c.q_len = 3;  // cached decoding: queries at positions 6, 7, 8
+  c.query_offset = 6;
+  c.causal = true;
+  check_case("cached", c, 38);
 }
 
 TEST(OpsAttention, WindowMatchesHuggingFaceInequality) {

@@ -45,7 +45,7 @@ void masked_softmax(const AttentionDims& d, const AttentionMask& mask, int64_t b
     KeyRange r = visible_keys(mask, i, d.k_len);
     float mx = -INFINITY;
     for (int64_t j = 0; j < d.k_len; ++j) {
-      if (j < r.first || j > r.last || (valid && !valid[j])) row[j] = kMaskedScore;
+      if (!r.visible(j) || (valid && !valid[j])) row[j] = kMaskedScore;
       mx = std::max(mx, row[j]);
     }
     const float sum = exp_shifted(row, mx, row, d.k_len);
@@ -126,7 +126,7 @@ void attention_backward(const AttentionDims& d, const AttentionMask& mask, float
           if (mask.additive) continue;  // P is 0 where masked, unless the whole row is (uniform P)
           KeyRange r = visible_keys(mask, i, d.k_len);
           for (int64_t j = 0; j < d.k_len; ++j)
-            if (j < r.first || j > r.last || (valid && !valid[j])) dr[j] = 0.0f;
+            if (!r.visible(j) || (valid && !valid[j])) dr[j] = 0.0f;
         }
         if (dq)  // dQ += scale dS K
           gemm(false, false, d.q_len, d.head_dim, d.k_len, scale, ds, d.k_len, k + o.k, d.k_stride, 1.0f,

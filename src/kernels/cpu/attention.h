@@ -8,6 +8,11 @@
 // decoding). Key j is masked when key_valid[b, j] == 0, or if causal when j > i + query_offset, or with
 // a sliding window w > 0 when (i + query_offset) - j >= w (HF masking_utils sliding_window_overlay keeps
 // kv_idx > q_idx - w: each query sees itself and the w - 1 keys before it).
+// Global tokens g > 0 (Longformer's local + global attention, Beltagy et al. 2020, section 3.1; BigBird's
+// ITC layout without random blocks): the keys at positions [0, g) stay visible to every query despite the
+// window, and the queries at positions [0, g) see every key (both within causality). With a window w this
+// is block-sparse: each query sees O(w + g) keys, and the flash kernel skips the key tiles none of a
+// query tile's rows sees, so cost grows as n (w + g).
 // Masked scores: `additive` false (the seed's masked_fill(mask == 0, -1e9)) makes them constants with no
 // gradient. true reproduces Hugging Face's eager attention, which adds finfo.min to them instead: the same
 // forward (a row with a visible key gives masked keys probability exactly 0; a row with none is uniform
@@ -38,6 +43,7 @@ struct AttentionMask {
   bool causal = false;
   int64_t query_offset = 0;
   int64_t window = 0;     // 0: no sliding window
+  int64_t global = 0;     // block-sparse: keys and queries at positions [0, global) are global (see above)
   bool additive = false;  // HF's additive mask (see above) instead of masked_fill
 };
 

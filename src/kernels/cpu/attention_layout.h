@@ -3,6 +3,7 @@
 // starts. Both kernels use the same functions, so they mask and drop exactly the same elements.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "core/random.h"
@@ -24,14 +25,23 @@ inline HeadOffsets head_offsets(const AttentionDims& d, int64_t b, int64_t h) {
   return {b * qb + h * d.head_dim, b * kb + g * d.head_dim, b * vb + g * d.head_dim};
 }
 
-// Keys [first, last] are the ones that causality and the window leave visible to query i (before the
-// padding mask; first may be negative and last may pass k_len - 1).
+// The keys that causality, the window and the global tokens leave visible to query i (before the
+// padding mask): [first, last] (first may be negative and last may pass k_len - 1) and, with global
+// tokens, also keys [0, sinks). A global query (position < mask.global) sees every key causality allows;
+// every query sees the global keys causality allows. When the two ranges touch, first is 0 and sinks 0.
 struct KeyRange {
-  int64_t first, last;
+  int64_t first, last, sinks = 0;
+  bool visible(int64_t j) const { return (j >= first && j <= last) || j < sinks; }
 };
 inline KeyRange visible_keys(const AttentionMask& mask, int64_t i, int64_t k_len) {
-  int64_t pos = i + mask.query_offset;
-  return {mask.window > 0 ? pos - mask.window + 1 : 0, mask.causal ? pos : k_len - 1};
+  const int64_t pos = i + mask.query_offset;
+  KeyRange r{mask.window > 0 ? pos - mask.window + 1 : 0, mask.causal ? pos : k_len - 1};
+  if (mask.global > 0) {
+    if (pos < mask.global) r.first = 0;
+    r.sinks = std::min({mask.global, r.last + 1, k_len});
+    if (r.sinks >= r.first) r.first = std::min<int64_t>(r.first, 0), r.sinks = 0;
+  }
+  return r;
 }
 
 // Dropout stream position of score [b, h, 0, 0]; score [i, j] of the head is i * k_len + j after it.

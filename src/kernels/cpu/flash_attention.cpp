@@ -37,36 +37,43 @@ std::span<const int32_t> next_valid_keys(const AttentionDims& d, const Attention
   return {next, n};
 }
 
-// The queries of one tile: each row's visible key range (clipped to the keys) and whether it sees no key
-// at all (then, as in the dense kernel where every score is the same constant, its softmax is uniform over
-// all k_len keys: its scores are taken as 0 everywhere); [lo, hi] spans the keys any row needs.
+// The queries of one tile: each row's visible keys (clipped to the keys) and whether it sees no key at
+// all (then, as in the dense kernel where every score is the same constant, its softmax is uniform over all
+// k_len keys: its scores are taken as 0 everywhere). The tile walks the key tiles of [0, sink_hi] (global
+// keys some row sees) and of [lo, hi] (the other keys any row needs), skipping all others.
 struct QueryTile {
   int64_t b, h, i0, rows;
-  std::array<int64_t, kQT> first, last;
+  std::array<KeyRange, kQT> keys;
   std::array<bool, kQT> empty;
-  int64_t lo, hi;
+  int64_t sink_hi, lo, hi;
 };
 
 QueryTile plan_tile(const AttentionDims& d, const AttentionMask& mask, std::span<const int32_t> next,
                     int64_t b, int64_t h, int64_t i0) {
-  QueryTile t{b, h, i0, std::min(kQT, d.q_len - i0), {}, {}, {}, d.k_len, -1};
+  QueryTile t{b, h, i0, std::min(kQT, d.q_len - i0), {}, {}, -1, d.k_len, -1};
   const int32_t* nv = next.empty() ? nullptr : next.data() + b * (d.k_len + 1);
   bool any_empty = false;
   for (int64_t r = 0; r < t.rows; ++r) {
     KeyRange kr = visible_keys(mask, i0 + r, d.k_len);
-    int64_t first = std::max<int64_t>(kr.first, 0), last = std::min(kr.last, d.k_len - 1);
-    if (nv && first <= last) first = nv[first];  // skip leading padding
-    t.first[size_t(r)] = first;
-    t.last[size_t(r)] = last;
-    t.empty[size_t(r)] = first > last;
-    any_empty |= first > last;
-    if (first <= last) {
-      t.lo = std::min(t.lo, first);
-      t.hi = std::max(t.hi, last);
-    }
+    kr.first = std::max<int64_t>(kr.first, 0), kr.last = std::min(kr.last, d.k_len - 1);
+    if (nv && kr.first <= kr.last) kr.first = nv[kr.first];  // skip leading padding
+    const bool sinks_seen = kr.sinks > 0 && (!nv || nv[0] < kr.sinks);
+    t.keys[size_t(r)] = kr;
+    t.empty[size_t(r)] = kr.first > kr.last && !sinks_seen;
+    any_empty |= t.empty[size_t(r)];
+    if (kr.first <= kr.last) t.lo = std::min(t.lo, kr.first), t.hi = std::max(t.hi, kr.last);
+    t.sink_hi = std::max(t.sink_hi, kr.sinks - 1);
   }
   if (any_empty) t.lo = 0, t.hi = d.k_len - 1;
+  if (t.sink_hi + 1 >= t.lo) t.lo = 0, t.hi = std::max(t.hi, t.sink_hi), t.sink_hi = -1;  // one span
   return t;
+}
+
+// Calls f(j0, nk) for each key tile the query tile needs: [0, sink_hi], then [lo, hi].
+template <class F>
+void for_each_key_tile(const QueryTile& t, F f) {
+  for (int64_t j0 = 0; j0 <= t.sink_hi; j0 += kKT) f(j0, std::min(kKT, t.sink_hi + 1 - j0));
+  for (int64_t j0 = t.lo; j0 <= t.hi; j0 += kKT) f(j0, std::min(kKT, t.hi + 1 - j0));
 }
 
 struct Inputs {
@@ -106,9 +113,9 @@ void score_tile(const Inputs& in, const QueryTile& t, int64_t j0, int64_t nk, fl
 #pragma omp simd
       for (int64_t c = 0; c < nk; ++c) row[c] += slope * pos[c];
     }
-    const int64_t first = t.first[size_t(r)] - j0, last = t.last[size_t(r)] - j0;
+    const KeyRange& kr = t.keys[size_t(r)];
     for (int64_t c = 0; c < nk; ++c)
-      if (c < first || c > last || (valid && !valid[c])) row[c] = -INFINITY;
+      if (!kr.visible(j0 + c) || (valid && !valid[c])) row[c] = -INFINITY;
   }
 }
 
@@ -130,8 +137,7 @@ void forward_tile(const Inputs& in, const QueryTile& t, float* out, float* lse) 
   l.fill(0.0f);
   for (int64_t r = 0; r < t.rows; ++r) std::fill_n(o_tile + r * d.q_stride, d.head_dim, 0.0f);
   float* s = thread_scratch(size_t(kQT * kKT), 0);
-  for (int64_t j0 = t.lo; j0 <= t.hi; j0 += kKT) {
-    const int64_t nk = std::min(kKT, t.hi + 1 - j0);
+  for_each_key_tile(t, [&](int64_t j0, int64_t nk) {
     score_tile(in, t, j0, nk, s);
     for (int64_t r = 0; r < t.rows; ++r) {
       float* row = s + r * kKT;
@@ -154,7 +160,7 @@ void forward_tile(const Inputs& in, const QueryTile& t, float* out, float* lse) 
     if (in.drop.p > 0) dropout_tile(in, t, j0, nk, s, s);  // l sums the undropped P~, as softmax does
     gemm(false, false, t.rows, d.head_dim, nk, 1.0f, s, kKT, in.v + o.v + j0 * d.v_stride, d.v_stride, 1.0f,
          o_tile, d.q_stride);
-  }
+  });
   for (int64_t r = 0; r < t.rows; ++r) {
     const float inv = 1.0f / l[size_t(r)];
     float* orow = o_tile + r * d.q_stride;
@@ -187,8 +193,7 @@ void backward_tile(const Inputs& in, const QueryTile& t, const Grads& g) {
   float* p = thread_scratch(size_t(kQT * kKT), 0);
   float* pd = thread_scratch(size_t(kQT * kKT), 1);
   float* ds = thread_scratch(size_t(kQT * kKT), 2);
-  for (int64_t j0 = t.lo; j0 <= t.hi; j0 += kKT) {
-    const int64_t nk = std::min(kKT, t.hi + 1 - j0);
+  for_each_key_tile(t, [&](int64_t j0, int64_t nk) {
     score_tile(in, t, j0, nk, p);
     for (int64_t r = 0; r < t.rows; ++r) {
       float* row = p + r * kKT;
@@ -202,7 +207,7 @@ void backward_tile(const Inputs& in, const QueryTile& t, const Grads& g) {
     if (g.dv)  // dV += P'^T dO
       gemm(true, false, nk, d.head_dim, t.rows, 1.0f, pv, kKT, do_tile, d.q_stride, 1.0f,
            g.dv + o.v + j0 * d.v_stride, d.v_stride);
-    if (!need_ds) continue;
+    if (!need_ds) return;
     gemm(false, true, t.rows, nk, d.head_dim, 1.0f, do_tile, d.q_stride, in.v + o.v + j0 * d.v_stride,
          d.v_stride, 0.0f, ds, kKT);  // dP' = dO V^T
     if (in.drop.p > 0) dropout_tile(in, t, j0, nk, ds, ds);
@@ -226,7 +231,14 @@ void backward_tile(const Inputs& in, const QueryTile& t, const Grads& g) {
     if (g.dk)  // dK += scale dS^T Q
       gemm(true, false, nk, d.head_dim, t.rows, in.scale, ds, kKT, q_tile, d.q_stride, 1.0f,
            g.dk + o.k + j0 * d.k_stride, d.k_stride);
-  }
+  });
+}
+
+// Every thread of the team takes its tile buffers (slots 0 .. slots - 1) now, whether or not the dynamic
+// schedule gives it a tile this time: a thread first handed work in a later call would allocate then, in
+// what should be an allocation-free steady state.
+void reserve_tile_scratch(int slots) {
+  for (int slot = 0; slot < slots; ++slot) thread_scratch(size_t(kQT * kKT), slot);
 }
 
 int64_t query_tiles(const AttentionDims& d) { return (d.q_len + kQT - 1) / kQT; }
@@ -239,11 +251,15 @@ void flash_attention_forward(const AttentionDims& d, const AttentionMask& mask, 
   const std::span<const int32_t> next = next_valid_keys(d, mask);
   const Inputs in{d, mask, bias, scale, drop, q, k, v};
   const int64_t tiles = query_tiles(d);
-#pragma omp parallel for collapse(3) schedule(dynamic)
-  for (int64_t b = 0; b < d.batch; ++b)
-    for (int64_t h = 0; h < d.heads; ++h)
-      for (int64_t it = 0; it < tiles; ++it)
-        forward_tile(in, plan_tile(d, mask, next, b, h, it * kQT), out, lse);
+#pragma omp parallel
+  {
+    reserve_tile_scratch(1);
+#pragma omp for collapse(3) schedule(dynamic)
+    for (int64_t b = 0; b < d.batch; ++b)
+      for (int64_t h = 0; h < d.heads; ++h)
+        for (int64_t it = 0; it < tiles; ++it)
+          forward_tile(in, plan_tile(d, mask, next, b, h, it * kQT), out, lse);
+  }
 }
 
 void flash_attention_backward(const AttentionDims& d, const AttentionMask& mask, const AttentionBias& bias,
@@ -257,11 +273,16 @@ void flash_attention_backward(const AttentionDims& d, const AttentionMask& mask,
   const int64_t kv_heads = kv_heads_of(d), group = d.heads / kv_heads, tiles = query_tiles(d);
   // One task per (batch, K/V head): the query tiles and heads that share it run in turn inside it, so their
   // dK and dV contributions add up without races.
-#pragma omp parallel for collapse(2) schedule(dynamic)
-  for (int64_t b = 0; b < d.batch; ++b)
-    for (int64_t kvh = 0; kvh < kv_heads; ++kvh)
-      for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h)
-        for (int64_t it = 0; it < tiles; ++it) backward_tile(in, plan_tile(d, mask, next, b, h, it * kQT), g);
+#pragma omp parallel
+  {
+    reserve_tile_scratch(3);
+#pragma omp for collapse(2) schedule(dynamic)
+    for (int64_t b = 0; b < d.batch; ++b)
+      for (int64_t kvh = 0; kvh < kv_heads; ++kvh)
+        for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h)
+          for (int64_t it = 0; it < tiles; ++it)
+            backward_tile(in, plan_tile(d, mask, next, b, h, it * kQT), g);
+  }
 }
 
 }  // namespace tfm::kernels

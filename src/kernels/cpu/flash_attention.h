@@ -8,9 +8,9 @@
 // D_i = sum_d dO_id O_id = sum_j P_ij dP_ij:
 //   dV += P'^T dO,  dP = dO V^T (times keep / (1 - p) under dropout),  dS = P (dP - D),
 //   dQ += scale dS K,  dK += scale dS^T Q.
-// Key tiles that causality, the window or trailing/leading padding hide from a whole query tile are
-// skipped, so causal attention costs about half of the dense kernel's products. Memory: a few tiles per
-// thread plus L, linear in the sequence length.
+// Key tiles that causality, the window (outside the global keys) or trailing/leading padding hide from a
+// whole query tile are skipped, so causal attention costs about half of the dense kernel's products. Memory:
+// a few tiles per thread plus L, linear in the sequence length.
 #pragma once
 
 #include <cstdint>
