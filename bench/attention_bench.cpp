@@ -7,7 +7,6 @@
 //   for T in 512 1024 2048 4096; do for k in flash dense; do
 //     build/bench/tfm_bench_attention --len $T --kernel $k; done; done
 #include <omp.h>
-#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -20,16 +19,12 @@
 
 #include "autograd/ops.h"
 #include "autograd/tape.h"
+#include "bench_util.h"
 
 namespace {
 
 using namespace tfm;
-
-double peak_rss_mb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return double(u.ru_maxrss) / 1024.0;
-}
+using bench::peak_rss_mb;
 
 Tensor random_tensor(std::mt19937& g, Shape shape) {
   Tensor t = Tensor::empty_persistent(shape);

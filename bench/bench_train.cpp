@@ -11,7 +11,6 @@
 //
 //   build/bench/tfm_bench_train --config seed-base --mode train --threads 2
 #include <omp.h>
-#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -24,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "autograd/ops.h"
+#include "bench_util.h"
 #include "gpt2_small.h"
 #include "infer/model_decoder.h"
 #include "infer/sampling.h"
@@ -35,6 +35,7 @@
 namespace {
 
 using namespace tfm;
+using bench::peak_rss_mb;
 
 struct BenchConfig {
   int64_t d_model, heads, layers, d_ff, vocab, seq_len, batch;
@@ -56,12 +57,6 @@ double forward_flops(const BenchConfig& c) {
   double dec = c.layers * (B * T * (4 * d * d + 2 * d * ff) + B * 2 * T * T * d  // self-attention, FFN
                            + B * T * 2 * d * d + B * S * 2 * d * d + B * 2 * T * S * d);  // cross-attention
   return 2 * (enc + dec + B * T * d * double(c.vocab));
-}
-
-double peak_rss_mb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return double(u.ru_maxrss) / 1024.0;
 }
 
 // GPT-2 124M as Hugging Face configures it, without dropout (the peer has none).

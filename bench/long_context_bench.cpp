@@ -12,7 +12,6 @@
 //   for v in dense window block-sparse linear; do
 //     build/bench/tfm_bench_long_context --variant $v --len 4096; done
 #include <omp.h>
-#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -24,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "autograd/ops.h"
+#include "bench_util.h"
 #include "infer/model_decoder.h"
 #include "models/transformer.h"
 #include "train/optimizer.h"
@@ -31,12 +31,7 @@
 namespace {
 
 using namespace tfm;
-
-double peak_rss_mb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return double(u.ru_maxrss) / 1024.0;
-}
+using bench::peak_rss_mb;
 
 ModelConfig long_context_config(const std::string& variant, int64_t len, int64_t window, int64_t global) {
   ModelConfig c;

@@ -18,16 +18,17 @@ struct Sizes {
 
 // A config of these sizes without dropout; everything else is ModelConfig's default (the seed's shape).
 inline ModelConfig sized(Arch arch, const Sizes& s) {
-  return {.arch = arch,
-          .src_vocab = s.vocab,
-          .tgt_vocab = s.vocab,
-          .d_model = s.d_model,
-          .heads = s.heads,
-          .d_ff = s.d_ff,
-          .encoder_layers = s.encoder_layers,
-          .decoder_layers = s.decoder_layers,
-          .max_len = s.max_len,
-          .dropout = 0.0f};
+  ModelConfig c;
+  c.arch = arch;
+  c.src_vocab = c.tgt_vocab = s.vocab;
+  c.d_model = s.d_model;
+  c.heads = s.heads;
+  c.d_ff = s.d_ff;
+  c.encoder_layers = s.encoder_layers;
+  c.decoder_layers = s.decoder_layers;
+  c.max_len = s.max_len;
+  c.dropout = 0.0f;
+  return c;
 }
 
 // GPT-2: decoder-only, LayerNorm (eps 1e-5) before each block, learned positions, attention biases,

@@ -115,6 +115,14 @@ double max_difference(const Tensor& a, const Tensor& b) {
   return d;
 }
 
+// Stands in for trained adapters: every B gets U(-0.5, 0.5) entries (B = 0 would make them no-ops).
+void randomize_lora_b(const Transformer& m, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+  for (const nn::LoraAdapter& a : m.lora_adapters())
+    for (int64_t i = 0; i < a.b->value.numel(); ++i) a.b->value.f32()[i] = u(g);
+}
+
 // B's initial zeros make an adapted model the base model exactly; with B trained (here random) the
 // adapters' gradients (A and B of every adapted projection) match finite differences of the loss, and
 // the frozen weights get neither gradient nor gradient buffer.
@@ -128,12 +136,8 @@ TEST(Lora, AdapterGradientsMatchFiniteDifferences) {
   EXPECT_EQ(max_difference(logits(m, src, tgt), base), 0.0) << "B = 0 leaves the model unchanged";
   // Encoder: 2 layers x (q, v, fc1); decoder: 2 x (self q, v, cross q, v, fc1).
   ASSERT_EQ(m.lora_adapters().size(), 16u);
-  std::mt19937 g(9);
-  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
-  for (const nn::LoraAdapter& a : m.lora_adapters()) {
-    EXPECT_EQ(a.scale, 2.0f);
-    for (int64_t i = 0; i < a.b->value.numel(); ++i) a.b->value.f32()[i] = u(g);
-  }
+  for (const nn::LoraAdapter& a : m.lora_adapters()) EXPECT_EQ(a.scale, 2.0f);
+  randomize_lora_b(m, 9);
   m.freeze_all_but_lora();
   EXPECT_FALSE(m.parameters().at("decoder.layers.0.self_attn.q_proj.weight").trainable);
   EXPECT_FALSE(m.parameters().at("decoder.layers.0.self_attn.q_proj.weight").grad.defined());
@@ -149,10 +153,7 @@ TEST(Lora, MergedModelGivesTheAdaptedLogits) {
   Transformer m(tiny_config(NormPosition::Post, NormType::LayerNorm));
   m.init_weights(6);
   m.add_lora(nn::parse_lora_spec("r=3,alpha=8,targets=q,k,v,o,fc1,fc2"), 4);
-  std::mt19937 g(2);
-  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
-  for (const nn::LoraAdapter& a : m.lora_adapters())
-    for (int64_t i = 0; i < a.b->value.numel(); ++i) a.b->value.f32()[i] = u(g);
+  randomize_lora_b(m, 2);
   Tensor src = ids({3, 4, 5, 6, 2, 7, 8, 9, 0, 0}, 2), tgt = ids({1, 5, 6, 7, 1, 8, 0, 0}, 2);
   std::unique_ptr<Transformer> merged = merge_lora(m);
   EXPECT_TRUE(merged->lora_adapters().empty());
@@ -176,10 +177,7 @@ TEST(Lora, QuantizedWeightsKeepTheAdapters) {
   Transformer m(tiny_config(NormPosition::Pre, NormType::LayerNorm));
   m.init_weights(7);
   m.add_lora(nn::parse_lora_spec("r=2,alpha=8,targets=q,v,fc1"), 5);
-  std::mt19937 g(3);
-  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
-  for (const nn::LoraAdapter& a : m.lora_adapters())
-    for (int64_t i = 0; i < a.b->value.numel(); ++i) a.b->value.f32()[i] = u(g);
+  randomize_lora_b(m, 3);
   quantize_model(m, kernels::WeightFormat::Int8);
   const Tensor src = ids({3, 4, 5, 6, 2, 7, 8, 9, 0, 0}, 2), tgt = ids({1, 5, 6, 7, 1, 8, 0, 0}, 2);
   const Tensor integer = logits(m, src, tgt), folded = logits(*merge_lora(m), src, tgt);
