@@ -116,6 +116,9 @@ int cmd_perplexity(const std::string& model_dir, const std::string& file, int64_
                    bool extrapolate) {
   LoadedModel p = load_language_model(model_dir);
   if (extrapolate) with_context(model_dir, [&] { p.model->extend_positions(context); });
+  if (context > p.model->config().max_len)
+    fail("{}: a context of {} is past the model's {} positions (--extrapolate evaluates beyond them)",
+         model_dir, context, p.model->config().max_len);
   // Each line ends with GPT-2's <|endoftext|> when the tokenizer has it, else with the model's EOS.
   const int64_t eot = p.tgt->token_to_id("<|endoftext|>").value_or(int32_t(p.model->config().eos_id));
   data::LineReader reader(file);

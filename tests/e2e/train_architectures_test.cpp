@@ -102,6 +102,14 @@ TEST(TrainArchitectures, DecoderOnlyLanguageModelLearnsAndLoads) {
   const double valid_loss = metric_lines(dir + "/run", "valid_loss").back()["valid_loss"].get<double>();
   EXPECT_NEAR(std::log(ppl), valid_loss, 1e-6);
   EXPECT_LT(ppl, 600.0 / 3) << "far below a uniform guess over the vocabulary";
+  // Past the trained context: an error that names the way, then RoPE evaluates there.
+  const std::string longer = "perplexity --model " + dir + "/run --file " + dir + "/valid.txt --context 96";
+  const CliResult refused = run_cli(longer);
+  EXPECT_NE(refused.code, 0);
+  EXPECT_NE(refused.err.find("--extrapolate"), std::string::npos) << refused.err;
+  const CliResult extrapolated = run_cli(longer + " --extrapolate");
+  ASSERT_EQ(extrapolated.code, 0) << extrapolated.err;
+  EXPECT_GT(nlohmann::json::parse(extrapolated.out)["tokens"].get<int64_t>(), 0);
   const CliResult g = run_cli("generate --model " + dir +
                               "/run --prompt 'And God said' --max-new-tokens 8 "
                               "--greedy");
