@@ -146,6 +146,10 @@ int cmd_inspect(const std::string& model_dir) {
   std::printf("d_model       %lld\n", static_cast<long long>(c.d_model));
   std::printf("heads         %d (key/value heads %d, head dim %lld)\n", c.heads, c.key_value_heads(),
               static_cast<long long>(c.attention_head_dim()));
+  std::string attention = c.attention == AttentionKind::Linear ? "linear (elu + 1)" : "softmax";
+  if (c.sliding_window > 0) attention += fmt::format(", sliding window {}", c.sliding_window);
+  if (c.global_tokens > 0) attention += fmt::format(", {} global tokens", c.global_tokens);
+  std::printf("attention     %s\n", attention.c_str());
   std::printf("ffn           %lld, %s%s\n", static_cast<long long>(c.d_ff), activation_name(c.activation),
               c.experts > 0 ? fmt::format(", {} experts (top {})", c.experts, c.experts_top_k).c_str() : "");
   std::printf("norm          %s, %s-norm\n", norm_name(c.norm),

@@ -231,6 +231,7 @@ TEST(TrainArchitectures, MixtureOfExpertsTrainsWithTheBalancingLoss) {
 struct Variant {
   const char* name;
   const char* model;  // [model] keys
+  const char* shown;  // in `tfm inspect`
 };
 
 void PrintTo(const Variant& v, std::ostream* os) { *os << v.model; }
@@ -254,12 +255,17 @@ TEST_P(AttentionVariant, TrainsAndReloads) {
       run_cli("generate --model " + dir + "/run --prompt 'And God said' --max-new-tokens 40 --greedy");
   ASSERT_EQ(g.code, 0) << g.err;
   EXPECT_TRUE(g.out.starts_with("And God said")) << g.out;
+  const CliResult i = run_cli("inspect --model " + dir + "/run");
+  ASSERT_EQ(i.code, 0) << i.err;
+  EXPECT_NE(i.out.find(GetParam().shown), std::string::npos) << i.out;
 }
 
 INSTANTIATE_TEST_SUITE_P(Kinds, AttentionVariant,
-                         ::testing::Values(Variant{"window", "sliding_window = 8"},
-                                           Variant{"block_sparse", "sliding_window = 8\nglobal_tokens = 4"},
-                                           Variant{"linear", "attention = \"linear\""}),
+                         ::testing::Values(Variant{"window", "sliding_window = 8",
+                                                   "softmax, sliding window 8"},
+                                           Variant{"block_sparse", "sliding_window = 8\nglobal_tokens = 4",
+                                                   "softmax, sliding window 8, 4 global tokens"},
+                                           Variant{"linear", "attention = \"linear\"", "linear (elu + 1)"}),
                          [](const ::testing::TestParamInfo<Variant>& info) { return info.param.name; });
 
 class TextResume : public ::testing::TestWithParam<const char*> {};
