@@ -32,14 +32,16 @@ KvCache make_cache(const Transformer& model, int64_t rows, const DecoderLimits& 
 
 ModelDecoder::ModelDecoder(const Transformer& model, const std::vector<std::vector<int64_t>>& sources,
                            const DecoderLimits& limits)
-    : model_(model), cache_(make_cache(model, int64_t(sources.size()), limits)) {
+    : model_(model),
+      prefill_chunk_(limits.prefill_chunk),
+      cache_(make_cache(model, int64_t(sources.size()), limits)) {
   TFM_CHECK(model.config().arch == Arch::EncoderDecoder,
             "ModelDecoder: sources given to a model without encoder");
   encode(sources);
 }
 
 ModelDecoder::ModelDecoder(const Transformer& model, int64_t rows, const DecoderLimits& limits)
-    : model_(model), cache_(make_cache(model, rows, limits)) {
+    : model_(model), prefill_chunk_(limits.prefill_chunk), cache_(make_cache(model, rows, limits)) {
   TFM_CHECK(model.config().arch == Arch::DecoderOnly, "ModelDecoder: an encoder-decoder needs its sources");
 }
 
@@ -83,14 +85,36 @@ Tensor ModelDecoder::step(std::span<const int64_t> rows, std::span<const int64_t
 
 Tensor ModelDecoder::prefill(std::span<const int64_t> rows, std::span<const std::vector<int64_t>> prompts) {
   TFM_CHECK(rows.size() == prompts.size(), "prefill: {} rows, {} prompts", rows.size(), prompts.size());
-  tokens_.clear();
-  offsets_.assign(1, 0);
+  TFM_CHECK(prefill_chunk_ > 0, "prefill: chunks of {} tokens", prefill_chunk_);
+  size_t longest = 0;
   for (const auto& p : prompts) {
     TFM_CHECK(!p.empty(), "prefill: empty prompt");
-    tokens_.insert(tokens_.end(), p.begin(), p.end());
-    offsets_.push_back(int64_t(tokens_.size()));
+    longest = std::max(longest, p.size());
   }
-  return run(rows);
+  // Pass k feeds each row its prompt tokens [k * chunk, (k + 1) * chunk); a row's logits are those of the
+  // pass with its last token (kept in `out`, as the next pass recycles the step's memory).
+  const size_t chunk = size_t(prefill_chunk_);
+  const int64_t vocab = vocab_size();
+  Tensor out;
+  std::vector<int64_t> live, slots;
+  for (size_t begin = 0; begin < longest; begin += chunk) {
+    tokens_.clear(), offsets_.assign(1, 0), live.clear(), slots.clear();
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      const auto& p = prompts[i];
+      if (begin >= p.size()) continue;
+      tokens_.insert(tokens_.end(), p.begin() + ptrdiff_t(begin),
+                     p.begin() + ptrdiff_t(std::min(p.size(), begin + chunk)));
+      offsets_.push_back(int64_t(tokens_.size()));
+      live.push_back(rows[i]), slots.push_back(int64_t(i));
+    }
+    Tensor logits = run(live);
+    if (longest <= chunk) return logits;  // one pass: every row's last token is in it
+    if (!out.defined()) out = Tensor::empty_persistent({int64_t(rows.size()), vocab});
+    for (size_t k = 0; k < slots.size(); ++k)
+      if (begin + chunk >= prompts[size_t(slots[k])].size())
+        std::copy_n(logits.f32() + int64_t(k) * vocab, vocab, out.f32() + slots[k] * vocab);
+  }
+  return out;
 }
 
 Tensor ModelDecoder::run(std::span<const int64_t> rows) {

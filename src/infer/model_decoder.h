@@ -20,6 +20,9 @@ namespace tfm::infer {
 struct DecoderLimits {
   int64_t max_positions = 0;  // tokens a row may hold (prompt + fed tokens); 0 or more: the model's max_len
   int64_t max_rows = 0;       // rows held at once, e.g. sources x beams (more reallocates the cache)
+  // Longer prompts go through prefill() in passes of this many tokens per row, so a pass's activations
+  // (which set the peak memory of generating after a long prompt) stay bounded; the logits are the same.
+  int64_t prefill_chunk = 1024;
 };
 
 class ModelDecoder final : public DecoderStep {
@@ -33,7 +36,7 @@ class ModelDecoder final : public DecoderStep {
 
   int64_t vocab_size() const override { return model_.config().tgt_vocab; }
   Tensor step(std::span<const int64_t> rows, std::span<const int64_t> tokens) override;
-  // One batched pass over every prompt.
+  // One batched pass over every prompt (passes of limits.prefill_chunk tokens per row for longer ones).
   Tensor prefill(std::span<const int64_t> rows, std::span<const std::vector<int64_t>> prompts) override;
   void reorder(std::span<const int64_t> parents) override;
 
@@ -47,6 +50,7 @@ class ModelDecoder final : public DecoderStep {
   Tensor run(std::span<const int64_t> rows);
 
   const Transformer& model_;
+  int64_t prefill_chunk_;
   KvCache cache_;
   ag::Tape tape_;
   // Encoder-decoder: per layer, the cross-attention keys / values [sources, src_len, width], the

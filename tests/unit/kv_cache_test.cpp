@@ -105,12 +105,16 @@ Tensor full_logits(const Transformer& model, const std::vector<int64_t>& source,
 class Checker {
  public:
   Checker(const Transformer& model, std::vector<std::vector<int64_t>> sources, int64_t rows,
-          int64_t max_positions = 12)
+          int64_t max_positions = 12, int64_t prefill_chunk = 1024)
       : model_(model),
         sources_(std::move(sources)),
         decoder_(model.config().arch == Arch::EncoderDecoder
-                     ? infer::ModelDecoder(model, sources_, {.max_positions = max_positions, .max_rows = 8})
-                     : infer::ModelDecoder(model, rows, {.max_positions = max_positions, .max_rows = 8})),
+                     ? infer::ModelDecoder(
+                           model, sources_,
+                           {.max_positions = max_positions, .max_rows = 8, .prefill_chunk = prefill_chunk})
+                     : infer::ModelDecoder(
+                           model, rows,
+                           {.max_positions = max_positions, .max_rows = 8, .prefill_chunk = prefill_chunk})),
         prefix_(size_t(rows)) {
     for (int64_t r = 0; r < rows; ++r) source_of_.push_back(sources_.empty() ? -1 : r);
   }
@@ -176,10 +180,11 @@ TEST(KvCache, MarianShapedIncrementalEqualsFullRecompute) { check_encoder_decode
 
 TEST(KvCache, SeedShapedIncrementalEqualsFullRecompute) { check_encoder_decoder(seed_shaped()); }
 
-void check_decoder_only(const ModelConfig& config) {
+// prefill_chunk: prompts longer than this go through in several passes.
+void check_decoder_only(const ModelConfig& config, int64_t prefill_chunk = 1024) {
   Transformer model(config);
   model.init_weights(3);
-  Checker check(model, {}, 3);
+  Checker check(model, {}, 3, 12, prefill_chunk);
   check.prefill({0, 1, 2}, {{4, 8, 15}, {16, 23, 42 % 40, 1, 2, 3}, {9}});  // one batched pass
   check.step({0, 1, 2}, {5, 6, 7});
   check.step({2, 0}, {8, 9});
@@ -215,6 +220,15 @@ TEST(KvCache, LinearAttentionEqualsFullRecompute) {
   ModelConfig seed = seed_shaped();
   seed.attention = AttentionKind::Linear;
   check_encoder_decoder(seed);
+}
+
+// Prompts fed in passes of 2 tokens per row (rows whose prompts end in different passes): the same logits.
+TEST(KvCache, PromptsInChunksEqualFullRecompute) {
+  check_decoder_only(gpt2_shaped(), 2);
+  check_decoder_only(llama_shaped(3), 2);  // a ring of 3
+  ModelConfig linear = llama_shaped(0);
+  linear.attention = AttentionKind::Linear;
+  check_decoder_only(linear, 2);
 }
 
 TEST(KvCache, BloomShapedAlibiEqualsFullRecompute) { check_decoder_only(bloom_shaped()); }
