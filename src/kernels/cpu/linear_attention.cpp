@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/attention_layout.h"
+#include "kernels/cpu/vector_math.h"
 
 namespace tfm::kernels {
 
@@ -13,13 +14,18 @@ namespace {
 
 using namespace detail;
 
-// phi(x) = elu(x) + 1 of n values, and phi'(x) when `slope` is given.
+// phi(x) = elu(x) + 1 of n values, and phi'(x) when `slope` is given. exp(min(x, 0)) goes through the
+// vectorised exponential (into phi first).
 void feature_map(const float* x, int64_t n, float* phi, float* slope = nullptr) {
-  for (int64_t e = 0; e < n; ++e) {
-    const float ex = std::exp(std::min(x[e], 0.0f));
-    phi[e] = x[e] > 0 ? x[e] + 1.0f : ex;
-    if (slope) slope[e] = x[e] > 0 ? 1.0f : ex;
+#pragma omp simd
+  for (int64_t e = 0; e < n; ++e) phi[e] = std::min(x[e], 0.0f);
+  exp_shifted(phi, 0.0f, phi, n);
+  if (slope) {
+#pragma omp simd
+    for (int64_t e = 0; e < n; ++e) slope[e] = x[e] > 0 ? 1.0f : phi[e];
   }
+#pragma omp simd
+  for (int64_t e = 0; e < n; ++e) phi[e] = x[e] > 0 ? x[e] + 1.0f : phi[e];
 }
 
 // The last key query i sees (keys 0 .. limit, the padding among them left out).
@@ -161,6 +167,7 @@ void linear_attention_backward(const AttentionDims& d, const AttentionMask& mask
           }
           const float* g_i = dout + o.q + i * d.q_stride;
           float g_dot_out = 0;
+#pragma omp simd reduction(+ : g_dot_out)
           for (int64_t e = 0; e < n; ++e) g_dot_out += g_i[e] * num[size_t(e)] / den;
           for (int64_t e = 0; e < n; ++e) dn[e] = g_i[e] / den;
           dden[size_t(i)] = -g_dot_out / den;
@@ -169,6 +176,7 @@ void linear_attention_backward(const AttentionDims& d, const AttentionMask& mask
           for (int64_t a = 0; a < n; ++a) {  // d phi(q)_a = S[a, :] . dnum + z_a dden
             const float* row = st.S.data() + a * n;
             float s = st.z[size_t(a)] * dden[size_t(i)];
+#pragma omp simd reduction(+ : s)
             for (int64_t e = 0; e < n; ++e) s += row[e] * dn[e];
             dq_row[a] += s * st.slope[size_t(a)];
           }
@@ -190,6 +198,7 @@ void linear_attention_backward(const AttentionDims& d, const AttentionMask& mask
             for (int64_t a = 0; a < n; ++a) {  // d phi(k)_a = R[a, :] . v_j + r_a
               const float* row = st.S.data() + a * n;
               float s = st.z[size_t(a)];
+#pragma omp simd reduction(+ : s)
               for (int64_t e = 0; e < n; ++e) s += row[e] * vj[e];
               dk_row[a] += s * st.slope[size_t(a)];
             }
