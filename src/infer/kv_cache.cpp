@@ -8,22 +8,26 @@
 namespace tfm::infer {
 
 KvCache::KvCache(int layers, int64_t width, int64_t max_positions, int64_t rows, int64_t capacity,
-                 bool track_valid, int64_t ring, int64_t state_rows)
+                 bool track_valid, const KvLayout& layout)
     : layers_(layers),
       width_(width),
       max_positions_(max_positions),
-      ring_(ring),
-      stored_(state_rows > 0 ? state_rows
-              : ring > 0     ? ring
-                             : max_positions),
-      state_(state_rows > 0),
+      ring_(layout.ring),
+      sinks_(layout.sinks),
+      stored_(layout.state_rows > 0 ? layout.state_rows
+              : layout.ring > 0     ? layout.sinks + layout.ring
+                                    : max_positions),
+      state_(layout.state_rows > 0),
       track_valid_(track_valid) {
+  const int64_t ring = layout.ring, state_rows = layout.state_rows;
   TFM_CHECK(layers > 0 && width > 0 && max_positions > 0 && rows >= 0, "KvCache({}, {}, {}, {})", layers,
             width, max_positions, rows);
-  TFM_CHECK(ring >= 0 && ring <= max_positions && state_rows >= 0 &&
-                !((ring > 0 || state_rows > 0) && track_valid) && !(ring > 0 && state_rows > 0),
-            "KvCache: a ring of {} positions or a state of {} rows for rows of {} (valid flags: {})", ring,
-            state_rows, max_positions, track_valid);
+  TFM_CHECK(ring >= 0 && layout.sinks >= 0 && ring + layout.sinks <= max_positions && state_rows >= 0 &&
+                (ring > 0 || layout.sinks == 0) && !((ring > 0 || state_rows > 0) && track_valid) &&
+                !(ring > 0 && state_rows > 0),
+            "KvCache: a ring of {} positions after {} kept ones or a state of {} rows for rows of {} (valid "
+            "flags: {})",
+            ring, layout.sinks, state_rows, max_positions, track_valid);
   allocate(std::max(rows, capacity));
   slot_.resize(size_t(rows));
   std::iota(slot_.begin(), slot_.end(), int64_t(0));

@@ -4,7 +4,9 @@
 //
 // With a sliding window w (Mistral), a row needs only its last w keys: the cache is then a ring of `ring`
 // = w positions per row, position p stored at p % ring, and a row may grow past `ring` tokens (up to
-// max_positions) in O(w) memory (nn::CachedRows::ring says how attention reads it).
+// max_positions) in O(w) memory (nn::CachedRows::ring says how attention reads it). Block-sparse attention
+// also keeps its `sinks` = g global tokens: positions p < g at row p, the others in the ring after them
+// (row g + (p - g) % ring).
 //
 // Linear attention needs no keys at all, only its running sums (kernels/cpu/linear_attention.h): with
 // `state_rows` = head_dim, each row's keys buffer holds the sums S and its values buffer z, a fixed
@@ -24,19 +26,26 @@
 
 namespace tfm::infer {
 
+// What a row stores besides keys per position (see above); all zero: every position's key.
+struct KvLayout {
+  int64_t ring = 0;   // > 0: a ring of that many positions (at most max_positions; not with track_valid)
+  int64_t sinks = 0;  // with a ring: that many first positions kept as well
+  int64_t state_rows =
+      0;  // > 0: linear attention's sums in that many key rows (not with a ring or track_valid)
+};
+
 class KvCache {
  public:
   // `width`: floats per key (kv_heads * head_dim). Room for `capacity` rows (at least `rows`) is
   // allocated now; reorder() to more rows than that reallocates (see allocations()).
   // With `track_valid`, each cached token also carries a 0/1 flag (decoder padding masked as keys).
-  // `ring` > 0 (at most max_positions; not with track_valid): a ring of that many positions per row.
-  // `state_rows` > 0 (not with a ring or track_valid): a state of that many key and value rows per row.
   KvCache(int layers, int64_t width, int64_t max_positions, int64_t rows, int64_t capacity, bool track_valid,
-          int64_t ring = 0, int64_t state_rows = 0);
+          const KvLayout& layout = {});
 
   int64_t rows() const { return int64_t(slot_.size()); }
   int64_t max_positions() const { return max_positions_; }  // tokens a row may hold
   int64_t ring() const { return ring_; }                    // 0: no ring
+  int64_t sinks() const { return sinks_; }                  // first positions kept besides the ring
   bool state() const { return state_; }                     // linear attention's sums, not keys
   int64_t stored_positions() const { return stored_; }  // key rows per row: ring, state rows or max_positions
   int64_t length(int64_t row) const { return length_[size_t(row)]; }
@@ -62,7 +71,7 @@ class KvCache {
   void copy_slot(int64_t from, int64_t to, int64_t length);
 
   int layers_;
-  int64_t width_, max_positions_, ring_, stored_, capacity_ = 0;
+  int64_t width_, max_positions_, ring_, sinks_, stored_, capacity_ = 0;
   bool state_, track_valid_;
   std::vector<Tensor> keys_, values_;   // per layer [capacity, stored, width]
   Tensor valid_;                        // U8 [capacity, stored] with track_valid

@@ -17,15 +17,17 @@ KvCache make_cache(const Transformer& model, int64_t rows, const DecoderLimits& 
   const ModelConfig& c = model.config();
   const int64_t max_positions = positions_limit(model, limits);
   const bool track_valid = c.arch == Arch::EncoderDecoder && c.mask_decoder_padding;
-  // A sliding window keeps only the window's keys (Mistral's rolling buffer cache); global tokens and
-  // padding flags keep them all.
-  const bool ring = c.sliding_window > 0 && c.sliding_window < max_positions && c.global_tokens == 0 &&
-                    c.attention == AttentionKind::Softmax && !track_valid;
+  // A sliding window keeps only the window's keys (Mistral's rolling buffer cache), after the global
+  // tokens if any (T5's relative buckets need contiguous positions then); padding flags keep them all.
+  KvLayout layout;
+  if (c.sliding_window > 0 && c.sliding_window + c.global_tokens < max_positions &&
+      c.attention == AttentionKind::Softmax && !track_valid &&
+      (c.global_tokens == 0 || c.positions != PositionKind::T5Relative))
+    layout.ring = c.sliding_window, layout.sinks = c.global_tokens;
   // Linear attention keeps its running sums instead of keys (padding flags need the keys).
-  const bool state = c.attention == AttentionKind::Linear && !track_valid;
+  if (c.attention == AttentionKind::Linear && !track_valid) layout.state_rows = c.attention_head_dim();
   return KvCache(model.decoder_layer_count(), c.key_value_heads() * c.attention_head_dim(), max_positions,
-                 rows, limits.max_rows, track_valid, ring ? c.sliding_window : 0,
-                 state ? c.attention_head_dim() : 0);
+                 rows, limits.max_rows, track_valid, layout);
 }
 
 }  // namespace
@@ -169,6 +171,7 @@ Tensor ModelDecoder::run(std::span<const int64_t> rows) {
                              .values = values_[size_t(l)],
                              .key_valid = valid_,
                              .ring = cache_.ring(),
+                             .sinks = cache_.sinks(),
                              .state = cache_.state()};
   cross_rows_.clear();
   if (!cross_keys_.empty()) {

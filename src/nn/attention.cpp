@@ -95,16 +95,40 @@ struct RowBias {
   int64_t relative_max_distance = 0;
 };
 
-// Where one row's keys are for the kernel: k_len key (value) rows in position order, the row's query t
-// at the position of key query_offset + t. A full ring (`ring_order`) is the exception: its keys are in
-// ring order and every one is visible to the row's one query.
+// A row's ring of keys (infer/kv_cache.h): `sinks` first positions, then a ring of `size`.
+struct Ring {
+  int64_t size = 0, sinks = 0;
+  int64_t stored() const { return sinks + size; }
+  int64_t slot(int64_t p) const { return p < sinks ? p : sinks + (p - sinks) % size; }
+};
+
+// Where one row's keys are for the kernel: k_len key (value) rows, the row's query t at the index
+// query_offset + t, masks applied by index. In `Positions` order key j is at position j. A full ring
+// (`RingOrder`) holds its keys in ring order and every one is visible to the row's one query. `Unrolled`
+// keys are copies: the ring's first `unrolled_sinks` keys, then positions unrolled_from, unrolled_from + 1,
+// ... (the window before the new tokens, then the new tokens).
 struct RowKeys {
+  enum class Order { Positions, RingOrder, Unrolled };
   const float *keys = nullptr, *values = nullptr;
   const uint8_t* valid = nullptr;
   int64_t k_len = 0, query_offset = 0;
-  bool ring_order = false;
-  int64_t past = 0, ring = 0;  // ring_order: slot s holds the position p <= past with p % ring == s
-  std::vector<float> keys_copy, values_copy;  // the window unrolled from a ring, with the new keys after it
+  Order order = Order::Positions;
+  Ring ring;
+  int64_t past = 0;  // RingOrder: the position of the newest key
+  int64_t unrolled_sinks = 0, unrolled_from = 0;
+  std::vector<float> keys_copy, values_copy;  // Unrolled
+
+  int64_t position(int64_t j) const {
+    switch (order) {
+      case Order::Positions:
+        return j;
+      case Order::RingOrder:  // the position p <= past whose slot is j
+        return j < ring.sinks ? j : past - ((past - j) % ring.size + ring.size) % ring.size;
+      case Order::Unrolled:
+        return j < unrolled_sinks ? j : unrolled_from + (j - unrolled_sinks);
+    }
+    return j;
+  }
 };
 
 // Attention of each row's queries (its slice of q [1, T, heads * head_dim]) to its own keys: one
@@ -134,18 +158,17 @@ Tensor attend_rows(const AttentionSpec& spec, const Tensor& q, std::span<const i
     d.k_stride = d.v_stride = kv_width;
     kernels::AttentionMask mask;
     mask.key_valid = rk.valid;
-    mask.causal = causal && !rk.ring_order;
+    const bool ring_order = rk.order == RowKeys::Order::RingOrder;
+    mask.causal = causal && !ring_order;
     mask.query_offset = rk.query_offset;
-    mask.window = rk.ring_order ? 0 : window;
+    mask.window = ring_order ? 0 : window;
     mask.global = global;
     kernels::AttentionBias bias;
     std::vector<float> key_positions, scores;
     std::vector<int64_t> buckets;
-    if (row_bias.alibi_slopes) {  // a shift of every key's position leaves the softmax as it is
+    if (row_bias.alibi_slopes) {
       key_positions.resize(size_t(d.k_len));
-      for (int64_t j = 0; j < d.k_len; ++j)
-        key_positions[size_t(j)] =
-            float(rk.ring_order ? rk.past - ((rk.past - j) % rk.ring + rk.ring) % rk.ring : j);
+      for (int64_t j = 0; j < d.k_len; ++j) key_positions[size_t(j)] = float(rk.position(j));
       bias.alibi_slopes = row_bias.alibi_slopes;
       bias.key_positions = key_positions.data();
     }
@@ -174,49 +197,54 @@ Tensor attend_rows(const AttentionSpec& spec, const Tensor& q, std::span<const i
 }
 
 // Stores `count` new key (value) rows of `width` floats at positions past, past + 1, ... of a row's
-// cache (a ring of `ring` positions when ring > 0: only the last `ring` of them survive).
-void store(float* cache, const float* rows, int64_t past, int64_t count, int64_t width, int64_t ring) {
-  if (ring == 0) {
+// cache (in its ring when ring.size > 0).
+void store(float* cache, const float* rows, int64_t past, int64_t count, int64_t width, const Ring& ring) {
+  if (ring.size == 0) {
     std::copy_n(rows, count * width, cache + past * width);
     return;
   }
-  for (int64_t t = std::max<int64_t>(0, count - ring); t < count; ++t)
-    std::copy_n(rows + t * width, width, cache + ((past + t) % ring) * width);
+  for (int64_t t = 0; t < count; ++t)
+    std::copy_n(rows + t * width, width, cache + ring.slot(past + t) * width);
 }
 
 // Row r's keys for its new tokens [first, first + count) at positions past, past + 1, ...; stores them.
 // Keys in a ring that has wrapped: one new token attends to the whole ring in ring order (the key it
-// replaces is out of its window); several new tokens attend to a copy of the window before them (the
-// last ring - 1 cached keys, unrolled) followed by the new keys, since storing the new keys first could
-// overwrite keys the earlier ones still see.
+// replaces is out of its window); several new tokens attend to a copy of the sinks and of the window
+// before them (the last ring - 1 cached keys, unrolled) followed by the new keys, since storing the new
+// keys first could overwrite keys the earlier ones still see.
 RowKeys row_keys(const CachedRows& rows, size_t r, const float* k, const float* v, int64_t width,
                  bool relative_bias) {
   const int64_t first = rows.offsets[r], count = rows.offsets[r + 1] - first, past = rows.past[r];
-  const int64_t ring = rows.ring;
+  const Ring ring{rows.ring, rows.sinks};
+  const float *new_keys = k + first * width, *new_values = v + first * width;
   RowKeys rk;
   rk.valid = rows.key_valid.empty() ? nullptr : rows.key_valid[r];
-  if (ring == 0 || past + count <= ring || (count == 1 && !relative_bias)) {
-    store(rows.keys[r], k + first * width, past, count, width, ring);
-    store(rows.values[r], v + first * width, past, count, width, ring);
+  rk.ring = ring, rk.past = past, rk.query_offset = past;
+  if (ring.size == 0 || past + count <= ring.stored() || (count == 1 && !relative_bias)) {
+    store(rows.keys[r], new_keys, past, count, width, ring);
+    store(rows.values[r], new_values, past, count, width, ring);
     rk.keys = rows.keys[r], rk.values = rows.values[r];
-    rk.ring_order = ring > 0 && past + count > ring;
-    rk.k_len = rk.ring_order ? ring : past + count;
-    rk.query_offset = past, rk.past = past, rk.ring = ring;
+    const bool wrapped = ring.size > 0 && past + count > ring.stored();
+    rk.order = wrapped ? RowKeys::Order::RingOrder : RowKeys::Order::Positions;
+    rk.k_len = wrapped ? ring.stored() : past + count;
     return rk;
   }
-  const int64_t kept = std::min(past, ring - 1), k_len = kept + count;
-  rk.keys_copy.resize(size_t(k_len * width)), rk.values_copy.resize(size_t(k_len * width));
-  for (int64_t j = 0; j < kept; ++j) {
-    const int64_t slot = (past - kept + j) % ring;
+  const int64_t sinks = std::min(past, ring.sinks);
+  const int64_t kept = past > ring.sinks ? std::min(past - ring.sinks, ring.size - 1) : 0;
+  rk.order = RowKeys::Order::Unrolled;
+  rk.unrolled_sinks = sinks, rk.unrolled_from = past - kept;
+  rk.k_len = sinks + kept + count, rk.query_offset = sinks + kept;
+  rk.keys_copy.resize(size_t(rk.k_len * width)), rk.values_copy.resize(size_t(rk.k_len * width));
+  for (int64_t j = 0; j < sinks + kept; ++j) {
+    const int64_t slot = ring.slot(rk.position(j));
     std::copy_n(rows.keys[r] + slot * width, width, rk.keys_copy.data() + j * width);
     std::copy_n(rows.values[r] + slot * width, width, rk.values_copy.data() + j * width);
   }
-  std::copy_n(k + first * width, count * width, rk.keys_copy.data() + kept * width);
-  std::copy_n(v + first * width, count * width, rk.values_copy.data() + kept * width);
-  store(rows.keys[r], k + first * width, past, count, width, ring);
-  store(rows.values[r], v + first * width, past, count, width, ring);
+  std::copy_n(new_keys, count * width, rk.keys_copy.data() + (sinks + kept) * width);
+  std::copy_n(new_values, count * width, rk.values_copy.data() + (sinks + kept) * width);
+  store(rows.keys[r], new_keys, past, count, width, ring);
+  store(rows.values[r], new_values, past, count, width, ring);
   rk.keys = rk.keys_copy.data(), rk.values = rk.values_copy.data();
-  rk.k_len = k_len, rk.query_offset = kept;
   return rk;
 }
 
@@ -268,9 +296,10 @@ ag::Var MultiHeadAttention::forward_cached(Context& c, ag::Var x, const CachedRo
     row_bias.relative_table = &self.relative_table->value;
     row_bias.relative_max_distance = self.relative_max_distance;
   }
-  TFM_CHECK(rows.ring == 0 || (rows.ring == self.window && self.global == 0 && rows.key_valid.empty()),
-            "a KV cache ring of {} positions for a window of {} ({} global tokens, padding flags: {})",
-            rows.ring, self.window, self.global, !rows.key_valid.empty());
+  TFM_CHECK(
+      rows.ring == 0 || (rows.ring == self.window && rows.sinks == self.global && rows.key_valid.empty()),
+      "a KV cache ring of {} positions after {} for a window of {} and {} global tokens (padding flags: {})",
+      rows.ring, rows.sinks, self.window, self.global, !rows.key_valid.empty());
   const Tensor k = k_var.value();
   const Tensor v = v_proj.forward(c, x).value();
   const int64_t width = spec.kv_heads * spec.head_dim;

@@ -42,7 +42,7 @@ struct AttentionSpec {
 // infer/kv_cache.h). The new tokens of several rows are flattened into one sequence x [1, T, d_model]:
 // row r owns tokens [offsets[r], offsets[r + 1]), which sit at key positions past[r], past[r] + 1, ...
 // of that row's own keys. keys[r] / values[r] point at the row's key / value rows (time-major,
-// kv_heads * head_dim floats each; with `ring`, position p at row p % ring); key_valid[r] (optional) marks
+// kv_heads * head_dim floats each; with `ring`, see infer/kv_cache.h); key_valid[r] (optional) marks
 // which of them may be attended to.
 struct CachedRows {
   std::span<const int64_t> offsets;  // rows + 1 entries
@@ -51,6 +51,7 @@ struct CachedRows {
   std::span<const uint8_t* const> key_valid;  // empty: every key valid
   std::span<const int64_t> key_len;           // cross-attention: each row's number of memory keys
   int64_t ring = 0;    // > 0: self-attention keys in a ring of this many positions (infer/kv_cache.h)
+  int64_t sinks = 0;   // with a ring: the first positions' keys, before the ring
   bool state = false;  // linear attention: keys[r] / values[r] hold the row's sums S and z instead
 };
 

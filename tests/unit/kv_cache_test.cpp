@@ -201,7 +201,7 @@ TEST(KvCache, MistralShapedSlidingWindowEqualsFullRecompute) { check_decoder_onl
 
 TEST(KvCache, BlockSparseWindowPlusGlobalTokensEqualsFullRecompute) {
   ModelConfig c = llama_shaped(2);
-  c.global_tokens = 2;  // every row keeps its first two keys visible: the cache keeps every key (no ring)
+  c.global_tokens = 2;  // every row keeps its first two keys visible: a ring of 2 after them
   check_decoder_only(c);
 }
 
@@ -237,15 +237,18 @@ TEST(KvCache, T5ShapedRelativeBiasEqualsFullRecompute) { check_encoder_decoder(t
 
 // A sliding window of 4 keeps 4 positions per row (a ring), however long the rows grow: rows of up to
 // 24 tokens, fed one token at a time (the step that overwrites the oldest key attends in ring order) and
-// in chunks longer than the window (attending to the unrolled window), across beam reorders.
-void check_ring(ModelConfig config) {
+// in chunks longer than the window (attending to the unrolled window), across beam reorders. With `global`
+// tokens (block-sparse) the cache keeps them too, before the ring.
+void check_ring(ModelConfig config, int64_t global = 0) {
   config.sliding_window = 4;
+  config.global_tokens = global;
   Transformer model(config);
   model.init_weights(5);
   Checker check(model, {}, 2, /*max_positions=*/24);
   EXPECT_EQ(check.decoder().cache().ring(), 4);
-  EXPECT_EQ(check.decoder().cache().stored_positions(), 4);
-  check.prefill({0, 1}, {{1, 2, 3, 4, 5, 6, 7}, {8, 9}});  // row 0 wraps inside its prompt
+  EXPECT_EQ(check.decoder().cache().sinks(), global);
+  EXPECT_EQ(check.decoder().cache().stored_positions(), 4 + global);
+  check.prefill({0, 1}, {{1, 2, 3, 4, 5, 6, 7, 8, 9}, {8, 9}});  // row 0 wraps inside its prompt
   for (int64_t t = 0; t < 6; ++t) check.step({0, 1}, {10 + t, 20 + t});
   check.reorder({1, 0, 1});                        // row 1 duplicated into a copied ring
   check.prefill({2}, {{30, 31, 32, 33, 34, 35}});  // a chunk longer than the window after the ring wrapped
@@ -258,6 +261,12 @@ TEST(KvCache, SlidingWindowRingEqualsFullRecompute) { check_ring(llama_shaped(0)
 TEST(KvCache, SlidingWindowRingWithAlibiEqualsFullRecompute) { check_ring(bloom_shaped()); }
 
 TEST(KvCache, SlidingWindowRingWithLearnedPositionsEqualsFullRecompute) { check_ring(gpt2_shaped()); }
+
+TEST(KvCache, BlockSparseRingAfterGlobalTokensEqualsFullRecompute) {
+  check_ring(llama_shaped(0), 2);
+  check_ring(bloom_shaped(), 3);  // ALiBi: the global keys' and the ring's true positions
+  check_ring(gpt2_shaped(), 1);
+}
 
 TEST(KvCache, SteadyStateStepsAllocateNothing) {
   Transformer model(marian_shaped());
