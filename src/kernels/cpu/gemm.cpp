@@ -138,18 +138,22 @@ GemmPrecision precision_here() {
   return omp_get_level() > 0 ? GemmPrecision::F32 : g_precision.load(std::memory_order_relaxed);
 }
 
-// The stored rows x cols matrix X (leading dimension ld) rounded to bfloat16 and packed densely into this
-// thread's scratch slot; its transposition stays as it was (oneDNN's bfloat16 matmul reads both).
-const uint16_t* packed_bf16(const float* X, int64_t rows, int64_t cols, int64_t ld, int slot) {
-  auto* out = static_cast<uint16_t*>(thread_scratch_bytes(size_t(rows * cols) * sizeof(uint16_t), slot));
+// The stored rows x cols matrix X (leading dimension ld) converted row by row (convert(src, dst, cols)) and
+// packed densely into this thread's scratch slot (gemm's own byte slots); its transposition stays as it was.
+template <typename T, typename Convert>
+const T* packed(const float* X, int64_t rows, int64_t cols, int64_t ld, int slot, Convert convert) {
+  auto* out = static_cast<T*>(thread_scratch_bytes(size_t(rows * cols) * sizeof(T), slot));
 #pragma omp parallel for schedule(static) if (!omp_in_parallel() && rows * cols >= (1 << 16))
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* src = X + r * ld;
-    uint16_t* dst = out + r * cols;
-#pragma omp simd
-    for (int64_t c = 0; c < cols; ++c) dst[c] = to_bf16(src[c]);
-  }
+  for (int64_t r = 0; r < rows; ++r) convert(X + r * ld, out + r * cols, cols);
   return out;
+}
+
+// X rounded to bfloat16 (oneDNN's bfloat16 matmul reads both transpositions).
+const uint16_t* packed_bf16(const float* X, int64_t rows, int64_t cols, int64_t ld, int slot) {
+  return packed<uint16_t>(X, rows, cols, ld, slot, [](const float* src, uint16_t* dst, int64_t n) {
+#pragma omp simd
+    for (int64_t c = 0; c < n; ++c) dst[c] = to_bf16(src[c]);
+  });
 }
 
 // gemm() in bfloat16: both operands packed, then one oneDNN matmul, a batch of one with dense batch
@@ -165,25 +169,19 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
          a, b, C);
 }
 
-// The stored rows x cols matrix X rounded to binary16 values (kept as floats) and packed densely into this
-// thread's scratch slot (the byte slots packed_bf16 uses: gemm's own).
+// X rounded to binary16 values, kept as floats.
 const float* packed_f16(const float* X, int64_t rows, int64_t cols, int64_t ld, int slot) {
-  auto* out = static_cast<float*>(thread_scratch_bytes(size_t(rows * cols) * sizeof(float), slot));
-#pragma omp parallel for schedule(static) if (!omp_in_parallel() && rows * cols >= (1 << 16))
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* src = X + r * ld;
-    float* dst = out + r * cols;
+  return packed<float>(X, rows, cols, ld, slot, [](const float* src, float* dst, int64_t n) {
     int64_t c = 0;
 #ifdef __F16C__
     // vcvtps2ph rounds to nearest even and overflows to infinity, as IEEE conversion does.
-    for (; c + 8 <= cols; c += 8) {
+    for (; c + 8 <= n; c += 8) {
       const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + c), _MM_FROUND_TO_NEAREST_INT);
       _mm256_storeu_ps(dst + c, _mm256_cvtph_ps(h));
     }
 #endif
-    for (; c < cols; ++c) dst[c] = round_to_f16(src[c]);
-  }
-  return out;
+    for (; c < n; ++c) dst[c] = round_to_f16(src[c]);
+  });
 }
 
 // gemm() in emulated half precision: both operands rounded and packed, then a float32 product.
