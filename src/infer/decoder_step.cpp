@@ -8,28 +8,43 @@
 namespace tfm::infer {
 
 Tensor DecoderStep::prefill(std::span<const int64_t> rows, std::span<const std::vector<int64_t>> prompts) {
-  TFM_CHECK(rows.size() == prompts.size(), "{} rows, {} prompts", rows.size(), prompts.size());
+  std::vector<int64_t> tokens;
+  return prefill_in_passes(rows, prompts, 1, [&](std::span<const int64_t> live, auto slices) {
+    tokens.clear();
+    for (std::span<const int64_t> s : slices) tokens.push_back(s[0]);
+    return step(live, tokens);
+  });
+}
+
+Tensor DecoderStep::prefill_in_passes(std::span<const int64_t> rows,
+                                      std::span<const std::vector<int64_t>> prompts, size_t chunk,
+                                      const PrefillPass& feed) {
+  TFM_CHECK(rows.size() == prompts.size(), "prefill: {} rows, {} prompts", rows.size(), prompts.size());
+  TFM_CHECK(chunk > 0, "prefill: passes of {} tokens", chunk);
   const int64_t vocab = vocab_size();
   size_t longest = 0;
   for (const auto& p : prompts) {
-    TFM_CHECK(!p.empty(), "empty prompt");
+    TFM_CHECK(!p.empty(), "prefill: empty prompt");
     longest = std::max(longest, p.size());
   }
-  // Persistent: it must outlive the step() calls below, whose results may live in a per-step arena.
-  Tensor out = Tensor::empty_persistent({int64_t(rows.size()), vocab});
-  std::vector<int64_t> live, tokens, slots;
-  for (size_t pos = 0; pos < longest; ++pos) {
-    live.clear(), tokens.clear(), slots.clear();
-    for (size_t i = 0; i < rows.size(); ++i) {
-      if (pos >= prompts[i].size()) continue;
-      live.push_back(rows[i]);
-      tokens.push_back(prompts[i][pos]);
-      slots.push_back(int64_t(i));
+  // Persistent: it must outlive the passes, whose results may live in a per-step arena.
+  Tensor out;
+  std::vector<int64_t> live, slots;
+  std::vector<std::span<const int64_t>> tokens;
+  for (size_t begin = 0; begin < longest; begin += chunk) {
+    live.clear(), slots.clear(), tokens.clear();
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      const std::vector<int64_t>& p = prompts[i];
+      if (begin >= p.size()) continue;
+      live.push_back(rows[i]), slots.push_back(int64_t(i));
+      tokens.push_back(std::span<const int64_t>(p).subspan(begin, std::min(chunk, p.size() - begin)));
     }
-    const Tensor step_logits = step(live, tokens);
-    const float* logits = checked_logits(step_logits, int64_t(live.size()), vocab);
+    const Tensor pass = feed(live, tokens);
+    if (longest <= chunk) return pass;  // one pass: every row's last token is in it
+    const float* logits = checked_logits(pass, int64_t(live.size()), vocab);
+    if (!out.defined()) out = Tensor::empty_persistent({int64_t(rows.size()), vocab});
     for (size_t k = 0; k < slots.size(); ++k)
-      if (pos + 1 == prompts[size_t(slots[k])].size())
+      if (begin + chunk >= prompts[size_t(slots[k])].size())
         std::memcpy(out.f32() + slots[k] * vocab, logits + int64_t(k) * vocab, size_t(vocab) * sizeof(float));
   }
   return out;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -37,6 +38,15 @@ class DecoderStep {
   // to follow the surviving beams after each step (a parent may be copied several times or dropped),
   // and to drop the rows of sources that are finished.
   virtual void reorder(std::span<const int64_t> parents) = 0;
+
+ protected:
+  // prefill() in passes of up to `chunk` tokens per row: pass k calls feed(live, tokens) with the rows whose
+  // prompts reach past k * chunk and each one's prompt tokens [k * chunk, (k + 1) * chunk), and keeps each
+  // row's logits from the pass that held its last prompt token.
+  using PrefillPass =
+      std::function<Tensor(std::span<const int64_t> live, std::span<const std::span<const int64_t>> tokens)>;
+  Tensor prefill_in_passes(std::span<const int64_t> rows, std::span<const std::vector<int64_t>> prompts,
+                           size_t chunk, const PrefillPass& feed);
 };
 
 // The data of logits that a step returned for `rows` rows, after checking that they are what step()

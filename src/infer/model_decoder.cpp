@@ -86,37 +86,15 @@ Tensor ModelDecoder::step(std::span<const int64_t> rows, std::span<const int64_t
 }
 
 Tensor ModelDecoder::prefill(std::span<const int64_t> rows, std::span<const std::vector<int64_t>> prompts) {
-  TFM_CHECK(rows.size() == prompts.size(), "prefill: {} rows, {} prompts", rows.size(), prompts.size());
-  TFM_CHECK(prefill_chunk_ > 0, "prefill: chunks of {} tokens", prefill_chunk_);
-  size_t longest = 0;
-  for (const auto& p : prompts) {
-    TFM_CHECK(!p.empty(), "prefill: empty prompt");
-    longest = std::max(longest, p.size());
-  }
-  // Pass k feeds each row its prompt tokens [k * chunk, (k + 1) * chunk); a row's logits are those of the
-  // pass with its last token (kept in `out`, as the next pass recycles the step's memory).
-  const size_t chunk = size_t(prefill_chunk_);
-  const int64_t vocab = vocab_size();
-  Tensor out;
-  std::vector<int64_t> live, slots;
-  for (size_t begin = 0; begin < longest; begin += chunk) {
-    tokens_.clear(), offsets_.assign(1, 0), live.clear(), slots.clear();
-    for (size_t i = 0; i < prompts.size(); ++i) {
-      const auto& p = prompts[i];
-      if (begin >= p.size()) continue;
-      tokens_.insert(tokens_.end(), p.begin() + ptrdiff_t(begin),
-                     p.begin() + ptrdiff_t(std::min(p.size(), begin + chunk)));
-      offsets_.push_back(int64_t(tokens_.size()));
-      live.push_back(rows[i]), slots.push_back(int64_t(i));
-    }
-    Tensor logits = run(live);
-    if (longest <= chunk) return logits;  // one pass: every row's last token is in it
-    if (!out.defined()) out = Tensor::empty_persistent({int64_t(rows.size()), vocab});
-    for (size_t k = 0; k < slots.size(); ++k)
-      if (begin + chunk >= prompts[size_t(slots[k])].size())
-        std::copy_n(logits.f32() + int64_t(k) * vocab, vocab, out.f32() + slots[k] * vocab);
-  }
-  return out;
+  return prefill_in_passes(rows, prompts, size_t(prefill_chunk_),
+                           [&](std::span<const int64_t> live, auto slices) {
+                             tokens_.clear(), offsets_.assign(1, 0);
+                             for (std::span<const int64_t> s : slices) {
+                               tokens_.insert(tokens_.end(), s.begin(), s.end());
+                               offsets_.push_back(int64_t(tokens_.size()));
+                             }
+                             return run(live);
+                           });
 }
 
 Tensor ModelDecoder::run(std::span<const int64_t> rows) {
