@@ -148,6 +148,7 @@ Tensor ModelDecoder::run(std::span<const int64_t> rows) {
                              .keys = keys_[size_t(l)],
                              .values = values_[size_t(l)],
                              .key_valid = valid_,
+                             .key_len = {},
                              .ring = cache_.ring(),
                              .sinks = cache_.sinks(),
                              .state = cache_.state()};
