@@ -190,17 +190,22 @@ double grad_norm(const ParameterList& params) {
   return std::sqrt(total);
 }
 
+namespace {
+
+// Multiplies the gradient of every trainable parameter by `factor`.
 void scale_gradients(const ParameterList& params, float factor) {
   for (Parameter* p : params)
     if (p->trainable) scale(p->grad.f32(), p->grad.numel(), factor);
 }
 
-float clip_grad_norm(const ParameterList& params, float max_norm) {
+}  // namespace
+
+float clip_grad_norm(const ParameterList& params, float max_norm, float unscale) {
   if (!(max_norm > 0.0f)) fail("clip_grad_norm: max_norm must be positive, got {}", max_norm);
-  const double norm = grad_norm(params);
+  const double norm = grad_norm(params) * double(unscale);
   if (!std::isfinite(norm)) return float(norm);
-  const double clip_coef = double(max_norm) / (norm + 1e-6);
-  if (clip_coef < 1.0) scale_gradients(params, float(clip_coef));
+  const double factor = double(unscale) * std::min(1.0, double(max_norm) / (norm + 1e-6));
+  if (factor != 1.0) scale_gradients(params, float(factor));
   return float(norm);
 }
 

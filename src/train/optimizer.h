@@ -55,13 +55,12 @@ class Adam {
 // order is fixed, so the result does not depend on the number of threads.
 double grad_norm(const ParameterList& params);
 
-// Multiplies the gradient of every trainable parameter by `factor`.
-void scale_gradients(const ParameterList& params, float factor);
-
 // Scales every gradient so that the global L2 norm is at most max_norm (torch.nn.utils.clip_grad_norm_:
 // factor = max_norm / (norm + 1e-6), applied only when < 1). Returns the norm before clipping. A
 // non-finite norm is returned as is and the gradients are left alone: the caller decides (e.g. skips
-// the step). Frozen parameters (trainable == false) neither count nor get scaled. max_norm must be > 0.
-float clip_grad_norm(const ParameterList& params, float max_norm);
+// the step). Frozen parameters (trainable == false) neither count nor get scaled. max_norm must be > 0
+// (infinity: no clipping). `unscale` (loss scaling's 1 / S) multiplies the gradients first, in the same
+// pass: the norm is that of the unscaled gradients.
+float clip_grad_norm(const ParameterList& params, float max_norm, float unscale = 1.0f);
 
 }  // namespace tfm::train

@@ -365,19 +365,13 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
       step = objective->next(c, *model);
       const double loss_value = step.loss.value().item();
       if (std::isfinite(loss_value)) {
-        if (half) {
-          // backward from loss * S; the gradients are divided by S before they are clipped and used.
-          tape.backward(step.loss, Tensor::full({1}, float(scaler.scale())).view(step.loss.value().shape()));
-          overflow = !scaler.update(std::isfinite(grad_norm(params)));
-          if (!overflow) scale_gradients(params, float(1 / scaler.scale()));
-        } else {
-          tape.backward(step.loss);
-        }
-        if (!overflow) {
-          const double norm = cfg.train.clip_norm > 0 ? clip_grad_norm(params, float(cfg.train.clip_norm))
-                                                      : grad_norm(params);
-          if (!std::isfinite(norm)) nonfinite = fmt::format("the gradient norm is {}", norm);
-        }
+        // float16: backward from loss * S; the gradients are divided by S as they are clipped.
+        const float seed = half ? float(scaler.scale()) : 1.0f;
+        tape.backward(step.loss, Tensor::full({1}, seed).view(step.loss.value().shape()));
+        const double norm = clip_grad_norm(
+            params, cfg.train.clip_norm > 0 ? float(cfg.train.clip_norm) : INFINITY, 1.0f / seed);
+        overflow = half && !scaler.update(std::isfinite(norm));
+        if (!overflow && !std::isfinite(norm)) nonfinite = fmt::format("the gradient norm is {}", norm);
       } else {
         nonfinite = fmt::format("loss is {}", loss_value);
       }

@@ -351,6 +351,23 @@ TEST(ClipGradNorm, NonFiniteNormIsReturnedAndGradientsLeftAlone) {
   EXPECT_TRUE(std::isinf(clip_grad_norm({&p}, 1.0f)));
 }
 
+// Loss scaling: gradients of the loss times S = 1024 are unscaled by 1/S in the clipping pass, and the
+// norm is that of the unscaled gradients; with max_norm infinite they are only unscaled.
+TEST(ClipGradNorm, UnscalesLossScaledGradients) {
+  Parameter p("w", {2});
+  p.grad.f32()[0] = 3.0f * 1024;
+  p.grad.f32()[1] = 4.0f * 1024;
+  EXPECT_FLOAT_EQ(clip_grad_norm({&p}, 1.0f, 1.0f / 1024), 5.0f);
+  const double coef = 1.0 / (5.0 + 1e-6);
+  EXPECT_NEAR(p.grad.f32()[0], 3.0 * coef, 1e-6);
+  EXPECT_NEAR(p.grad.f32()[1], 4.0 * coef, 1e-6);
+  p.grad.f32()[0] = 3.0f * 1024;
+  p.grad.f32()[1] = 4.0f * 1024;
+  EXPECT_FLOAT_EQ(clip_grad_norm({&p}, INFINITY, 1.0f / 1024), 5.0f);
+  EXPECT_EQ(p.grad.f32()[0], 3.0f);
+  EXPECT_EQ(p.grad.f32()[1], 4.0f);
+}
+
 TEST(ClipGradNorm, RejectsNonPositiveMax) {
   Parameter p("w", {2});
   EXPECT_TRUE(throws_containing([&] { clip_grad_norm({&p}, 0.0f); }, "max_norm must be positive"));
