@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_invariant.h"
 
 namespace {
 
@@ -146,6 +147,15 @@ void bm_tfm(benchmark::State& state, const Case& c) {
   });
 }
 
+// What a server in row-invariant mode runs instead (kernels/cpu/gemm_invariant.h).
+void bm_row_invariant(benchmark::State& state, const Case& c) {
+  Operands o(c);
+  measure(state, c, [&] {
+    tfm::kernels::gemm_row_invariant(c.ta, c.tb, c.M, c.N, c.K, 1, o.a.data(), o.lda, o.b.data(), o.ldb, 0,
+                                     o.c.data(), o.ldc);
+  });
+}
+
 void bm_openblas(benchmark::State& state, const Case& c) {
   Operands o(c);
   measure(state, c, [&] { run_openblas(c, o, 0); });
@@ -237,6 +247,22 @@ std::vector<Case> attention_cases() {
   return cases;
 }
 
+// Batched decoding: a linear layer's forward product over the M requests of a step, for projections,
+// feed-forward layers and vocabularies of several sizes (N x K weights).
+std::vector<Case> decode_cases() {
+  std::vector<Case> cases;
+  for (int64_t m : {1, 4, 16, 64, 256})
+    for (auto [n, k] : {std::pair<int64_t, int64_t>{256, 256},
+                        {1024, 256},
+                        {256, 1024},
+                        {8000, 256},
+                        {3072, 768},
+                        {768, 3072},
+                        {50257, 768}})
+      cases.push_back({"decode/linear.fwd", false, true, m, n, k, 1});
+  return cases;
+}
+
 std::string shape_name(const Case& c) {
   std::string s = c.name + "/" + (c.ta ? "T" : "N") + (c.tb ? "T" : "N") + "/" + std::to_string(c.M) + "x" +
                   std::to_string(c.N) + "x" + std::to_string(c.K);
@@ -261,6 +287,11 @@ int main(int argc, char** argv) {
                                                 {"tfm", bm_tfm}};
   for (const Case& c : linear_cases())
     for (auto [name, fn] : single)
+      benchmark::RegisterBenchmark((std::string(name) + "/" + shape_name(c)).c_str(), fn, c)->UseRealTime();
+  // gemm() against its row-invariant alternative.
+  const std::pair<const char*, Fn> invariant[] = {{"tfm", bm_tfm}, {"row_invariant", bm_row_invariant}};
+  for (const Case& c : decode_cases())
+    for (auto [name, fn] : invariant)
       benchmark::RegisterBenchmark((std::string(name) + "/" + shape_name(c)).c_str(), fn, c)->UseRealTime();
   for (const Case& c : attention_cases())
     for (auto [name, fn] : batched)

@@ -10,6 +10,7 @@ PACKAGES=(
   zlib1g-dev libicu-dev  # gzip corpora, Unicode categories
   libgtest-dev libbenchmark-dev
   libsentencepiece-dev sentencepiece  # SentencePiece tokenizers; the tests train models with spm_train
+  libcpp-httplib-dev     # tfm serve's HTTP server
   libopenblas-dev        # only the GEMM benchmark links it, as a candidate to compare
   chromium               # the tests render tfm report / tfm attention pages headless
 )

@@ -10,6 +10,7 @@
 
 #include "cli/bleu_command.h"
 #include "cli/lm_commands.h"
+#include "cli/serve_command.h"
 #include "cli/view_commands.h"
 #include "core/error.h"
 #include "infer/translate.h"
@@ -315,6 +316,9 @@ int main(int argc, char** argv) {
   bleu->add_flag("--json", bleu_options.json, "One JSON object instead of sacreBLEU's lines");
   bleu->add_flag("--all", bleu_options.all, "Also WER and CER (torchmetrics' definitions, first reference)");
 
+  cli::ServeCommandOptions serve_options;
+  auto* serve = cli::add_serve_command(app, serve_options);
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (train->parsed()) return cmd_train(config_path, overrides, run_options);
@@ -335,6 +339,7 @@ int main(int argc, char** argv) {
     if (report->parsed()) return cli::cmd_report(report_dir, html_out);
     if (tokenize_cmd->parsed()) return cmd_tokenize(tokenizer_path, decode, as_tokens);
     if (train_tokenizer->parsed()) return cmd_train_tokenizer(inputs, column, bpe_options, tokenizer_out);
+    if (serve->parsed()) return cli::cmd_serve(serve_options);
     if (reference->parsed()) {
       std::fputs(train::config_reference_markdown().c_str(), stdout);
       return 0;

@@ -73,7 +73,7 @@ class BeamSearch {
         early_stopping_(options.early_stopping),
         vocab_(decoder.vocab_size()) {}
 
-  std::vector<Hypothesis> run() {
+  std::vector<std::vector<Hypothesis>> run() {
     const size_t n = prompts_.size();
     sources_.resize(n);
     for (Source& s : sources_) {
@@ -111,8 +111,10 @@ class BeamSearch {
       std::iota(rows.begin(), rows.end(), 0);
       logits = decoder_.step(rows, tokens);
     }
-    std::vector<Hypothesis> out(n);
-    for (size_t i = 0; i < n; ++i) out[i] = {sources_[i].slots[0].tokens, sources_[i].slots[0].score};
+    std::vector<std::vector<Hypothesis>> out(n);
+    for (size_t i = 0; i < n; ++i)  // the slots are kept best first
+      for (const Slot& slot : sources_[i].slots)
+        if (slot.finished || out[i].empty()) out[i].push_back({slot.tokens, slot.score});
     return out;
   }
 
@@ -224,13 +226,22 @@ class BeamSearch {
 
 }  // namespace
 
-std::vector<Hypothesis> beam_search(DecoderStep& decoder, const std::vector<std::vector<int64_t>>& prompts,
-                                    const GenerationRules& rules, const BeamOptions& options) {
+std::vector<std::vector<Hypothesis>> beam_search_all(DecoderStep& decoder,
+                                                     const std::vector<std::vector<int64_t>>& prompts,
+                                                     const GenerationRules& rules, const BeamOptions& options) {
   const int64_t vocab = decoder.vocab_size();
   validate_prompts(prompts, vocab);
   validate(rules, vocab);
   if (options.num_beams < 1) fail("num_beams must be at least 1, got {}", options.num_beams);
   return BeamSearch(decoder, prompts, rules, options).run();
+}
+
+std::vector<Hypothesis> beam_search(DecoderStep& decoder, const std::vector<std::vector<int64_t>>& prompts,
+                                    const GenerationRules& rules, const BeamOptions& options) {
+  std::vector<Hypothesis> best;
+  for (std::vector<Hypothesis>& h : beam_search_all(decoder, prompts, rules, options))
+    best.push_back(std::move(h.front()));
+  return best;
 }
 
 }  // namespace tfm::infer

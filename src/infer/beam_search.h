@@ -52,4 +52,10 @@ struct Hypothesis {
 std::vector<Hypothesis> beam_search(DecoderStep& decoder, const std::vector<std::vector<int64_t>>& prompts,
                                     const GenerationRules& rules, const BeamOptions& options);
 
+// The best hypothesis and every other finished one per source (at most num_beams), best first: HF
+// num_return_sequences = num_beams.
+std::vector<std::vector<Hypothesis>> beam_search_all(DecoderStep& decoder,
+                                                     const std::vector<std::vector<int64_t>>& prompts,
+                                                     const GenerationRules& rules, const BeamOptions& options);
+
 }  // namespace tfm::infer

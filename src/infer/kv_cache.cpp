@@ -61,6 +61,11 @@ void KvCache::allocate(int64_t capacity) {
   ++allocations_;
 }
 
+int64_t KvCache::bytes() const {
+  const int64_t rows = std::max<int64_t>(capacity_, 1);
+  return rows * stored_ * (2 * layers_ * width_ * int64_t(sizeof(float)) + (track_valid_ ? 1 : 0));
+}
+
 float* KvCache::at(const std::vector<Tensor>& buffers, int layer, int64_t row) const {
   return buffers[size_t(layer)].f32() + slot_[size_t(row)] * stored_ * width_;
 }

@@ -58,6 +58,8 @@ class KvCache {
   void append(int64_t row, int64_t count) { length_[size_t(row)] += count; }
   // Afterwards row i is a copy of the former row parents[i] (DecoderStep::reorder).
   void reorder(std::span<const int64_t> parents);
+  // Bytes the buffers take (all `capacity` rows, every layer's keys and values, the padding flags).
+  int64_t bytes() const;
   // Times the buffers were allocated (1 after construction; more only when reorder() outgrew them).
   int64_t allocations() const { return allocations_; }
 

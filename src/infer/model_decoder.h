@@ -1,19 +1,16 @@
 // DecoderStep over a Transformer with a KV cache: each step feeds only the new tokens through the
-// decoder; self-attention keys and values are cached per row (infer/kv_cache.h), and an encoder-decoder
-// encodes its sources once and projects the cross-attention keys and values once per source.
-//
-// The new tokens of all stepped rows go through the position-wise layers as one flattened sequence (no
-// padding at all, whatever the rows' lengths); attention runs per row over that row's own keys.
+// decoder (infer/decode_batch.h); self-attention keys and values are cached per row (infer/kv_cache.h), and
+// an encoder-decoder encodes its sources once and projects the cross-attention keys and values once per
+// source.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
-#include "autograd/tape.h"
+#include "infer/decode_batch.h"
 #include "infer/decoder_step.h"
 #include "infer/kv_cache.h"
 #include "models/transformer.h"
-#include "nn/attention.h"
 
 namespace tfm::infer {
 
@@ -42,29 +39,22 @@ class ModelDecoder final : public DecoderStep {
 
   const KvCache& cache() const { return cache_; }
   // Heap blocks the per-step arena ever took (a steady-state decoding step takes none).
-  size_t arena_heap_allocations() { return tape_.arena().heap_allocations(); }
+  size_t arena_heap_allocations() { return batch_.arena_heap_allocations(); }
 
  private:
-  void encode(const std::vector<std::vector<int64_t>>& sources);
-  // Feeds tokens[offsets[i] .. offsets[i+1]) to rows[i]; the logits after each row's last token.
+  // Feeds tokens_[offsets_[i] .. offsets_[i+1]) to rows[i]; the logits after each row's last token.
   Tensor run(std::span<const int64_t> rows);
 
   const Transformer& model_;
   int64_t prefill_chunk_;
   KvCache cache_;
-  ag::Tape tape_;
-  // Encoder-decoder: per layer, the cross-attention keys / values [sources, src_len, width], the
-  // sources' padding U8 [sources, src_len], and which source each row attends to.
-  std::vector<Tensor> cross_keys_, cross_values_;
-  Tensor source_valid_;
-  int64_t source_len_ = 0;
+  DecodeBatch batch_;
+  // Encoder-decoder: the encoded sources, and which source each row attends to.
+  EncodedSources sources_;
   std::vector<int64_t> row_source_, next_row_source_;
   // Per-call scratch, kept to avoid allocating every step.
-  std::vector<int64_t> tokens_, offsets_, past_, key_len_;
-  std::vector<std::vector<float*>> keys_, values_, cross_k_, cross_v_;
-  std::vector<const uint8_t*> valid_, cross_valid_;
-  std::vector<nn::CachedRows> self_rows_, cross_rows_;
-  std::vector<uint8_t> seen_;
+  std::vector<int64_t> tokens_, offsets_;
+  std::vector<RowFeed> feeds_;
 };
 
 }  // namespace tfm::infer

@@ -21,6 +21,53 @@ GenerationRules translation_rules(const ModelConfig& cfg, int64_t max_new_tokens
   return rules;
 }
 
+std::vector<int64_t> translation_source(const ModelConfig& cfg, const tokenize::Tokenizer& src,
+                                        const std::string& sentence, bool add_bos_eos, bool* truncated) {
+  std::vector<int32_t> ids = src.encode(sentence);
+  const int64_t framing = add_bos_eos ? 2 : 0;  // room for [SOS] and [EOS]
+  if (truncated) *truncated = int64_t(ids.size()) + framing > cfg.max_len;
+  if (int64_t(ids.size()) + framing > cfg.max_len) {
+    ids.resize(size_t(cfg.max_len - framing));
+    if (!add_bos_eos) ids.back() = int32_t(cfg.eos_id);  // keep the tokenizer's final EOS
+  }
+  std::vector<int64_t> out;
+  if (add_bos_eos) out.push_back(cfg.bos_id);
+  out.insert(out.end(), ids.begin(), ids.end());
+  if (add_bos_eos) out.push_back(cfg.eos_id);
+  return out;
+}
+
+std::vector<std::vector<std::vector<int64_t>>> translation_search(DecoderStep& decoder, const ModelConfig& cfg,
+                                                                  size_t sources, const GenerationRules& rules,
+                                                                  const TranslateOptions& options,
+                                                                  int64_t hypotheses) {
+  const std::vector<std::vector<int64_t>> prompts(sources, std::vector<int64_t>{cfg.bos_id});
+  std::vector<std::vector<std::vector<int64_t>>> out(sources);
+  if (options.beams == 1) {
+    std::vector<std::vector<int64_t>> generated = greedy_search(decoder, prompts, rules);
+    for (size_t s = 0; s < sources; ++s) out[s].push_back(std::move(generated[s]));
+    return out;
+  }
+  BeamOptions beam;
+  beam.num_beams = options.beams;
+  beam.early_stopping = options.early_stopping;
+  std::vector<std::vector<Hypothesis>> found = beam_search_all(decoder, prompts, rules, beam);
+  for (size_t s = 0; s < sources; ++s)
+    for (size_t h = 0; h < found[s].size() && int64_t(h) < hypotheses; ++h)
+      out[s].push_back(std::move(found[s][h].tokens));
+  return out;
+}
+
+std::string translation_text(const ModelConfig& cfg, const tokenize::Tokenizer& tgt,
+                             std::span<const int64_t> generated) {
+  std::vector<int32_t> ids;
+  for (int64_t t : generated) {
+    if (t == cfg.eos_id) break;
+    ids.push_back(int32_t(t));
+  }
+  return tgt.decode(ids, /*skip_special=*/true);
+}
+
 std::vector<std::string> translate(const Transformer& model, const tokenize::Tokenizer& src,
                                    const tokenize::Tokenizer& tgt, const std::vector<std::string>& sentences,
                                    const TranslateOptions& options, TranslateStats* stats) {
@@ -29,16 +76,9 @@ std::vector<std::string> translate(const Transformer& model, const tokenize::Tok
   TranslateStats& st = stats ? *stats : local;
   std::vector<std::vector<int64_t>> inputs(sentences.size());
   for (size_t i = 0; i < sentences.size(); ++i) {
-    std::vector<int32_t> ids = src.encode(sentences[i]);
-    const int64_t framing = options.add_bos_eos ? 2 : 0;  // room for [SOS] and [EOS]
-    if (int64_t(ids.size()) + framing > cfg.max_len) {
-      ids.resize(size_t(cfg.max_len - framing));
-      if (!options.add_bos_eos) ids.back() = int32_t(cfg.eos_id);  // keep the tokenizer's final EOS
-      ++st.truncated;
-    }
-    if (options.add_bos_eos) inputs[i].push_back(cfg.bos_id);
-    inputs[i].insert(inputs[i].end(), ids.begin(), ids.end());
-    if (options.add_bos_eos) inputs[i].push_back(cfg.eos_id);
+    bool truncated = false;
+    inputs[i] = translation_source(cfg, src, sentences[i], options.add_bos_eos, &truncated);
+    st.truncated += truncated;
   }
   // Decode sentences of similar length together: less padding in the encoder.
   std::vector<size_t> order(sentences.size());
@@ -61,25 +101,10 @@ std::vector<std::string> translate(const Transformer& model, const tokenize::Tok
     ModelDecoder decoder(
         model, sources,
         {.max_positions = rules.max_new_tokens, .max_rows = int64_t(rows.size()) * options.beams});
-    const std::vector<std::vector<int64_t>> prompts(rows.size(), std::vector<int64_t>{cfg.bos_id});
-    std::vector<std::vector<int64_t>> generated;
-    if (options.beams == 1) {
-      generated = greedy_search(decoder, prompts, rules);
-    } else {
-      BeamOptions beam;
-      beam.num_beams = options.beams;
-      beam.early_stopping = options.early_stopping;
-      for (Hypothesis& h : beam_search(decoder, prompts, rules, beam))
-        generated.push_back(std::move(h.tokens));
-    }
+    const auto generated = translation_search(decoder, cfg, rows.size(), rules, options, 1);
     for (size_t b = 0; b < rows.size(); ++b) {
-      std::vector<int32_t> ids;
-      for (int64_t t : generated[b]) {
-        if (t == cfg.eos_id) break;
-        ids.push_back(int32_t(t));
-      }
-      st.generated_tokens += int64_t(generated[b].size());
-      out[rows[b]] = tgt.decode(ids, /*skip_special=*/true);
+      st.generated_tokens += int64_t(generated[b][0].size());
+      out[rows[b]] = translation_text(cfg, tgt, generated[b][0]);
     }
   }
   st.sentences += int64_t(sentences.size());

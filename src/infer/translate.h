@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "infer/beam_search.h"
+#include "infer/decoder_step.h"
 #include "infer/logits_processors.h"
 #include "models/transformer.h"
 #include "tokenize/tokenizer.h"
@@ -35,6 +36,22 @@ struct TranslateStats {
 
 // The decoding rules of the model's family (see TranslateOptions) for at most max_new_tokens tokens.
 GenerationRules translation_rules(const ModelConfig& config, int64_t max_new_tokens);
+
+// The source ids of `sentence`: tokenized, wrapped in bos and eos when add_bos_eos, cut to the model's
+// max_len (keeping the final EOS; *truncated says whether it was cut).
+std::vector<int64_t> translation_source(const ModelConfig& config, const tokenize::Tokenizer& src,
+                                        const std::string& sentence, bool add_bos_eos, bool* truncated = nullptr);
+
+// The search `options` choose (greedy, or beam search) over `sources` rows of `decoder`, each started from
+// bos_id: per source up to `hypotheses` generated token lists, best first (greedy finds one).
+std::vector<std::vector<std::vector<int64_t>>> translation_search(DecoderStep& decoder, const ModelConfig& config,
+                                                                  size_t sources, const GenerationRules& rules,
+                                                                  const TranslateOptions& options,
+                                                                  int64_t hypotheses);
+
+// The text of generated tokens: up to the first EOS, special tokens skipped.
+std::string translation_text(const ModelConfig& config, const tokenize::Tokenizer& tgt,
+                             std::span<const int64_t> generated);
 
 // One translation per sentence, in input order. An empty sentence translates to an empty line.
 std::vector<std::string> translate(const Transformer& model, const tokenize::Tokenizer& src,

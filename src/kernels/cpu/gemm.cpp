@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "kernels/cpu/gemm_invariant.h"
 #include "kernels/cpu/scratch.h"
 #include "tensor/dtype.h"
 
@@ -129,6 +130,7 @@ void matmul(const Key& key, const void* A, const void* B, float* C) {
 }
 
 std::atomic<GemmPrecision> g_precision{GemmPrecision::F32};
+thread_local bool t_row_invariant = false;
 
 // The precision of this call (see gemm.h: float32 inside a parallel region). omp_get_level() counts
 // inactive regions too: with one thread a kernel's parallel loop is inactive (omp_in_parallel() is
@@ -202,6 +204,11 @@ float round_to_f16(float x) { return f16_to_f32(f32_to_f16(x)); }
 void set_gemm_precision(GemmPrecision precision) { g_precision.store(precision); }
 GemmPrecision gemm_precision() { return g_precision.load(); }
 
+bool row_invariant_gemm() { return t_row_invariant; }
+
+RowInvariantGemmScope::RowInvariantGemmScope(bool on) : previous_(t_row_invariant) { t_row_invariant = on; }
+RowInvariantGemmScope::~RowInvariantGemmScope() { t_row_invariant = previous_; }
+
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
@@ -211,6 +218,11 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
     return gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (precision == GemmPrecision::F16)
     return gemm_f16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  // Row-invariant mode covers calls outside every parallel region, inactive ones included (as
+  // precision_here() does): with one thread the attention kernels' regions are inactive, and their tile
+  // products must take the same path as with several.
+  if (t_row_invariant && omp_get_level() == 0)
+    return gemm_row_invariant(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   // dnnl_sgemm, not a cached matmul primitive: executing a primitive allocates inside oneDNN on every
   // call, and a training step must not allocate in steady state (BENCHMARKS.md has both measured).
   dnnl_status_t st =

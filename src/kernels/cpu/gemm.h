@@ -5,6 +5,13 @@
 // nothing per call; gemm_batched() runs one matmul primitive over the batch, cached per shape and thread.
 // Threads: OpenMP's, unless called from inside a parallel region, where it runs on the calling thread.
 // Thread-safe.
+// Row invariance: oneDNN's result for one row of C depends in its last bits on M (its kernels and blocking
+// change with it), so a row computed alone differs from the same row computed among others. A thread in a
+// RowInvariantGemmScope gets rows that do not: its float32 gemm() calls from outside any parallel region
+// go to gemm_row_invariant() (gemm_invariant.h), whose every element is computed the same way whatever the
+// other rows. Calls inside a parallel region (the attention kernels' per-tile products, each row already
+// computed independently of the others' requests) keep oneDNN, so that which thread runs a tile, and
+// whether that thread is in the mode, never matters.
 #pragma once
 
 #include <bit>
@@ -37,6 +44,22 @@ class GemmPrecisionScope {
 
  private:
   GemmPrecision previous_;
+};
+
+// Whether the calling thread is in row-invariant mode (see above): off unless in a RowInvariantGemmScope.
+bool row_invariant_gemm();
+
+// Puts the calling thread in row-invariant mode (or out of it) until the end of a scope, then restores the
+// previous mode.
+class RowInvariantGemmScope {
+ public:
+  explicit RowInvariantGemmScope(bool on = true);
+  ~RowInvariantGemmScope();
+  RowInvariantGemmScope(const RowInvariantGemmScope&) = delete;
+  RowInvariantGemmScope& operator=(const RowInvariantGemmScope&) = delete;
+
+ private:
+  bool previous_;
 };
 
 // x rounded to the nearest bfloat16 (ties to even), as its 16 bits.
