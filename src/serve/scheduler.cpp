@@ -19,9 +19,12 @@ std::mutex& compute_mutex() {
   return m;
 }
 
-// How long the scheduler waits, after the first job of a pass arrived, for the other running sequences to
-// hand in their steps (their search work between steps takes microseconds; a pass takes milliseconds).
-constexpr auto kGatherWait = std::chrono::microseconds(1500);
+// A pass waits for every running sequence to hand in its step: their search work between two steps takes
+// microseconds, so waiting costs nothing, while starting without them would split the batch (on 2 cores,
+// OpenMP's spinning workers can keep the request threads from running for a while after a pass). The
+// limit only guards against a request thread that stalls (a client that reads slowly), which would
+// otherwise hold back everyone else's next token.
+constexpr auto kGatherWait = std::chrono::milliseconds(20);
 // How often a waiting admission asks whether its client went away.
 constexpr auto kCancelPoll = std::chrono::milliseconds(20);
 
@@ -182,6 +185,7 @@ void Scheduler::run_pass(std::vector<Job*>& jobs) {
   }
   if (decoding.empty()) return;
   try {
+    const auto start = Clock::now();
     const Tensor logits = batch_.run(model_, feeds);
     const int64_t vocab = model_.config().tgt_vocab;
     const float* from = logits.f32();
@@ -192,6 +196,7 @@ void Scheduler::run_pass(std::vector<Job*>& jobs) {
     }
     std::lock_guard lock(mutex_);
     ++counters_.passes, counters_.pass_rows += int64_t(feeds.size());
+    counters_.pass_seconds += std::chrono::duration<double>(Clock::now() - start).count();
   } catch (...) {
     for (Job* job : decoding) job->error = std::current_exception();
   }

@@ -47,6 +47,7 @@ struct SchedulerStats {
   int64_t waiting = 0, running = 0;      // sequences
   int64_t kv_bytes = 0, kv_budget = 0;   // reserved by running sequences / the budget
   int64_t passes = 0, pass_rows = 0;     // forward passes run, and the rows they fed (sum)
+  double pass_seconds = 0;               // time spent in them
 };
 
 // Thrown by admit() when max_waiting sequences already wait (HTTP 429 with Retry-After).

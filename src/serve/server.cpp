@@ -642,6 +642,11 @@ int Server::run() {
   });
   route("GET", "/v1/models", "/v1/models", [this](auto&, auto& res, auto&) { list_models(res); });
   route("GET", "/models", "/v1/models", [this](auto&, auto& res, auto&) { list_models(res); });
+  route("GET", R"(/v1/models/([^/]+))", "/v1/models/{id}", [this](auto& req, auto& res, auto&) {
+    const ServedModel& m = model_for(req.matches[1].str());
+    res.set_content(dump({{"id", m.name}, {"object", "model"}, {"created", unix_time()}, {"owned_by", "tfm"}}),
+                    "application/json");
+  });
   route("POST", "/v1/completions", "/v1/completions",
         [this](auto& req, auto& res, auto& body) { completions(req, res, body, false); });
   route("POST", "/v1/chat/completions", "/v1/chat/completions",
