@@ -15,6 +15,7 @@
 #include "infer/sampling.h"
 #include "infer/translate.h"
 #include "model_shapes.h"
+#include "models/quantize.h"
 #include "models/transformer.h"
 #include "serve/scheduler.h"
 
@@ -56,10 +57,20 @@ bool same_bits(const Tensor& a, const Tensor& b) {
   return a.numel() == b.numel() && std::memcmp(a.f32(), b.f32(), size_t(a.numel()) * sizeof(float)) == 0;
 }
 
-// One pass over rows of several caches gives each row the logits of a pass of its own.
+// One pass over rows of several caches gives each row the logits of a pass of its own: float32 weights
+// (GPT-2 and Llama shapes, the latter with a sliding-window ring), and INT8 and Q4_0 weights.
 TEST(DecodeBatch, RowsOfOnePassEqualTheirSoloPassesBitForBit) {
-  for (const ModelConfig& c : {gpt2_shaped(), test::llama_layout(gpt2_shaped(), 2, 5)}) {
+  struct Case {
+    ModelConfig config;
+    std::optional<kernels::WeightFormat> format;
+  };
+  ModelConfig blocks = gpt2_shaped();  // Q4_0 quantizes rows in blocks of 32
+  blocks.d_ff = 64;
+  for (const Case& k : {Case{gpt2_shaped(), {}}, Case{test::llama_layout(gpt2_shaped(), 2, 5), {}},
+                        Case{blocks, kernels::WeightFormat::Int8}, Case{blocks, kernels::WeightFormat::Q4_0}}) {
+    const ModelConfig& c = k.config;
     auto model = random_model(c, 3);
+    if (k.format) quantize_model(*model, *k.format);
     const auto ps = prompts(6, c.tgt_vocab);
     std::vector<infer::KvCache> together, alone;
     for (size_t i = 0; i < ps.size(); ++i) {
