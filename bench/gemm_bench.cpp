@@ -1,7 +1,7 @@
 // Times the candidates behind tfm's gemm() / gemm_batched() on the products of a Transformer training step
 // and of decoding (see BENCHMARKS.md for the figures and the decision). Every case computes C = op(A) op(B)
-// (alpha 1, beta 0) on contiguous row-major float32 operands. Threads: OMP_NUM_THREADS; OpenBLAS is told the
-// same count.
+// (alpha 1, beta 0) on contiguous, 64-byte aligned row-major float32 operands. Threads: OMP_NUM_THREADS;
+// OpenBLAS is told the same count.
 //
 // Names: <candidate>/<config>/<product>/<trans>/<M>x<N>x<K>[/batch<n>], so that
 // --benchmark_filter picks candidates or shapes by regex.
@@ -13,6 +13,7 @@
 #include <chrono>
 #include <dnnl.hpp>
 #include <memory>
+#include <new>
 #include <random>
 #include <string>
 #include <thread>
@@ -32,6 +33,20 @@ struct Case {
   int64_t batch;
 };
 
+// 64-byte aligned storage, as tfm's tensors have (tensor/tensor.h): rows of a multiple of 16 floats then
+// start on cache lines, which gemm_row_invariant()'s row loads (unlike oneDNN's packing) are sensitive to.
+template <typename T>
+struct Aligned {
+  using value_type = T;
+  Aligned() = default;
+  template <typename U>
+  Aligned(const Aligned<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  bool operator==(const Aligned&) const = default;
+};
+using Floats = std::vector<float, Aligned<float>>;
+
 // One matrix multiplication, or a batch of them, as row-major arrays filled with noise in [-1, 1].
 struct Operands {
   explicit Operands(const Case& c)
@@ -42,16 +57,16 @@ struct Operands {
         b(noise(c.batch * c.K * c.N)),
         c(c.batch * c.M * c.N) {}
 
-  static std::vector<float> noise(int64_t n) {
+  static Floats noise(int64_t n) {
     std::mt19937 rng(42);
     std::uniform_real_distribution<float> u(-1, 1);
-    std::vector<float> v(n);
+    Floats v(n);
     for (float& x : v) x = u(rng);
     return v;
   }
 
   int64_t lda, ldb, ldc;
-  std::vector<float> a, b, c;
+  Floats a, b, c;
 };
 
 // Times fn() after one untimed call (JIT code generation, first touch of the pages); reports GFLOP/s.

@@ -3,10 +3,13 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
@@ -51,11 +54,18 @@ struct Problem {
     c = noise(M * ldc, 3);
   }
 
-  // gemm_row_invariant() on rows [row, row + rows) of op(A) into the same rows of `out`.
-  void run(int64_t row, int64_t rows, float alpha, float beta, std::vector<float>& out) const {
+  // gemm_row_invariant() on rows [row, row + rows) of op(A) and columns [col, col + cols) of op(B) into
+  // that block of `out`.
+  void run_block(int64_t row, int64_t rows, int64_t col, int64_t cols, float alpha, float beta,
+                 std::vector<float>& out) const {
     const float* a_rows = a.data() + (ta ? row : row * lda);
-    gemm_row_invariant(ta, tb, rows, N, K, alpha, a_rows, lda, b.data(), ldb, beta, out.data() + row * ldc,
-                       ldc);
+    const float* b_cols = b.data() + (tb ? col * ldb : col);
+    gemm_row_invariant(ta, tb, rows, cols, K, alpha, a_rows, lda, b_cols, ldb, beta,
+                       out.data() + row * ldc + col, ldc);
+  }
+
+  void run(int64_t row, int64_t rows, float alpha, float beta, std::vector<float>& out) const {
+    run_block(row, rows, 0, N, alpha, beta, out);
   }
 
   // gemm_row_invariant() against gemm_reference() on copies of `c0` (C's initial value).
@@ -119,8 +129,8 @@ bool same_rows(const std::vector<float>& a, const std::vector<float>& b, int64_t
   return std::memcmp(a.data() + row * ldc, b.data() + row * ldc, size_t(rows * ldc) * sizeof(float)) == 0;
 }
 
-// The whole product once; then every row alone and in sub-batches of several sizes at several offsets,
-// with 1 and 2 threads: always the same bits.
+// The whole product once; then every row alone, in sub-batches of several sizes at several offsets, and
+// the columns in pieces, with 1 and 2 threads: always the same bits.
 void expect_rows_independent_of_batch(bool ta, bool tb, int64_t N, int64_t K) {
   Problem p(ta, tb, 64, N, K, /*pad=*/3);
   std::vector<float> whole = p.c;
@@ -138,6 +148,13 @@ void expect_rows_independent_of_batch(bool ta, bool tb, int64_t N, int64_t K) {
         EXPECT_TRUE(same_rows(parts, whole, row, size, p.ldc))
             << size << " rows from " << row << ", " << n << " threads";
       }
+    parts = p.c;
+    const std::array<int64_t, 4> widths = {1, 16, 17, 3};
+    for (int64_t col = 0, piece = 0, i = 0; col < p.N; col += piece, ++i) {
+      piece = std::min(p.N - col, widths[size_t(i) % widths.size()]);
+      p.run_block(0, p.M, col, piece, 0.5f, 0.25f, parts);
+    }
+    EXPECT_TRUE(same_rows(parts, whole, 0, p.M, p.ldc)) << "columns in pieces, " << n << " threads";
   }
   omp_set_num_threads(threads);
 }
@@ -151,37 +168,57 @@ TEST(GemmRowInvariant, RowsDoNotDependOnTheBatchOrThreads) {
       }
 }
 
-// gemm() of 1 and of 17 rows: in a RowInvariantGemmScope row 0 is the same; outside, oneDNN's differs for
-// this shape (so the scope is what makes them equal); inside a parallel region the scope does not apply.
-// (oneDNN's sgemm of 2 to 15 rows happens to sum in gemm_row_invariant()'s order: 17 rows it does not.)
-TEST(GemmRowInvariant, ScopeRoutesGemm) {
+// Row 0 of gemm() of 1 and of 17 rows: the same in a RowInvariantGemmScope; outside, oneDNN's differ for
+// this shape (so the scope is what makes them equal), and inside a parallel region, where the scope does
+// not apply, they differ again. (oneDNN's sgemm of 2 to 15 rows happens to sum in gemm_row_invariant()'s
+// order; of 17 rows it does not.)
+TEST(GemmRowInvariant, ScopeRoutesGemmOutsideParallelRegions) {
   Problem p(false, true, 17, 1024, 256);
-  auto first_row = [&](int64_t rows) {
+  auto first_row = [&](int64_t rows, bool in_region) {
     std::vector<float> all(size_t(rows * p.ldc));
-    gemm(false, true, rows, p.N, p.K, 1, p.a.data(), p.lda, p.b.data(), p.ldb, 0, all.data(), p.ldc);
+    auto run = [&] {
+      gemm(false, true, rows, p.N, p.K, 1, p.a.data(), p.lda, p.b.data(), p.ldb, 0, all.data(), p.ldc);
+    };
+    if (in_region) {
+#pragma omp parallel num_threads(1)
+      run();
+    } else {
+      run();
+    }
     return std::vector<float>(all.begin(), all.begin() + p.N);
   };
   EXPECT_FALSE(row_invariant_gemm());
-  EXPECT_NE(first_row(1), first_row(p.M)) << "oneDNN agrees on this shape: the test proves nothing";
+  EXPECT_NE(first_row(1, false), first_row(p.M, false))
+      << "oneDNN agrees on this shape: the test proves nothing";
   {
     RowInvariantGemmScope scope;
     EXPECT_TRUE(row_invariant_gemm());
-    EXPECT_EQ(first_row(1), first_row(p.M));
-    {
-      RowInvariantGemmScope off(false);
-      EXPECT_FALSE(row_invariant_gemm());
-    }
-    EXPECT_TRUE(row_invariant_gemm());
-    std::vector<float> want = p.c;
+    EXPECT_EQ(first_row(1, false), first_row(p.M, false));
+    EXPECT_NE(first_row(1, true), first_row(p.M, true)) << "inside a parallel region: oneDNN";
+    std::vector<float> want = p.c, got = p.c;
     p.run(0, p.M, 1, 0, want);
-    std::vector<float> got = p.c, nested = p.c;
     gemm(false, true, p.M, p.N, p.K, 1, p.a.data(), p.lda, p.b.data(), p.ldb, 0, got.data(), p.ldc);
     EXPECT_TRUE(same_rows(got, want, 0, p.M, p.ldc)) << "gemm() in the scope is gemm_row_invariant()";
-#pragma omp parallel num_threads(1)
-    gemm(false, true, p.M, p.N, p.K, 1, p.a.data(), p.lda, p.b.data(), p.ldb, 0, nested.data(), p.ldc);
-    EXPECT_FALSE(same_rows(nested, want, 0, p.M, p.ldc)) << "inside a parallel region: oneDNN";
   }
   EXPECT_FALSE(row_invariant_gemm());
+}
+
+// Scopes nest, each restoring the mode it found; the mode belongs to the thread that set it.
+TEST(GemmRowInvariant, ScopesNestPerThread) {
+  RowInvariantGemmScope on;
+  {
+    RowInvariantGemmScope off(false);
+    EXPECT_FALSE(row_invariant_gemm());
+    {
+      RowInvariantGemmScope again;
+      EXPECT_TRUE(row_invariant_gemm());
+    }
+    EXPECT_FALSE(row_invariant_gemm());
+  }
+  EXPECT_TRUE(row_invariant_gemm());
+  bool other = true;
+  std::thread([&] { other = row_invariant_gemm(); }).join();
+  EXPECT_FALSE(other);
 }
 
 }  // namespace

@@ -11,7 +11,8 @@
 // go to gemm_row_invariant() (gemm_invariant.h), whose every element is computed the same way whatever the
 // other rows. Calls inside a parallel region (the attention kernels' per-tile products, each row already
 // computed independently of the others' requests) keep oneDNN, so that which thread runs a tile, and
-// whether that thread is in the mode, never matters.
+// whether that thread is in the mode, never matters. So do the other precisions and gemm_batched() of more
+// than one matrix.
 #pragma once
 
 #include <bit>

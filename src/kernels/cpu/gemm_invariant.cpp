@@ -1,19 +1,18 @@
 #include "kernels/cpu/gemm_invariant.h"
 
-#include "kernels/cpu/scratch.h"
-
 #include <omp.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 
+#include "kernels/cpu/scratch.h"
+
 #ifdef __AVX512F__
 // GCC 12 reports the _mm512_undefined_ps() inside several intrinsics (here the shuffles) as uninitialised
 // once they are inlined (GCC bug 105593, fixed in 13).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 #endif
@@ -28,7 +27,8 @@
 //    elements: a block only decides how many such vectors are in flight at once, and the reduction's
 //    shuffles only move lanes, never combining two elements' values.
 //  - C = A B (AVX-512) and every other case: one chain of fused multiply-adds acc = fma(a[k], b[k], acc)
-//    from acc = 0, k = 0, 1, ..., K-1, whether on a lane of a vector or on a scalar.
+//    from acc = 0, k = 0, 1, ..., K-1, whether on a lane of a vector or on a scalar (C = A B goes over K
+//    in passes, each element's acc kept exactly in between).
 // Then alpha and beta, by finish()'s operations in every path. No cache or packed copy is kept between calls,
 // and a tile is computed by exactly one thread, so nothing else in the call can reach an element's value.
 namespace tfm::kernels {
@@ -77,7 +77,8 @@ int64_t tile_rows(int64_t M, int64_t K) {
 // or not) or the product is small. Consecutive tiles share their rows of A: the static schedule gives
 // each thread one run of them.
 void for_each_tile(const Gemm& g, void (*fn)(const Gemm&, Tile)) {
-  const int64_t mc = tile_rows(g.M, g.K), rows = (g.M + mc - 1) / mc, cols = (g.N + kTileCols - 1) / kTileCols;
+  const int64_t mc = tile_rows(g.M, g.K), rows = (g.M + mc - 1) / mc,
+                cols = (g.N + kTileCols - 1) / kTileCols;
   auto tile = [&](int64_t t) {
     const int64_t i0 = t / cols * mc, j0 = t % cols * kTileCols;
     fn(g, Tile{i0, std::min(i0 + mc, g.M), j0, std::min(j0 + kTileCols, g.N)});
@@ -111,6 +112,8 @@ void scalar_tile(const Gemm& g, Tile t) {
 
 #ifdef __AVX512F__
 constexpr int kLanes = 16;
+// The rows of A that C = A B^T keeps in L1 (of 48 KiB) at once.
+constexpr int64_t kL1BytesOfA = 32 << 10;
 
 // alpha * dot + beta * C on the lanes of `mask` of the row at c, by finish()'s operations.
 void store_row(__m512 dot, float alpha, float beta, __mmask16 mask, float* c) {
@@ -219,16 +222,20 @@ NtBlock nt_kernel(int64_t mr, int64_t nr) {
 // accumulators keep both FMA pipes busy; a 1-row block has too few).
 int64_t block_rows(int64_t left) { return left == 5 ? 3 : std::min<int64_t>(left, 4); }
 
-// A tile of C = A B^T: for each block of B's rows, in L1 after its first use, every block of the tile's
-// rows of A. As many rows of B per block as 16 accumulators allow, so that even one row of A keeps the
-// FMA pipes busy.
+// A tile of C = A B^T, by groups of its rows of A: as many as fit kL1BytesOfA (all of them when that is
+// under 8), which stay in L1 while each block of B's rows, from L2, goes past them. As many rows of B per
+// block as 16 accumulators allow, so that even one row of A keeps the FMA pipes busy.
 void nt_tile(const Gemm& g, Tile t) {
   const int64_t rows = t.i1 - t.i0, wide = rows == 1 ? 16 : rows == 2 ? 8 : 4;
-  for (int64_t j = t.j0, nr; j < t.j1; j += nr) {
-    nr = t.j1 - j >= wide ? wide : t.j1 - j >= 4 ? 4 : 1;
-    for (int64_t i = t.i0, mr; i < t.i1; i += mr) {
-      mr = block_rows(t.i1 - i);
-      nt_kernel(mr, nr)(g.A + i * g.lda, g.lda, g.B + j * g.ldb, g.ldb, g, g.C + i * g.ldc + j);
+  const int64_t fit = kL1BytesOfA / (g.K * int64_t(sizeof(float))) / 4 * 4, group = fit >= 8 ? fit : rows;
+  for (int64_t i0 = t.i0; i0 < t.i1; i0 += group) {
+    const int64_t i1 = std::min(i0 + group, t.i1);
+    for (int64_t j = t.j0, nr; j < t.j1; j += nr) {
+      nr = t.j1 - j >= wide ? wide : t.j1 - j >= 4 ? 4 : 1;
+      for (int64_t i = i0, mr; i < i1; i += mr) {
+        mr = block_rows(i1 - i);
+        nt_kernel(mr, nr)(g.A + i * g.lda, g.lda, g.B + j * g.ldb, g.ldb, g, g.C + i * g.ldc + j);
+      }
     }
   }
 }
@@ -278,14 +285,15 @@ using NnBlock = void (*)(const float*, const float*, __mmask16, const Gemm&, flo
 template <int MR>
 constexpr NnBlock kNnBlocks[] = {nn_block<MR, 1>, nn_block<MR, 2>, nn_block<MR, 3>, nn_block<MR, 4>};
 
-// Rows of B per pass: the tile's columns of them (kNnPassRows x 64 floats) stay in L1 while every block
-// of the tile's rows goes over them.
+// Rows of B per pass: the tile's columns of them (kNnPassRows x 64 floats, 32 KiB) stay in L1 while every
+// block of the tile's rows goes over them.
 constexpr int64_t kNnPassRows = 128;
 
-// A tile of C = A B, in blocks of up to 4 rows x 64 columns, in passes over kNnPassRows rows of B.
+// A tile of C = A B, in blocks of up to 4 rows x 64 columns, in passes over kNnPassRows rows of B. The
+// carry is thread scratch slot 3, which no other kernel uses (this one may run inside their regions).
 void nn_tile(const Gemm& g, Tile t) {
   static constexpr const NnBlock* blocks[] = {kNnBlocks<1>, kNnBlocks<2>, kNnBlocks<3>, kNnBlocks<4>};
-  float* carry = g.K > kNnPassRows ? thread_scratch(size_t((t.i1 - t.i0) * kTileCols), 3) : nullptr;
+  float* carry = thread_scratch(size_t((t.i1 - t.i0) * kTileCols), 3);
   for (int64_t k = 0; k < g.K; k += kNnPassRows)
     for (int64_t j = t.j0; j < t.j1; j += 4 * kLanes) {
       const int64_t cols = std::min<int64_t>(4 * kLanes, t.j1 - j), nv = (cols + kLanes - 1) / kLanes;
