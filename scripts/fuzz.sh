@@ -9,16 +9,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
-targets=(fuzz_tokenizer_json fuzz_bpe_encode)
+targets=(fuzz_tokenizer_json fuzz_bpe_encode fuzz_chat_template fuzz_serve_request)
 
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DTFM_FUZZ=ON -DTFM_BUILD_TESTS=OFF -DTFM_BUILD_BENCH=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j "$(nproc)" --target "${targets[@]}"
 
 # Per target: the longest input (a tokenizer.json needs room for a vocabulary; a text to encode does
-# not) and any extra flags.
-declare -A max_len=([fuzz_tokenizer_json]=4096 [fuzz_bpe_encode]=1024)
-declare -A extra=([fuzz_tokenizer_json]="-dict=fuzz/tokenizer_json.dict" [fuzz_bpe_encode]="")
+# not; a chat template is in between) and any extra flags.
+declare -A max_len=([fuzz_tokenizer_json]=4096 [fuzz_bpe_encode]=1024 [fuzz_chat_template]=2048 [fuzz_serve_request]=4096)
+declare -A extra=([fuzz_tokenizer_json]="-dict=fuzz/tokenizer_json.dict" [fuzz_bpe_encode]="" [fuzz_chat_template]="" [fuzz_serve_request]="")
 
 status=0
 summary=""

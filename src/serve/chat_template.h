@@ -37,9 +37,10 @@
 //    strings are UTF-8 and are indexed, sliced and measured in code points; upper / lower use ICU's full
 //    case mapping and strip Python's whitespace set.
 //  - Undefined values, as Jinja's default Undefined: they print as "", are false, iterate as empty and pass
-//    through filters as ""; arithmetic, ordering, attribute access or calls on them fail ("'x' is
-//    undefined"). Filter, test and method names are looked up when used, so a template that names one
-//    outside this list renders as long as that branch is not taken.
+//    through filters as "" (but tojson, which fails on them as Jinja's does); arithmetic, ordering,
+//    attribute access or calls on them fail ("'x' is undefined"). Filter, test and method names are looked
+//    up when used, so a template that names one outside this list renders as long as that branch is not
+//    taken.
 // Not supported (a parse error, or a render error when reached): floats and "/", "**", dict and tuple
 // literals, macros, call / filter / raw / with / include / extends / block tags, {% set %} blocks,
 // break / continue, for-else, recursive loops, tests with arguments, loop.cycle / previtem / nextitem,
