@@ -7,6 +7,7 @@
 #include <httplib.h>
 #include <signal.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -229,6 +230,40 @@ TEST(Serve, EmbeddingsTokensModelsAndMetrics) {
                            "tfm_generated_tokens_total{model=\"kjv2\"} 5", "tfm_running_sequences{model=\"kjv2\"} 0",
                            "tfm_kv_cache_bytes{model=\"kjv2\"} 0", "tfm_time_to_first_token_seconds_count 1"})
     EXPECT_NE(metrics.text.find(line), std::string::npos) << line << "\n" << metrics.text;
+  EXPECT_EQ(server.stop(), 0);
+}
+
+// Chat renders the model folder's template (tokenizer_config.json's chat_template, here ChatML): the reply
+// equals the completion of the rendered prompt; a template's raise_exception is a 400.
+TEST(Serve, ChatRendersTheModelsTemplate) {
+  const std::string dir = test::temp_dir("serve-chat");
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer.json", "generation_config.json"})
+    std::filesystem::create_symlink(models() + "/lm-kjv/" + f, dir + "/" + f);
+  const std::string chatml =
+      "{% for message in messages %}{% if message['role'] == 'tool' %}{{ raise_exception('no tools here') }}"
+      "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+      "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+  std::ofstream(dir + "/tokenizer_config.json") << json{{"chat_template", chatml}}.dump();
+  ServerProcess server("--model kjv-chat='" + dir + "'");
+  const json messages = {{{"role", "system"}, {"content", "Speak as the king."}},
+                         {{"role", "user"}, {"content", "And the LORD said"}}};
+  const Reply chat = post(server.port(), "/v1/chat/completions",
+                          json{{"messages", messages}, {"max_tokens", 20}, {"temperature", 0}}.dump());
+  ASSERT_EQ(chat.status, 200) << chat.text;
+  EXPECT_EQ(chat.body["object"], "chat.completion");
+  EXPECT_EQ(chat.body["choices"][0]["message"]["role"], "assistant");
+  const std::string rendered =
+      "<|im_start|>system\nSpeak as the king.<|im_end|>\n<|im_start|>user\nAnd the LORD said<|im_end|>\n"
+      "<|im_start|>assistant\n";
+  const Reply completion = post(server.port(), "/v1/completions",
+                                json{{"prompt", rendered}, {"max_tokens", 20}, {"temperature", 0}}.dump());
+  ASSERT_EQ(completion.status, 200) << completion.text;
+  EXPECT_EQ(chat.body["choices"][0]["message"]["content"], completion.body["choices"][0]["text"]);
+  EXPECT_EQ(chat.body["usage"], completion.body["usage"]);
+  const Reply tool = post(server.port(), "/v1/chat/completions",
+                          json{{"messages", {{{"role", "tool"}, {"content", "x"}}}}}.dump());
+  EXPECT_EQ(tool.status, 400) << tool.text;
+  EXPECT_EQ(tool.body["error"]["message"], "no tools here");
   EXPECT_EQ(server.stop(), 0);
 }
 
