@@ -1,5 +1,6 @@
 #include "serve/api.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -252,8 +253,16 @@ ChatRequest parse_chat(const json& body) {
     const std::string param = fmt::format("messages[{}]", i);
     if (!msg.is_object()) wrong_type(param, msg, "an object");
     ChatMessage out;
+    if (const json* role = field(msg, "role"); role && !role->is_string())
+      wrong_type(param + ".role", *role, "a string");
     out.role = get_string(msg, "role");
     if (out.role.empty()) bad(param + ".role", fmt::format("'{}.role' is required", param));
+    static const std::vector<std::string> roles = {"system", "developer", "user", "assistant", "tool"};
+    if (std::find(roles.begin(), roles.end(), out.role) == roles.end())
+      bad(param + ".role", fmt::format("'{}.role' is '{}'; it must be one of system, developer, user, assistant, "
+                                       "tool",
+                                       param, out.role));
+    if (!field(msg, "content")) bad(param + ".content", fmt::format("'{}.content' is required", param));
     // Content: a string, or an array of parts of which the text parts are joined.
     if (const json* c = field(msg, "content")) {
       if (c->is_string()) {

@@ -69,19 +69,22 @@ size_t final_length(const std::string& text, size_t from, const std::vector<std:
 
 }  // namespace
 
-std::vector<CompletionChoice> complete(Scheduler& scheduler, const tokenize::Tokenizer& tok,
-                                       const CompletionSpec& spec, const TextCallback& on_text,
-                                       const std::function<bool()>& cancelled) {
+std::unique_ptr<Sequence> admit(Scheduler& scheduler, const CompletionSpec& spec,
+                                const std::function<bool()>& cancelled) {
   const int64_t vocab = scheduler.model().config().tgt_vocab;
   TFM_CHECK(!spec.prompt.empty() && spec.n > 0, "complete: prompt of {} tokens, n {}", spec.prompt.size(), spec.n);
   infer::validate_prompts({spec.prompt}, vocab);
   infer::validate(spec.rules, vocab);
   if (spec.sampling) infer::validate(*spec.sampling);
-  const int64_t max_new = spec.rules.max_new_tokens;
   // A row holds its prompt and every generated token but the last.
-  std::unique_ptr<Sequence> seq =
-      scheduler.admit(spec.n, int64_t(spec.prompt.size()) + max_new - 1, {}, cancelled);
+  return scheduler.admit(spec.n, int64_t(spec.prompt.size()) + spec.rules.max_new_tokens - 1, {}, cancelled);
+}
 
+std::vector<CompletionChoice> complete(Sequence& sequence, const tokenize::Tokenizer& tok,
+                                       const CompletionSpec& spec, const TextCallback& on_text) {
+  Sequence* seq = &sequence;
+  const int64_t vocab = seq->vocab_size();
+  const int64_t max_new = spec.rules.max_new_tokens;
   const std::vector<int32_t> prompt32(spec.prompt.begin(), spec.prompt.end());
   const std::string prompt_text = tok.decode(prompt32, true);
   const size_t n = size_t(spec.n);

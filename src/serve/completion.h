@@ -49,8 +49,13 @@ struct CompletionChoice {
 using TextCallback =
     std::function<bool(int64_t row, const std::string& delta, std::span<const TokenLogprob> logprobs)>;
 
-std::vector<CompletionChoice> complete(Scheduler& scheduler, const tokenize::Tokenizer& tokenizer,
-                                       const CompletionSpec& spec, const TextCallback& on_text = {},
-                                       const std::function<bool()>& cancelled = {});
+// Admits the request's sequence (spec.n rows of its prompt and max_new_tokens): what may wait, and what
+// throws QueueFull, OverBudget or Cancelled (serve/scheduler.h), before any answer is sent.
+std::unique_ptr<Sequence> admit(Scheduler& scheduler, const CompletionSpec& spec,
+                                const std::function<bool()>& cancelled = {});
+
+// Generates the n choices through the admitted `sequence`.
+std::vector<CompletionChoice> complete(Sequence& sequence, const tokenize::Tokenizer& tokenizer,
+                                       const CompletionSpec& spec, const TextCallback& on_text = {});
 
 }  // namespace tfm::serve

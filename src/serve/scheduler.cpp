@@ -83,7 +83,9 @@ std::unique_ptr<Sequence> Scheduler::admit(int64_t rows, int64_t positions, cons
     const bool fits_now =
         waiting_.empty() && running_ < options_.max_running && kv_bytes_ + bytes <= options_.kv_budget_bytes;
     if (!fits_now && int64_t(waiting_.size()) >= options_.max_waiting)
-      throw QueueFull(fmt::format("{} requests are already waiting (--max-queue)", waiting_.size()));
+      throw QueueFull(fmt::format("the server is busy: {} requests run and {} wait, the most it queues "
+                                  "(--max-queue {})",
+                                  running_, waiting_.size(), options_.max_waiting));
     const uint64_t ticket = next_ticket_++;
     waiting_.push_back(ticket);
     auto leave_queue = [&] {

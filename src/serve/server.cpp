@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -12,6 +13,7 @@
 #include <thread>
 
 #include "core/base64.h"
+#include "core/utf8.h"
 #include "serve/api.h"
 #include "serve/completion.h"
 #include "serve/metrics.h"
@@ -105,6 +107,25 @@ void parallel_for(size_t count, size_t width, const std::function<void(size_t)>&
   if (error) std::rethrow_exception(error);
 }
 
+// A form's fields as the JSON body would have them: every value checked as UTF-8, the integer fields of
+// LibreTranslate's form (beams, alternatives) as numbers.
+json form_fields(const json& form) {
+  json body = json::object();
+  for (const auto& [k, v] : form.items()) {
+    const std::string text = v.get<std::string>();
+    if (auto bad_byte = find_invalid_utf8(text))
+      throw ApiError(400, fmt::format("the form field '{}' is not valid UTF-8 (byte offset {})", k, *bad_byte), k,
+                     "invalid_utf8");
+    body[k] = text;
+    if (k == "beams" || k == "alternatives") {
+      int64_t number = 0;
+      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+      if (ec == std::errc() && end == text.data() + text.size()) body[k] = number;
+    }
+  }
+  return body;
+}
+
 class Server {
  public:
   explicit Server(const ServerOptions& options) : options_(options) {}
@@ -155,6 +176,7 @@ void Server::route(const char* method, const std::string& path, const std::strin
                             type.starts_with("multipart/form-data"))) {
           for (const auto& [k, v] : req.params) body[k] = v;
           for (const auto& [k, f] : req.files) body[k] = f.content;
+          body = form_fields(body);
         } else {
           body = parse_body(req.body);
         }
@@ -376,14 +398,15 @@ void Server::completions(const httplib::Request&, httplib::Response& res, const 
     std::atomic<bool> first{true};
     std::vector<Clock::time_point> last(specs.size() * size_t(n), start);
     parallel_for(specs.size(), width, [&](size_t p) {
-      outcome->choices[p] = complete(*m.scheduler, tok, specs[p], [&](int64_t row, const std::string&, auto) {
+      std::unique_ptr<Sequence> seq = admit(*m.scheduler, specs[p], cancelled);
+      outcome->choices[p] = complete(*seq, tok, specs[p], [&](int64_t row, const std::string&, auto) {
         const Clock::time_point now = Clock::now();
         if (first.exchange(false)) metrics_.observe_first_token(seconds_since(start));
         Clock::time_point& prev = last[p * size_t(n) + size_t(row)];
         if (prev != start) metrics_.observe_token_gap(std::chrono::duration<double>(now - prev).count());
         prev = now;
         return true;
-      }, cancelled);
+      });
     });
     finish();
     json choices = json::array();
@@ -416,15 +439,17 @@ void Server::completions(const httplib::Request&, httplib::Response& res, const 
   }
 
   // Streaming: the generation runs inside the content provider, which httplib calls after this handler
-  // returns; everything it uses is owned by the lambda.
+  // returns; everything it uses is owned by the lambda. The first prompt's sequence is admitted here, so
+  // that a full queue or an impossible budget gets its status (429, 400) before the stream's 200.
+  std::shared_ptr<Sequence> first_sequence = admit(*m.scheduler, specs[0], cancellation(start));
   const std::string chunk_object = chat ? "chat.completion.chunk" : "text_completion";
   auto specs_shared = std::make_shared<std::vector<CompletionSpec>>(std::move(specs));
   ServedModel* model = &m;
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [this, model, specs_shared, outcome, finish, usage, id, created, chunk_object, chat, n, params, start,
-       width](size_t, httplib::DataSink& sink) {
+      [this, model, specs_shared, first_sequence, outcome, finish, usage, id, created, chunk_object, chat, n,
+       params, start, width](size_t, httplib::DataSink& sink) mutable {
         auto stream = std::make_shared<EventStream>(sink);
         const std::vector<CompletionSpec>& specs = *specs_shared;
         const tokenize::Tokenizer& tok = model->tokenizer();
@@ -447,8 +472,10 @@ void Server::completions(const httplib::Request&, httplib::Response& res, const 
                             : "";
             std::vector<size_t> offsets(size_t(n), echo.size());
             std::vector<bool> echoed(size_t(n), echo.empty());
+            std::shared_ptr<Sequence> seq =
+                p == 0 ? std::move(first_sequence) : admit(*model->scheduler, specs[p], cancelled);
             outcome->choices[p] = complete(
-                *model->scheduler, tok, specs[p],
+                *seq, tok, specs[p],
                 [&](int64_t row, const std::string& delta, std::span<const TokenLogprob> lps) {
                   const size_t index = p * size_t(n) + size_t(row);
                   const Clock::time_point now = Clock::now();
@@ -464,8 +491,7 @@ void Server::completions(const httplib::Request&, httplib::Response& res, const 
                     logprobs = chat ? chat_logprobs(tok, lps) : completion_logprobs(tok, lps, offsets[size_t(row)]);
                   offsets[size_t(row)] += delta.size();
                   return stream->send(chunk(index, chat ? json{{"content", text}} : json(text), nullptr, logprobs));
-                },
-                cancelled);
+                });
             for (size_t i = 0; i < outcome->choices[p].size(); ++i)
               stream->send(chunk(p * size_t(n) + i, chat ? json::object() : json(""),
                                  outcome->choices[p][i].finish_reason, nullptr));
@@ -475,6 +501,12 @@ void Server::completions(const httplib::Request&, httplib::Response& res, const 
             stream->send({{"id", id}, {"object", chunk_object}, {"created", created}, {"model", model->name},
                           {"choices", json::array()}, {"usage", usage()}});
           stream->done();
+        } catch (const ApiError& e) {
+          stream->send(e.body());
+        } catch (const QueueFull& e) {
+          stream->send(ApiError(429, e.what(), "", "queue_full").body());
+        } catch (const OverBudget& e) {
+          stream->send(ApiError(400, e.what(), "max_tokens", "kv_budget_exceeded").body());
         } catch (const Cancelled&) {
           // The client went away (nothing more to say) or the deadline passed.
           if (!stream->broken()) stream->send(ApiError(503, "the request was cancelled: past its time limit", "",
@@ -619,6 +651,17 @@ int Server::run() {
   signal(SIGPIPE, SIG_IGN);  // a client that went away shows as a failed write, not a dead server
 
   http_.set_payload_max_length(size_t(options_.max_body_bytes));
+  // Each streamed chunk goes out at once (no Nagle delay waiting for the client's ACK), and keep-alive
+  // connections stay open for many requests.
+  http_.set_tcp_nodelay(true);
+  http_.set_keep_alive_max_count(100000);
+  // Debian's compiled cpp-httplib listens with a backlog of 5, too few for bursts of clients: the
+  // listening socket is noted here and listen() is called again with the system's maximum after bind.
+  int listening_socket = -1;
+  http_.set_socket_options([&listening_socket](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listening_socket = sock;
+  });
   http_.set_read_timeout(std::chrono::seconds(30));
   http_.set_keep_alive_timeout(5);
   const size_t threads = size_t(options_.scheduler.max_running + options_.scheduler.max_waiting) + 8;
@@ -665,6 +708,7 @@ int Server::run() {
   const int port = options_.port == 0 ? http_.bind_to_any_port(options_.host)
                                       : (http_.bind_to_port(options_.host, options_.port) ? options_.port : -1);
   if (port < 0) fail("tfm serve: cannot listen on {}:{}", options_.host, options_.port);
+  if (listening_socket >= 0) ::listen(listening_socket, SOMAXCONN);
   std::thread listener([this] { http_.listen_after_bind(); });
 
   // The signal thread: the first SIGINT/SIGTERM stops accepting and lets in-flight requests finish; past
