@@ -14,7 +14,7 @@
 # and the server's peak RSS (VmHWM of /proc/PID/status) after its levels.
 #
 # Environment: TFM_CLI (build/tfm), SERVE_LOAD (build/bench/tfm_bench_serve_load), TFM_SHARED (../shared),
-# CLIENTS ("1 4 16 64"), THREADS (1: --threads of tfm serve and torch.set_num_threads of the peer),
+# CLIENTS ("1 4 16 64"), THREADS (2: --threads of tfm serve and torch.set_num_threads of the peer),
 # MAX_SECONDS (90: per level; requests in flight then finish), PEER (auto | 0), PEER_CLIENTS ("1 4"),
 # PEER_LM_REQUESTS (16), PEER_MT_REQUESTS (100). Everything goes to 127.0.0.1 only.
 # Build first: cmake --build build -j2 --target tfm_cli tfm_bench_serve_load
@@ -26,13 +26,14 @@ LOAD="${SERVE_LOAD:-$ROOT/build/bench/tfm_bench_serve_load}"
 SHARED="${TFM_SHARED:-$ROOT/../shared}"
 OUT="${1:-$ROOT/build/serve_bench.jsonl}"
 CLIENTS="${CLIENTS:-1 4 16 64}"
-THREADS="${THREADS:-1}"
+THREADS="${THREADS:-2}"
 MAX_SECONDS="${MAX_SECONDS:-90}"
 PEER="${PEER:-auto}"
 PEER_CLIENTS="${PEER_CLIENTS:-1 4}"
 PEER_LM_REQUESTS="${PEER_LM_REQUESTS:-16}"
 PEER_MT_REQUESTS="${PEER_MT_REQUESTS:-100}"
-export OMP_WAIT_POLICY=PASSIVE  # OpenMP threads sleep while they wait (2 cores, shared with the clients)
+# OpenMP's default wait policy (spin, then sleep) is the fastest on a quiet machine; on one that other work
+# also loads, OMP_WAIT_POLICY=PASSIVE (in the environment) keeps the spinning threads from starving the rest.
 
 for f in "$CLI" "$LOAD"; do [ -x "$f" ] || { echo "missing $f: cmake --build build -j2 --target tfm_cli tfm_bench_serve_load" >&2; exit 1; }; done
 LM_DIR="$SHARED/models/lm-kjv"

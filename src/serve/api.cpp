@@ -109,6 +109,18 @@ std::vector<int64_t> token_ids(const json& v, const std::string& param) {
   return ids;
 }
 
+// A string, or an array of strings, as a list.
+std::vector<std::string> strings(const json& v, const std::string& param) {
+  if (v.is_string()) return {v.get<std::string>()};
+  if (!v.is_array()) wrong_type(param, v, "a string or an array of strings");
+  std::vector<std::string> out;
+  for (const json& s : v) {
+    if (!s.is_string()) wrong_type(param, s, "a string or an array of strings");
+    out.push_back(s.get<std::string>());
+  }
+  return out;
+}
+
 bool all_integers(const json& v) {
   for (const json& t : v)
     if (!t.is_number_integer() && !t.is_number_unsigned()) return false;
@@ -161,16 +173,7 @@ SamplingParams sampling(const json& body, bool chat) {
     p.seed = s->is_number_unsigned() ? s->get<uint64_t>() : uint64_t(s->get<int64_t>());
   }
   if (const json* s = field(body, "stop")) {
-    if (s->is_string()) {
-      p.stop.push_back(s->get<std::string>());
-    } else if (s->is_array()) {
-      for (const json& x : *s) {
-        if (!x.is_string()) wrong_type("stop", x, "a string or an array of strings");
-        p.stop.push_back(x.get<std::string>());
-      }
-    } else {
-      wrong_type("stop", *s, "a string or an array of strings");
-    }
+    p.stop = strings(*s, "stop");
     if (p.stop.size() > 4) bad("stop", fmt::format("'stop' has {} sequences; at most 4", p.stop.size()));
     for (const std::string& x : p.stop)
       if (x.empty()) bad("stop", "'stop' holds an empty string");
@@ -301,17 +304,8 @@ TranslateRequest parse_translate(const json& body) {
   r.model = get_string(body, "model");
   const json* q = field(body, "q");
   if (!q) bad("q", "'q' is required");
-  if (q->is_string()) {
-    r.q.push_back(q->get<std::string>());
-  } else if (q->is_array()) {
-    r.q_is_array = true;
-    for (const json& s : *q) {
-      if (!s.is_string()) wrong_type("q", s, "a string or an array of strings");
-      r.q.push_back(s.get<std::string>());
-    }
-  } else {
-    wrong_type("q", *q, "a string or an array of strings");
-  }
+  r.q = strings(*q, "q");
+  r.q_is_array = q->is_array();
   r.source = get_string(body, "source", "auto");
   r.target = get_string(body, "target");
   r.format = get_string(body, "format", "text");

@@ -19,12 +19,11 @@ std::mutex& compute_mutex() {
   return m;
 }
 
-// A pass waits for every running sequence to hand in its step: their search work between two steps takes
-// microseconds, so waiting costs nothing, while starting without them would split the batch (on 2 cores,
-// OpenMP's spinning workers can keep the request threads from running for a while after a pass). The
-// limit only guards against a request thread that stalls (a client that reads slowly), which would
-// otherwise hold back everyone else's next token.
-constexpr auto kGatherWait = std::chrono::milliseconds(20);
+// A pass waits for every running sequence to hand in its step, so that they all share it: their search
+// work between two steps takes microseconds. It waits at most this long: a sequence whose thread is held
+// up (no core free for it, a client reading slowly) joins the next pass instead of holding back the
+// others' next token (2 ms against 20 ms: 5,600 against 4,800 tokens/s with 16 clients on lm-kjv).
+constexpr auto kGatherWait = std::chrono::milliseconds(2);
 // How often a waiting admission asks whether its client went away.
 constexpr auto kCancelPoll = std::chrono::milliseconds(20);
 

@@ -3,11 +3,20 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <vector>
 
 #include <fmt/format.h>
 
 namespace tfm::test {
+
+std::vector<float> uniform_noise(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = u(rng);
+  return v;
+}
 
 namespace fs = std::filesystem;
 

@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "tensor/tensor.h"
@@ -17,6 +19,9 @@ double relative_error(const Tensor& got, const Tensor& want);
 // relative error and the first index whose element differs most.
 ::testing::AssertionResult expect_close(const std::string& name, const Tensor& got, const Tensor& want,
                                         double rtol);
+
+// n floats drawn uniformly from [-1, 1) by std::mt19937(seed).
+std::vector<float> uniform_noise(int64_t n, uint32_t seed);
 
 // Root of the reference fixtures: $TFM_FIXTURES, default <shared>/fixtures.
 std::string fixtures_root();

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
+#include "test_support.h"
 
 namespace tfm::kernels {
 namespace {
@@ -20,13 +21,7 @@ namespace {
 // float32 products summed over K <= 130 terms of magnitude <= 1, against a double-accumulated reference.
 constexpr double kRtol = 1e-5;
 
-std::vector<float> noise(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1, 1);
-  std::vector<float> v(n);
-  for (float& x : v) x = u(rng);
-  return v;
-}
+std::vector<float> noise(int64_t n, uint32_t seed) { return test::uniform_noise(n, seed); }
 
 // C's M x N elements (leading dimension ldc) against the reference's; the padding past each row untouched.
 void expect_close(const std::vector<float>& got, const std::vector<float>& want, const std::vector<float>& c0,

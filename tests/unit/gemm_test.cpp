@@ -1,6 +1,7 @@
 #include "kernels/cpu/gemm.h"
 
 #include "tensor/dtype.h"
+#include "test_support.h"
 
 #include <gtest/gtest.h>
 #include <omp.h>
@@ -17,13 +18,7 @@ namespace {
 // float32 products summed over K <= 257 terms of magnitude <= 1, against a double-accumulated reference.
 constexpr double kRtol = 1e-5;
 
-std::vector<float> noise(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1, 1);
-  std::vector<float> v(n);
-  for (float& x : v) x = u(rng);
-  return v;
-}
+std::vector<float> noise(int64_t n, uint32_t seed) { return test::uniform_noise(n, seed); }
 
 // One problem: op(A)[M,K] op(B)[K,N] into C[M,N], each matrix stored `pad` elements past its row length
 // inside a larger buffer and starting `pad` elements in, so leading dimensions differ from the widths.
