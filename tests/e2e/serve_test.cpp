@@ -374,7 +374,7 @@ TEST(Serve, SigtermFinishesInFlightRequestsThenExits) {
                  .dump());
   });
   // Wait until the request is decoding, then stop the server.
-  for (int i = 0; i < 500 && get(server.port(), "/metrics").text.find("tfm_running_sequences{model=\"lm-kjv\"} 1") ==
+  for (int i = 0; i < 5000 && get(server.port(), "/metrics").text.find("tfm_running_sequences{model=\"lm-kjv\"} 1") ==
                                  std::string::npos;
        ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
