@@ -5,11 +5,13 @@
 #   2. forward-pass inference (the seed Transformer, bench_torch.py --mode infer);
 #   3. decoding with the KV cache: translation of test.tsv at beam 4 / batch 32, batch-1 lm-kjv, GPT-2 small
 #      pp512 / tg128 (bench/peers/torch_decode.py);
-#   4. causal attention forward + backward at 512-4,096 tokens, flash against dense (time, peak memory).
+#   4. causal attention forward + backward at 512-4,096 tokens, flash against dense (time, peak memory);
+#   5. tfm serve under 1-64 concurrent clients (issue 15): bench/serve_bench.sh.
 # Takes about an hour on the 2-core machine; run it on a quiet one.
 #
 #   bench/run_all.sh [ROUNDS=2]
 # Needs: cmake --build build --target tfm_cli tfm_bench_train tfm_bench_decode tfm_bench_attention
+# tfm_bench_serve_load
 # (with -DTFM_BUILD_BENCH=ON), python3-torch, libopenblas0-openmp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,3 +49,6 @@ echo "## Causal attention, 12 heads of 64, forward + backward"
 for len in 512 1024 2048 4096; do
   for kernel in flash dense; do build/bench/tfm_bench_attention --len $len --kernel $kernel; done
 done
+
+echo "## tfm serve at 1-64 concurrent clients, beside the PyTorch peer serving one request at a time"
+bench/serve_bench.sh build/serve_bench.jsonl
