@@ -10,6 +10,7 @@
 
 #include "kernels/cpu/attention_layout.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_invariant.h"
 #include "kernels/cpu/scratch.h"
 #include "kernels/cpu/vector_math.h"
 
@@ -20,6 +21,18 @@ namespace {
 using namespace detail;
 
 constexpr int64_t kQT = kFlashQueryTile, kKT = kFlashKeyTile;
+
+// The forward tile products of a few queries (decoding feeds one new token per row) run in the
+// row-invariant kernels, which take no per-call setup: for a 1 x 128 x 64 product, calling oneDNN's sgemm
+// costs more than the product. A tile's kernel depends only on its own query count, so a row's result
+// still depends only on that row.
+constexpr int64_t kFewQueries = 4;
+
+void tile_product(int64_t rows, bool trans_b, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  (rows <= kFewQueries ? gemm_row_invariant : gemm)(false, trans_b, rows, N, K, alpha, A, lda, B, ldb, beta, C,
+                                                     ldc);
+}
 
 // For each batch row, next_valid[j] = the first key >= j that the padding mask leaves (k_len if none):
 // answers "does query i see any key?" in O(1). In the calling thread's scratch (slot 2; gemm() uses 0 and
@@ -90,8 +103,8 @@ struct Inputs {
 void score_tile(const Inputs& in, const QueryTile& t, int64_t j0, int64_t nk, float* s) {
   const AttentionDims& d = in.d;
   HeadOffsets o = head_offsets(d, t.b, t.h);
-  gemm(false, true, t.rows, nk, d.head_dim, in.scale, in.q + o.q + t.i0 * d.q_stride, d.q_stride,
-       in.k + o.k + j0 * d.k_stride, d.k_stride, 0.0f, s, kKT);
+  tile_product(t.rows, true, nk, d.head_dim, in.scale, in.q + o.q + t.i0 * d.q_stride, d.q_stride,
+               in.k + o.k + j0 * d.k_stride, d.k_stride, 0.0f, s, kKT);
   const float* bias_block =
       in.bias.scores ? in.bias.scores + ((in.bias.per_batch ? t.b * d.heads : 0) + t.h) * d.q_len * d.k_len
                      : nullptr;
@@ -158,8 +171,8 @@ void forward_tile(const Inputs& in, const QueryTile& t, float* out, float* lse) 
       m[size_t(r)] = mx;
     }
     if (in.drop.p > 0) dropout_tile(in, t, j0, nk, s, s);  // l sums the undropped P~, as softmax does
-    gemm(false, false, t.rows, d.head_dim, nk, 1.0f, s, kKT, in.v + o.v + j0 * d.v_stride, d.v_stride, 1.0f,
-         o_tile, d.q_stride);
+    tile_product(t.rows, false, d.head_dim, nk, 1.0f, s, kKT, in.v + o.v + j0 * d.v_stride, d.v_stride, 1.0f,
+                 o_tile, d.q_stride);
   });
   for (int64_t r = 0; r < t.rows; ++r) {
     const float inv = 1.0f / l[size_t(r)];
