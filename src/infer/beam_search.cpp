@@ -39,26 +39,10 @@ struct Source {
   std::vector<int64_t> parent;  // per new running beam: which old beam it continues
 };
 
-// log_softmax of one row, in place (max-shifted, sums in double).
+// log_softmax of one row, in place.
 void log_softmax(std::span<float> row) {
-  const float max = *std::max_element(row.begin(), row.end());
-  double sum = 0;
-  for (float x : row) sum += std::exp(double(x) - double(max));
-  const double lse = double(max) + std::log(sum);
+  const double lse = log_sum_exp(row);
   for (float& x : row) x = float(double(x) - lse);
-}
-
-// Indices of the best `k` of `values` by (value descending, index ascending): torch.topk with ties
-// resolved towards the lower index.
-std::vector<int64_t> best_indices(const std::vector<float>& values, size_t k) {
-  std::vector<int64_t> idx(values.size());
-  std::iota(idx.begin(), idx.end(), 0);
-  k = std::min(k, idx.size());
-  std::partial_sort(idx.begin(), idx.begin() + ptrdiff_t(k), idx.end(), [&](int64_t a, int64_t b) {
-    return values[size_t(a)] > values[size_t(b)] || (values[size_t(a)] == values[size_t(b)] && a < b);
-  });
-  idx.resize(k);
-  return idx;
 }
 
 class BeamSearch {
@@ -130,7 +114,7 @@ class BeamSearch {
     for (const Candidate& c : candidates) running_scores.push_back(c.score + (c.stops ? kExcluded : 0.0f));
     std::vector<Beam> next;
     s.parent.clear();
-    for (int64_t j : best_indices(running_scores, size_t(k_))) {
+    for (int64_t j : top_indices(running_scores, size_t(k_))) {
       const Candidate& c = candidates[size_t(j)];
       Beam beam{s.running[size_t(c.beam)].tokens, running_scores[size_t(j)]};
       beam.tokens.push_back(c.token);
@@ -162,7 +146,7 @@ class BeamSearch {
       for (float lp : row) scores.push_back(beam.score + lp);
     }
     std::vector<Candidate> out;
-    for (int64_t flat : best_indices(scores, keep)) {
+    for (int64_t flat : top_indices(scores, keep)) {
       const int64_t token = flat % vocab_;
       const bool stops = (rules_.eos_id && token == *rules_.eos_id) || generated == rules_.max_new_tokens;
       out.push_back({scores[size_t(flat)], flat / vocab_, token, stops});
@@ -188,7 +172,7 @@ class BeamSearch {
       merged.push_back(score);
     }
     std::vector<Slot> slots;
-    for (int64_t m : best_indices(merged, size_t(k_))) {
+    for (int64_t m : top_indices(merged, size_t(k_))) {
       if (m < k_) {
         slots.push_back(s.slots[size_t(m)]);
         continue;
@@ -228,7 +212,8 @@ class BeamSearch {
 
 std::vector<std::vector<Hypothesis>> beam_search_all(DecoderStep& decoder,
                                                      const std::vector<std::vector<int64_t>>& prompts,
-                                                     const GenerationRules& rules, const BeamOptions& options) {
+                                                     const GenerationRules& rules,
+                                                     const BeamOptions& options) {
   const int64_t vocab = decoder.vocab_size();
   validate_prompts(prompts, vocab);
   validate(rules, vocab);

@@ -61,6 +61,15 @@ EncodedSources encode_sources(const Transformer& model, ag::Tape& tape,
   return out;
 }
 
+void check_room_and_tokens(const RowFeed& feed, int64_t vocab) {
+  const int64_t length = feed.cache->length(feed.row) + int64_t(feed.tokens.size());
+  if (length > feed.cache->max_positions())
+    fail("a decoder row would hold {} tokens; at most {} fit (the model's or the decoder's limit)", length,
+         feed.cache->max_positions());
+  for (int64_t t : feed.tokens)
+    if (t < 0 || t >= vocab) fail("token id {} outside the vocabulary of {}", t, vocab);
+}
+
 Tensor DecodeBatch::run(const Transformer& model, std::span<const RowFeed> feeds) {
   const ModelConfig& cfg = model.config();
   const size_t n = feeds.size();
@@ -79,12 +88,7 @@ Tensor DecodeBatch::run(const Transformer& model, std::span<const RowFeed> feeds
     for (size_t j = 0; j < i; ++j) repeated |= feeds[j].cache == f.cache && feeds[j].row == f.row;
     if (repeated || f.row < 0 || f.row >= f.cache->rows())
       fail("step: row {} is not one of {} distinct rows", f.row, f.cache->rows());
-    const int64_t length = f.cache->length(f.row) + int64_t(f.tokens.size());
-    if (length > f.cache->max_positions())
-      fail("a decoder row would hold {} tokens; at most {} fit (the model's or the decoder's limit)", length,
-           f.cache->max_positions());
-    for (int64_t t : f.tokens)
-      if (t < 0 || t >= cfg.tgt_vocab) fail("token id {} outside the vocabulary of {}", t, cfg.tgt_vocab);
+    check_room_and_tokens(f, cfg.tgt_vocab);
     offsets_.push_back(offsets_.back() + int64_t(f.tokens.size()));
   }
   const int64_t total = offsets_.back();
@@ -103,14 +107,16 @@ Tensor DecodeBatch::run(const Transformer& model, std::span<const RowFeed> feeds
     const RowFeed& f = feeds[i];
     past_[i] = f.cache->length(f.row);
     std::copy(f.tokens.begin(), f.tokens.end(), ids.data<int64_t>() + offsets_[i]);
-    for (int64_t t = 0; t < int64_t(f.tokens.size()); ++t) positions.data<int64_t>()[offsets_[i] + t] = past_[i] + t;
+    for (int64_t t = 0; t < int64_t(f.tokens.size()); ++t)
+      positions.data<int64_t>()[offsets_[i] + t] = past_[i] + t;
     for (int l = 0; l < layers; ++l) {
       keys_[size_t(l)][i] = f.cache->keys(l, f.row);
       values_[size_t(l)][i] = f.cache->values(l, f.row);
     }
     // The seed's decoder masks pad tokens as keys (mask_decoder_padding): flag each new token.
     if (uint8_t* valid = f.cache->key_valid(f.row)) {
-      for (int64_t t = 0; t < int64_t(f.tokens.size()); ++t) valid[past_[i] + t] = f.tokens[size_t(t)] != cfg.pad_id;
+      for (int64_t t = 0; t < int64_t(f.tokens.size()); ++t)
+        valid[past_[i] + t] = f.tokens[size_t(t)] != cfg.pad_id;
       valid_.push_back(valid);
     }
   }

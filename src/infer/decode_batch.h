@@ -41,6 +41,10 @@ struct RowFeed {
   int64_t source_index = 0;
 };
 
+// Throws when `feed` would overfill its row (the cache's max_positions) or holds a token outside [0, vocab):
+// what run() checks of every row, for callers that check a row before it joins a pass.
+void check_room_and_tokens(const RowFeed& feed, int64_t vocab);
+
 class DecodeBatch {
  public:
   // Feeds every row its tokens (rows distinct; every cache with the model's layout) and returns the logits

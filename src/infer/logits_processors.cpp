@@ -88,6 +88,24 @@ int64_t argmax(std::span<const float> scores) {
   return std::max_element(scores.begin(), scores.end()) - scores.begin();
 }
 
+double log_sum_exp(std::span<const float> scores) {
+  const float max = *std::max_element(scores.begin(), scores.end());
+  double sum = 0;
+  for (float x : scores) sum += std::exp(double(x) - double(max));
+  return double(max) + std::log(sum);
+}
+
+std::vector<int64_t> top_indices(std::span<const float> values, size_t k) {
+  std::vector<int64_t> idx(values.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  k = std::min(k, idx.size());
+  std::partial_sort(idx.begin(), idx.begin() + ptrdiff_t(k), idx.end(), [&](int64_t a, int64_t b) {
+    return values[size_t(a)] > values[size_t(b)] || (values[size_t(a)] == values[size_t(b)] && a < b);
+  });
+  idx.resize(k);
+  return idx;
+}
+
 void validate(const SamplingOptions& options) {
   if (!(options.temperature > 0)) fail("temperature must be positive, got {}", options.temperature);
   if (options.top_k < 0) fail("top_k must not be negative, got {}", options.top_k);

@@ -45,6 +45,13 @@ void apply_rules(std::span<float> scores, std::span<const int64_t> sequence, int
 // The first index of the largest score, as torch.argmax.
 int64_t argmax(std::span<const float> scores);
 
+// log(sum exp(scores)), max-shifted, summed in double.
+double log_sum_exp(std::span<const float> scores);
+
+// Indices of the best `k` of `values` by (value descending, index ascending): torch.topk with ties
+// resolved towards the lower index.
+std::vector<int64_t> top_indices(std::span<const float> values, size_t k);
+
 struct SamplingOptions {
   float temperature = 1.0f;  // > 0; scores are divided by it
   int64_t top_k = 0;         // keep the k best (and all tied with the k-th); 0 = off (HF's default is 50)

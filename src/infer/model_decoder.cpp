@@ -6,20 +6,11 @@
 
 namespace tfm::infer {
 
-namespace {
-
-int64_t positions_limit(const Transformer& model, const DecoderLimits& limits) {
-  const int64_t max_len = model.config().max_len;
-  return limits.max_positions > 0 ? std::min(limits.max_positions, max_len) : max_len;
-}
-
-}  // namespace
-
 ModelDecoder::ModelDecoder(const Transformer& model, const std::vector<std::vector<int64_t>>& sources,
                            const DecoderLimits& limits)
     : model_(model),
       prefill_chunk_(limits.prefill_chunk),
-      cache_(make_kv_cache(model, int64_t(sources.size()), positions_limit(model, limits), limits.max_rows)) {
+      cache_(make_kv_cache(model, int64_t(sources.size()), limits.max_positions, limits.max_rows)) {
   TFM_CHECK(model.config().arch == Arch::EncoderDecoder,
             "ModelDecoder: sources given to a model without encoder");
   ag::Tape tape;
@@ -31,7 +22,7 @@ ModelDecoder::ModelDecoder(const Transformer& model, const std::vector<std::vect
 ModelDecoder::ModelDecoder(const Transformer& model, int64_t rows, const DecoderLimits& limits)
     : model_(model),
       prefill_chunk_(limits.prefill_chunk),
-      cache_(make_kv_cache(model, rows, positions_limit(model, limits), limits.max_rows)) {
+      cache_(make_kv_cache(model, rows, limits.max_positions, limits.max_rows)) {
   TFM_CHECK(model.config().arch == Arch::DecoderOnly, "ModelDecoder: an encoder-decoder needs its sources");
 }
 
@@ -61,7 +52,7 @@ Tensor ModelDecoder::run(std::span<const int64_t> rows) {
     RowFeed f{.cache = &cache_,
               .row = rows[i],
               .tokens = std::span<const int64_t>(tokens_).subspan(size_t(offsets_[i]),
-                                                                 size_t(offsets_[i + 1] - offsets_[i]))};
+                                                                  size_t(offsets_[i + 1] - offsets_[i]))};
     if (!row_source_.empty()) {
       if (rows[i] < 0 || rows[i] >= int64_t(row_source_.size()))
         fail("step: row {} is not one of {} rows", rows[i], row_source_.size());

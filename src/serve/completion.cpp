@@ -16,27 +16,17 @@ constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD: a token cu
 
 // log_softmax of the raw logits at `token`, and the `top` best tokens with theirs.
 TokenLogprob logprob_of(std::span<const float> logits, int64_t token, int64_t top) {
-  const float max = *std::max_element(logits.begin(), logits.end());
-  double sum = 0;
-  for (float x : logits) sum += std::exp(double(x) - max);
-  const float log_z = max + float(std::log(sum));
-  TokenLogprob out{.token = token, .logprob = logits[size_t(token)] - log_z, .top = {}};
-  if (top > 0) {
-    std::vector<int64_t> ids(logits.size());
-    for (size_t i = 0; i < ids.size(); ++i) ids[i] = int64_t(i);
-    top = std::min<int64_t>(top, int64_t(ids.size()));
-    std::partial_sort(ids.begin(), ids.begin() + top, ids.end(), [&](int64_t a, int64_t b) {
-      return logits[size_t(a)] > logits[size_t(b)] || (logits[size_t(a)] == logits[size_t(b)] && a < b);
-    });
-    for (int64_t k = 0; k < top; ++k) out.top.emplace_back(ids[size_t(k)], logits[size_t(ids[size_t(k)])] - log_z);
-  }
+  const double log_z = infer::log_sum_exp(logits);
+  TokenLogprob out{.token = token, .logprob = float(logits[size_t(token)] - log_z), .top = {}};
+  for (int64_t id : infer::top_indices(logits, size_t(top)))
+    out.top.emplace_back(id, float(logits[size_t(id)] - log_z));
   return out;
 }
 
 // One row's text as it grows: what is final, where a stop string cut it.
 struct RowText {
-  std::string text;     // detokenized so far (cut at a stop string once one appeared)
-  size_t emitted = 0;   // bytes of `text` handed to the callback
+  std::string text;    // detokenized so far (cut at a stop string once one appeared)
+  size_t emitted = 0;  // bytes of `text` handed to the callback
   size_t logprobs_emitted = 0;
   bool stopped = false;  // a stop string appeared
 };
@@ -72,7 +62,8 @@ size_t final_length(const std::string& text, size_t from, const std::vector<std:
 std::unique_ptr<Sequence> admit(Scheduler& scheduler, const CompletionSpec& spec,
                                 const std::function<bool()>& cancelled) {
   const int64_t vocab = scheduler.model().config().tgt_vocab;
-  TFM_CHECK(!spec.prompt.empty() && spec.n > 0, "complete: prompt of {} tokens, n {}", spec.prompt.size(), spec.n);
+  TFM_CHECK(!spec.prompt.empty() && spec.n > 0, "complete: prompt of {} tokens, n {}", spec.prompt.size(),
+            spec.n);
   infer::validate_prompts({spec.prompt}, vocab);
   infer::validate(spec.rules, vocab);
   if (spec.sampling) infer::validate(*spec.sampling);
@@ -95,7 +86,8 @@ std::vector<CompletionChoice> complete(Sequence& sequence, const tokenize::Token
   std::vector<std::map<int64_t, int64_t>> counts(n);  // generated token -> occurrences
 
   // Every row starts from the same prompt: prefill row 0, then copy its cache.
-  Tensor logits_tensor = seq->prefill(std::vector<int64_t>{0}, std::vector<std::vector<int64_t>>{spec.prompt});
+  Tensor logits_tensor =
+      seq->prefill(std::vector<int64_t>{0}, std::vector<std::vector<int64_t>>{spec.prompt});
   std::vector<int64_t> live(n), live_logit_row(n, 0);  // row k of the logits is live[k]'s (first: all 0's)
   int64_t logit_rows = 1;
   for (size_t i = 0; i < n; ++i) live[i] = int64_t(i);
@@ -126,7 +118,8 @@ std::vector<CompletionChoice> complete(Sequence& sequence, const tokenize::Token
       sequences[i].push_back(token);
       ++counts[i][token];
       if (spec.logprobs)
-        choice.logprobs.push_back(logprob_of(std::span<const float>(raw, size_t(vocab)), token, *spec.logprobs));
+        choice.logprobs.push_back(
+            logprob_of(std::span<const float>(raw, size_t(vocab)), token, *spec.logprobs));
       const bool eos = spec.rules.eos_id && token == *spec.rules.eos_id;
       all[i].push_back(int32_t(token));
       RowText& rt = texts[i];

@@ -62,7 +62,8 @@ SchedulerStats Scheduler::stats() const {
   return s;
 }
 
-std::unique_ptr<Sequence> Scheduler::admit(int64_t rows, int64_t positions, const std::vector<int64_t>& source,
+std::unique_ptr<Sequence> Scheduler::admit(int64_t rows, int64_t positions,
+                                           const std::vector<int64_t>& source,
                                            const std::function<bool()>& cancelled) {
   const ModelConfig& cfg = model_.config();
   TFM_CHECK(rows > 0 && positions > 0, "admit: {} rows of {} positions", rows, positions);
@@ -70,21 +71,24 @@ std::unique_ptr<Sequence> Scheduler::admit(int64_t rows, int64_t positions, cons
     fail("admit: an encoder-decoder sequence needs its source, a decoder-only one has none");
   // Allocated now but untouched until written, so a waiting sequence costs no memory yet.
   infer::KvCache cache = infer::make_kv_cache(model_, 1, positions, rows);
-  const int64_t bytes = cache.bytes() + (source.empty() ? 0 : source_bytes(cfg, model_.decoder_layer_count(),
-                                                                          int64_t(source.size())));
+  const int64_t bytes =
+      cache.bytes() +
+      (source.empty() ? 0 : source_bytes(cfg, model_.decoder_layer_count(), int64_t(source.size())));
   if (bytes > options_.kv_budget_bytes)
-    throw OverBudget(fmt::format("the request needs {:.1f} MB of KV cache ({} rows of {} tokens), more than the server's whole "
-         "budget of {:.1f} MB (--kv-budget-mb)",
-         double(bytes) / 1e6, rows, positions, double(options_.kv_budget_bytes) / 1e6));
+    throw OverBudget(fmt::format(
+        "the request needs {:.1f} MB of KV cache ({} rows of {} tokens), more than the server's whole "
+        "budget of {:.1f} MB (--kv-budget-mb)",
+        double(bytes) / 1e6, rows, positions, double(options_.kv_budget_bytes) / 1e6));
   {
     std::unique_lock lock(mutex_);
     if (stopping_) throw Cancelled("the server is shutting down");
     const bool fits_now =
         waiting_.empty() && running_ < options_.max_running && kv_bytes_ + bytes <= options_.kv_budget_bytes;
     if (!fits_now && int64_t(waiting_.size()) >= options_.max_waiting)
-      throw QueueFull(fmt::format("the server is busy: {} requests run and {} wait, the most it queues "
-                                  "(--max-queue {})",
-                                  running_, waiting_.size(), options_.max_waiting));
+      throw QueueFull(
+          fmt::format("the server is busy: {} requests run and {} wait, the most it queues "
+                      "(--max-queue {})",
+                      running_, waiting_.size(), options_.max_waiting));
     const uint64_t ticket = next_ticket_++;
     waiting_.push_back(ticket);
     auto leave_queue = [&] {
@@ -109,8 +113,9 @@ std::unique_ptr<Sequence> Scheduler::admit(int64_t rows, int64_t positions, cons
   std::unique_ptr<Sequence> sequence(new Sequence(*this, std::move(cache), bytes, cancelled));
   if (!source.empty()) {  // one source at a time: exactly what decoding that sentence alone encodes
     Sequence& s = *sequence;
-    run(
-        [&] { s.source_ = infer::encode_sources(model_, encode_tape_, {source}); });  // ~Sequence frees on throw
+    run([&] {
+      s.source_ = infer::encode_sources(model_, encode_tape_, {source});
+    });  // ~Sequence frees on throw
   }
   return sequence;
 }
@@ -226,17 +231,14 @@ Tensor Sequence::feed(std::span<const int64_t> rows, std::span<const std::span<c
   Scheduler::Job job;
   for (size_t i = 0; i < rows.size(); ++i) {
     // Checked here, so that a bad row fails its own request and never the pass it would have shared.
-    if (rows[i] < 0 || rows[i] >= cache_.rows()) fail("step: row {} is not one of {} rows", rows[i], cache_.rows());
-    if (cache_.length(rows[i]) + int64_t(tokens[i].size()) > cache_.max_positions())
-      fail("a sequence would hold {} tokens; at most {} fit", cache_.length(rows[i]) + int64_t(tokens[i].size()),
-           cache_.max_positions());
-    for (int64_t t : tokens[i])
-      if (t < 0 || t >= cfg.tgt_vocab) fail("token id {} outside the vocabulary of {}", t, cfg.tgt_vocab);
+    if (rows[i] < 0 || rows[i] >= cache_.rows())
+      fail("step: row {} is not one of {} rows", rows[i], cache_.rows());
     job.feeds.push_back({.cache = &cache_,
                          .row = rows[i],
                          .tokens = tokens[i],
                          .source = source_.count > 0 ? &source_ : nullptr,
                          .source_index = 0});
+    infer::check_room_and_tokens(job.feeds.back(), cfg.tgt_vocab);
   }
   const int64_t n = int64_t(rows.size());
   if (!logits_.defined() || logits_.size(0) < n) logits_ = Tensor::empty_persistent({n, cfg.tgt_vocab});
