@@ -4,14 +4,16 @@
 //   load             --url http://127.0.0.1:PORT --mode completions|translate --prompts FILE --clients C
 //                    [--requests N] [--max-seconds S] [--max-tokens 64] [--temperature 0] [--ignore-eos] ...
 //   make-gpt2-small  --out DIR [--tokenizer lm-kjv/tokenizer.json]: a Hugging Face folder of GPT-2 small's
-//                    shape (bench/gpt2_small.h) with random weights, its tokenizer lm-kjv's padded to 50,257 ids.
+//                    shape (bench/gpt2_small.h) with random weights, its tokenizer lm-kjv's padded to 50,257
+//                    ids.
 //
-// completions: POST /v1/completions with "stream": true; the SSE chunks are read as they arrive: time to first
-// token = request sent -> first chunk with text, inter-token latency = the gaps between later chunks (one chunk
-// per token; tfm serve sends one per decoded step), generated tokens = the usage chunk's completion_tokens
-// (stream_options.include_usage). translate: POST /translate, one sentence per request; its latency is the
-// whole request (there is no stream), and the generated tokens are counted afterwards, untimed, by POST
-// /tokenize of each translation (the target tokenizer's count, EOS not included) when --count-tokens.
+// completions: POST /v1/completions with "stream": true; the SSE chunks are read as they arrive: time to
+// first token = request sent -> first chunk with text, inter-token latency = the gaps between later chunks
+// (one chunk per token; tfm serve sends one per decoded step), generated tokens = the usage chunk's
+// completion_tokens (stream_options.include_usage). translate: POST /translate, one sentence per request; its
+// latency is the whole request (there is no stream), and the generated tokens are counted afterwards,
+// untimed, by POST /tokenize of each translation (the target tokenizer's count, EOS not included) when
+// --count-tokens.
 //
 // The mix: request i takes prompt order[i % P], order a shuffle of the P prompts by --seed. Bounded: at most
 // --requests requests and --max-seconds seconds (requests in flight at the deadline finish; no new ones
@@ -19,13 +21,13 @@
 //
 // Prints one JSON line: clients, requests, completed, errors (and rate_limited, the 429s), generated_tokens,
 // generated_tokens_per_s, ttft_p50/p99_ms, itl_p50/p99_ms, latency_p50/p99_ms, requests_per_s, wall_s.
-#include <CLI/CLI.hpp>
 #include <httplib.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
-#include <cmath>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -72,10 +74,12 @@ struct Target {
 // http://HOST:PORT with HOST 127.0.0.1, localhost or [::1]; anything else is refused.
 Target parse_url(const std::string& url) {
   const std::string scheme = "http://";
-  if (!url.starts_with(scheme)) throw std::runtime_error("--url must start with http:// (loopback only): " + url);
+  if (!url.starts_with(scheme))
+    throw std::runtime_error("--url must start with http:// (loopback only): " + url);
   std::string rest = url.substr(scheme.size());
   while (!rest.empty() && rest.back() == '/') rest.pop_back();
-  if (rest.find('/') != std::string::npos) throw std::runtime_error("--url must be http://HOST:PORT, no path: " + url);
+  if (rest.find('/') != std::string::npos)
+    throw std::runtime_error("--url must be http://HOST:PORT, no path: " + url);
   std::string host, port;
   if (rest.starts_with("[")) {
     const size_t close = rest.find(']');
@@ -208,10 +212,12 @@ class Loader {
           s.error = payload.substr(0, 300);
           continue;
         }
-        if (j.contains("usage") && j["usage"].is_object()) usage_tokens = j["usage"].value("completion_tokens", int64_t(0));
+        if (j.contains("usage") && j["usage"].is_object())
+          usage_tokens = j["usage"].value("completion_tokens", int64_t(0));
         if (!j.contains("choices")) continue;
         for (const auto& ch : j["choices"]) {
-          if (!ch.contains("text") || !ch["text"].is_string() || ch["text"].get<std::string>().empty()) continue;
+          if (!ch.contains("text") || !ch["text"].is_string() || ch["text"].get<std::string>().empty())
+            continue;
           if (chunks == 0)
             s.ttft_ms = ms_between(start, now);
           else
@@ -409,7 +415,9 @@ int make_gpt2_small(const std::string& out, const std::string& tokenizer_path) {
   tfm::Transformer model(family->config(config));
   model.init_weights(1);
   const std::string type = tfm::export_hf(model, *tokenizer, out, "gpt2");
-  std::printf("%s\n", json{{"wrote", out}, {"model_type", type}, {"vocab_size", tokenizer->vocab_size()}}.dump().c_str());
+  std::printf(
+      "%s\n",
+      json{{"wrote", out}, {"model_type", type}, {"vocab_size", tokenizer->vocab_size()}}.dump().c_str());
   return 0;
 }
 
@@ -429,8 +437,10 @@ int main(int argc, char** argv) {
   load->add_option("--prompt-limit", o.prompt_limit, "use only the first N lines (0: all)");
   load->add_option("--prompt-words", o.prompt_words, "completions: only each line's first N words (0: all)");
   load->add_option("--clients", o.clients, "concurrent clients")->check(CLI::Range(1, 1024));
-  load->add_option("--requests", o.requests, "requests in all (bounded)")->check(CLI::Range(int64_t(1), int64_t(1000000)));
-  load->add_option("--max-seconds", o.max_seconds, "no new request after this many seconds")->check(CLI::Range(0.1, 3600.0));
+  load->add_option("--requests", o.requests, "requests in all (bounded)")
+      ->check(CLI::Range(int64_t(1), int64_t(1000000)));
+  load->add_option("--max-seconds", o.max_seconds, "no new request after this many seconds")
+      ->check(CLI::Range(0.1, 3600.0));
   load->add_option("--timeout", o.timeout_s, "seconds one request may take");
   load->add_option("--max-tokens", o.max_tokens, "completions: max_tokens");
   load->add_option("--temperature", o.temperature, "completions: temperature (0: greedy)");
@@ -439,13 +449,16 @@ int main(int argc, char** argv) {
   load->add_option("--source", o.source, "translate: source language");
   load->add_option("--target", o.target, "translate: target language");
   load->add_option("--beams", o.beams, "translate: beams (0: the server's default)");
-  load->add_flag("--count-tokens", o.count_tokens, "translate: count the translations' tokens by /tokenize afterwards");
-  load->add_flag("--new-connections", o.new_connections, "one connection per request (default: keep-alive, as SDKs do)");
+  load->add_flag("--count-tokens", o.count_tokens,
+                 "translate: count the translations' tokens by /tokenize afterwards");
+  load->add_flag("--new-connections", o.new_connections,
+                 "one connection per request (default: keep-alive, as SDKs do)");
   load->add_option("--api-key", o.api_key, "Authorization: Bearer KEY");
   load->add_option("--warmup", o.warmup, "untimed requests first");
   load->add_option("--tag", o.tag, "a label copied into the JSON line");
   std::string out_dir, tokenizer_path = std::string(TFM_BENCH_SHARED_DIR) + "/models/lm-kjv/tokenizer.json";
-  auto* make = app.add_subcommand("make-gpt2-small", "write a GPT-2-small-shaped Hugging Face folder, random weights");
+  auto* make =
+      app.add_subcommand("make-gpt2-small", "write a GPT-2-small-shaped Hugging Face folder, random weights");
   make->add_option("--out", out_dir, "output folder")->required();
   make->add_option("--tokenizer", tokenizer_path, "a byte-level BPE tokenizer.json to pad to 50,257 ids");
   CLI11_PARSE(app, argc, argv);

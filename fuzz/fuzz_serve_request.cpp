@@ -46,7 +46,8 @@ void run(Parse parse) {
   try {
     parse();
   } catch (const ApiError& e) {
-    if (e.status() < 400 || e.status() >= 500) report_bug("an ApiError with status " + std::to_string(e.status()));
+    if (e.status() < 400 || e.status() >= 500)
+      report_bug("an ApiError with status " + std::to_string(e.status()));
     const json body = e.body();
     if (!body["error"]["message"].is_string() || !body["error"]["type"].is_string())
       report_bug("an error body without message or type: " + dump(body));

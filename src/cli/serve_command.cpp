@@ -13,9 +13,12 @@ CLI::App* add_serve_command(CLI::App& app, ServeCommandOptions& o) {
   auto* serve = app.add_subcommand(
       "serve", "Serve models over HTTP: OpenAI's completions, chat, embeddings; LibreTranslate's /translate");
   serve::ServerOptions& s = o.server;
-  serve->add_option("--model", o.models, "A model folder or checkpoint, or NAME=DIR; repeat for more")->required();
+  serve->add_option("--model", o.models, "A model folder or checkpoint, or NAME=DIR; repeat for more")
+      ->required();
   serve->add_option("--host", s.host, "Address to listen on (loopback unless told)")->capture_default_str();
-  serve->add_option("--port", s.port, "Port (0: any free one)")->capture_default_str()->check(CLI::Range(0, 65535));
+  serve->add_option("--port", s.port, "Port (0: any free one)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
   serve->add_option("--threads", s.scheduler.threads, "OpenMP threads of the forward passes (0: all cores)")
       ->check(CLI::NonNegativeNumber);
   serve->add_option("--parallel", s.scheduler.max_running, "Sequences decoded together at most")
@@ -27,21 +30,27 @@ CLI::App* add_serve_command(CLI::App& app, ServeCommandOptions& o) {
   serve->add_option("--kv-budget-mb", o.kv_budget_mb, "KV-cache memory of all running sequences, MB")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  serve->add_option("--prefill-chunk", s.scheduler.prefill_chunk, "Prompt tokens of a sequence per batched pass")
+  serve
+      ->add_option("--prefill-chunk", s.scheduler.prefill_chunk,
+                   "Prompt tokens of a sequence per batched pass")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   auto* key = serve->add_option("--api-key", s.api_key, "Require 'Authorization: Bearer KEY'");
-  serve->add_option("--api-key-file", o.api_key_file, "Read the API key from a file (first line)")->excludes(key);
+  serve->add_option("--api-key-file", o.api_key_file, "Read the API key from a file (first line)")
+      ->excludes(key);
   serve->add_option("--max-body-bytes", s.max_body_bytes, "Largest request body; more get 413")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   serve->add_option("--max-prompt-tokens", s.max_prompt_tokens, "Longest prompt (0: the model's context)")
       ->check(CLI::NonNegativeNumber);
-  serve->add_option("--timeout", s.timeout_seconds,
-                    "Seconds a request may take; also how long SIGTERM waits for in-flight requests")
+  serve
+      ->add_option("--timeout", s.timeout_seconds,
+                   "Seconds a request may take; also how long SIGTERM waits for in-flight requests")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  serve->add_option("--beams", s.beams, "/translate's default beam size")->capture_default_str()->check(CLI::Range(1, 16));
+  serve->add_option("--beams", s.beams, "/translate's default beam size")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16));
   return serve;
 }
 

@@ -56,6 +56,7 @@ std::vector<Hypothesis> beam_search(DecoderStep& decoder, const std::vector<std:
 // num_return_sequences = num_beams.
 std::vector<std::vector<Hypothesis>> beam_search_all(DecoderStep& decoder,
                                                      const std::vector<std::vector<int64_t>>& prompts,
-                                                     const GenerationRules& rules, const BeamOptions& options);
+                                                     const GenerationRules& rules,
+                                                     const BeamOptions& options);
 
 }  // namespace tfm::infer

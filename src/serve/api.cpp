@@ -86,14 +86,15 @@ std::optional<int64_t> get_int(const json& body, const char* name, int64_t lo, i
   return x;
 }
 
-float get_float(const json& body, const char* name, float fallback, double lo, double hi, bool open_lo = false) {
+float get_float(const json& body, const char* name, float fallback, double lo, double hi,
+                bool open_lo = false) {
   const json* v = field(body, name);
   if (!v) return fallback;
   if (!v->is_number()) wrong_type(name, *v, "a number");
   const double x = v->get<double>();
   if (!(x >= lo && x <= hi) || (open_lo && x == lo))
-    bad(name, fmt::format("'{}' is {}; it must be {} {} and at most {}", name, x, open_lo ? "above" : "at least",
-                          lo, hi));
+    bad(name, fmt::format("'{}' is {}; it must be {} {} and at most {}", name, x,
+                          open_lo ? "above" : "at least", lo, hi));
   return float(x);
 }
 
@@ -262,9 +263,10 @@ ChatRequest parse_chat(const json& body) {
     if (out.role.empty()) bad(param + ".role", fmt::format("'{}.role' is required", param));
     static const std::vector<std::string> roles = {"system", "developer", "user", "assistant", "tool"};
     if (std::find(roles.begin(), roles.end(), out.role) == roles.end())
-      bad(param + ".role", fmt::format("'{}.role' is '{}'; it must be one of system, developer, user, assistant, "
-                                       "tool",
-                                       param, out.role));
+      bad(param + ".role",
+          fmt::format("'{}.role' is '{}'; it must be one of system, developer, user, assistant, "
+                      "tool",
+                      param, out.role));
     if (!field(msg, "content")) bad(param + ".content", fmt::format("'{}.content' is required", param));
     // Content: a string, or an array of parts of which the text parts are joined.
     if (const json* c = field(msg, "content")) {

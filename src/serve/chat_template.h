@@ -12,8 +12,8 @@
 //    ({%- -%} {{- -}} {#- -#}), "+" turns lstrip_blocks ({%+) or trim_blocks (+%}) off for one tag.
 //    "\r\n" and "\r" become "\n", and one trailing newline of the template is dropped.
 //  - {% if %} / {% elif %} / {% else %} / {% endif %}.
-//  - {% for x in expr %} ... {% endfor %}, also "for a, b in" (unpacking) and "for x in expr if cond"; inside,
-//    loop.index, loop.index0, loop.revindex, loop.revindex0, loop.first, loop.last, loop.length. Each
+//  - {% for x in expr %} ... {% endfor %}, also "for a, b in" (unpacking) and "for x in expr if cond";
+//    inside, loop.index, loop.index0, loop.revindex, loop.revindex0, loop.first, loop.last, loop.length. Each
 //    iteration has a scope of its own, as in Jinja: a {% set %} inside a loop is gone at the next
 //    iteration and after the loop (namespace objects carry values out).
 //  - {% set name = expr %} and {% set ns.attr = expr %} on a namespace(...) object.

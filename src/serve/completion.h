@@ -18,14 +18,14 @@
 namespace tfm::serve {
 
 struct CompletionSpec {
-  std::vector<int64_t> prompt;  // non-empty, inside the vocabulary
-  int64_t n = 1;                // rows continuing the prompt
-  infer::GenerationRules rules;  // max_new_tokens, eos_id, repetition penalty
+  std::vector<int64_t> prompt;                     // non-empty, inside the vocabulary
+  int64_t n = 1;                                   // rows continuing the prompt
+  infer::GenerationRules rules;                    // max_new_tokens, eos_id, repetition penalty
   std::optional<infer::SamplingOptions> sampling;  // none: greedy
   // OpenAI's penalties (its API reference's formula): logit[j] -= frequency * count[j] + presence * (count[j]
   // > 0), count over the tokens generated so far; applied before the rules.
   float presence_penalty = 0, frequency_penalty = 0;
-  std::vector<std::string> stop;  // the text ends before the first occurrence of any
+  std::vector<std::string> stop;    // the text ends before the first occurrence of any
   std::optional<int64_t> logprobs;  // the chosen token's log-probability and this many best alternatives
 };
 
@@ -37,9 +37,9 @@ struct TokenLogprob {
 };
 
 struct CompletionChoice {
-  std::vector<int64_t> tokens;        // generated (EOS included when generated)
-  std::string text;                   // detokenized, cut before a stop string
-  std::string finish_reason;          // "stop" (EOS or a stop string) or "length"
+  std::vector<int64_t> tokens;         // generated (EOS included when generated)
+  std::string text;                    // detokenized, cut before a stop string
+  std::string finish_reason;           // "stop" (EOS or a stop string) or "length"
   std::vector<TokenLogprob> logprobs;  // per token of `text` (with spec.logprobs)
 };
 

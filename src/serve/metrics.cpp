@@ -24,7 +24,8 @@ void header(std::string& out, const char* name, const char* type, const char* he
 
 }  // namespace
 
-Histogram::Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
+Histogram::Histogram(std::vector<double> bounds)
+    : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
 
 void Histogram::observe(double value) {
   const size_t i = size_t(std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
@@ -102,12 +103,14 @@ std::string Metrics::render(const std::vector<std::pair<std::string, SchedulerSt
   header(out, "tfm_batch_passes_total", "counter", "Batched forward passes run.");
   for (const auto& [model, s] : models)
     out += fmt::format("tfm_batch_passes_total{{model=\"{}\"}} {}\n", label_value(model), s.passes);
-  header(out, "tfm_batch_rows_total", "counter", "Rows fed by the batched passes (divide by passes: mean batch).");
+  header(out, "tfm_batch_rows_total", "counter",
+         "Rows fed by the batched passes (divide by passes: mean batch).");
   for (const auto& [model, s] : models)
     out += fmt::format("tfm_batch_rows_total{{model=\"{}\"}} {}\n", label_value(model), s.pass_rows);
   header(out, "tfm_batch_pass_seconds_total", "counter", "Time spent in the batched forward passes.");
   for (const auto& [model, s] : models)
-    out += fmt::format("tfm_batch_pass_seconds_total{{model=\"{}\"}} {}\n", label_value(model), s.pass_seconds);
+    out +=
+        fmt::format("tfm_batch_pass_seconds_total{{model=\"{}\"}} {}\n", label_value(model), s.pass_seconds);
   header(out, "tfm_time_to_first_token_seconds", "histogram", "From a request's arrival to its first token.");
   out += first_token_.render("tfm_time_to_first_token_seconds", "");
   header(out, "tfm_time_per_output_token_seconds", "histogram", "Between two tokens of one sequence.");

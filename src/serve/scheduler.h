@@ -35,19 +35,19 @@
 namespace tfm::serve {
 
 struct SchedulerOptions {
-  int64_t max_running = 16;                // sequences decoding at once (`tfm serve --parallel`)
-  int64_t max_waiting = 64;                // sequences waiting for admission at most (`--max-queue`)
+  int64_t max_running = 16;                    // sequences decoding at once (`tfm serve --parallel`)
+  int64_t max_waiting = 64;                    // sequences waiting for admission at most (`--max-queue`)
   int64_t kv_budget_bytes = int64_t(1) << 30;  // KV-cache bytes of all running sequences (`--kv-budget-mb`)
-  int64_t prefill_chunk = 1024;            // prompt tokens of a sequence per pass (as infer::DecoderLimits)
-  int threads = 0;                         // OpenMP threads of the passes; 0: OpenMP's default
+  int64_t prefill_chunk = 1024;  // prompt tokens of a sequence per pass (as infer::DecoderLimits)
+  int threads = 0;               // OpenMP threads of the passes; 0: OpenMP's default
 };
 
 // A snapshot of the scheduler (serve/metrics.h exports it).
 struct SchedulerStats {
-  int64_t waiting = 0, running = 0;      // sequences
-  int64_t kv_bytes = 0, kv_budget = 0;   // reserved by running sequences / the budget
-  int64_t passes = 0, pass_rows = 0;     // forward passes run, and the rows they fed (sum)
-  double pass_seconds = 0;               // time spent in them
+  int64_t waiting = 0, running = 0;     // sequences
+  int64_t kv_bytes = 0, kv_budget = 0;  // reserved by running sequences / the budget
+  int64_t passes = 0, pass_rows = 0;    // forward passes run, and the rows they fed (sum)
+  double pass_seconds = 0;              // time spent in them
 };
 
 // Thrown by admit() when max_waiting sequences already wait (HTTP 429 with Retry-After).
@@ -100,7 +100,7 @@ class Scheduler {
   struct Job {
     std::function<void()> task;         // run(); or else a decoding job:
     std::vector<infer::RowFeed> feeds;  // these rows
-    Tensor logits;                   // the result, the sequence's own buffer
+    Tensor logits;                      // the result, the sequence's own buffer
     std::exception_ptr error;
     bool done = false;
   };
@@ -121,7 +121,7 @@ class Scheduler {
   SchedulerStats counters_;
   bool stopping_ = false;
   infer::DecodeBatch batch_;  // only the scheduler's thread uses it
-  ag::Tape encode_tape_;  // the encoder's, on the scheduler's thread
+  ag::Tape encode_tape_;      // the encoder's, on the scheduler's thread
   std::thread thread_;
 };
 

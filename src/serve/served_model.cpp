@@ -70,13 +70,15 @@ std::vector<std::string> translate(ServedModel& m, const std::string& sentence, 
   infer::TranslateOptions options;  // tfm translate's defaults but the beams
   options.beams = beams;
   options.add_bos_eos = !m.tokenizer_frames_source;
-  const std::vector<int64_t> source = infer::translation_source(cfg, *m.loaded.src, sentence, options.add_bos_eos);
+  const std::vector<int64_t> source =
+      infer::translation_source(cfg, *m.loaded.src, sentence, options.add_bos_eos);
   const infer::GenerationRules rules = infer::translation_rules(cfg, options.max_new_tokens);
   // A row holds the start token and every generated token but the last.
   std::unique_ptr<Sequence> seq = m.scheduler->admit(beams, rules.max_new_tokens, source, cancelled);
   const auto found = infer::translation_search(*seq, cfg, 1, rules, options, hypotheses);
   std::vector<std::string> out;
-  for (const std::vector<int64_t>& tokens : found[0]) out.push_back(infer::translation_text(cfg, *m.loaded.tgt, tokens));
+  for (const std::vector<int64_t>& tokens : found[0])
+    out.push_back(infer::translation_text(cfg, *m.loaded.tgt, tokens));
   return out;
 }
 

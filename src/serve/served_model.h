@@ -20,7 +20,7 @@ struct ServedModel {
   LoadedModel loaded;
   std::optional<ChatTemplate> chat_template;  // the folder's; none: ChatTemplate::fallback()
   std::unique_ptr<Scheduler> scheduler;
-  bool tokenizer_frames_source = false;  // see infer::TranslateOptions::add_bos_eos
+  bool tokenizer_frames_source = false;          // see infer::TranslateOptions::add_bos_eos
   std::string source_language, target_language;  // a translation model's, from its name ("mt-en-es")
 
   const Transformer& model() const { return *loaded.model; }

@@ -44,16 +44,15 @@ std::string request_id(const char* prefix) {
 bool constant_time_equal(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
   const size_t n = std::max(a.size(), b.size());
-  for (size_t i = 0; i < n; ++i)
-    diff |= (i < a.size() ? a[i] : 0) ^ (i < b.size() ? b[i] : 0);
+  for (size_t i = 0; i < n; ++i) diff |= (i < a.size() ? a[i] : 0) ^ (i < b.size() ? b[i] : 0);
   return diff == 0;
 }
 
 std::string language_name(const std::string& code) {
   static const std::map<std::string, std::string> names = {
-      {"ar", "Arabic"},  {"de", "German"},   {"en", "English"},    {"es", "Spanish"}, {"fr", "French"},
-      {"it", "Italian"}, {"ja", "Japanese"}, {"nl", "Dutch"},      {"pt", "Portuguese"}, {"ru", "Russian"},
-      {"zh", "Chinese"}, {"ko", "Korean"},   {"pl", "Polish"},     {"tr", "Turkish"}};
+      {"ar", "Arabic"},  {"de", "German"},   {"en", "English"}, {"es", "Spanish"},    {"fr", "French"},
+      {"it", "Italian"}, {"ja", "Japanese"}, {"nl", "Dutch"},   {"pt", "Portuguese"}, {"ru", "Russian"},
+      {"zh", "Chinese"}, {"ko", "Korean"},   {"pl", "Polish"},  {"tr", "Turkish"}};
   auto it = names.find(code);
   return it == names.end() ? code : it->second;
 }
@@ -114,7 +113,8 @@ json form_fields(const json& form) {
   for (const auto& [k, v] : form.items()) {
     const std::string text = v.get<std::string>();
     if (auto bad_byte = find_invalid_utf8(text))
-      throw ApiError(400, fmt::format("the form field '{}' is not valid UTF-8 (byte offset {})", k, *bad_byte), k,
+      throw ApiError(400,
+                     fmt::format("the form field '{}' is not valid UTF-8 (byte offset {})", k, *bad_byte), k,
                      "invalid_utf8");
     body[k] = text;
     if (k == "beams" || k == "alternatives") {
@@ -141,7 +141,8 @@ class Server {
   CompletionSpec completion_spec(const ServedModel& m, std::vector<int64_t> prompt, const SamplingParams& p,
                                  int64_t default_max_tokens) const;
   // Whether the request should stop: its deadline passed, or the server is stopping for good.
-  std::function<bool()> cancellation(Clock::time_point start, const std::shared_ptr<EventStream>& stream = {}) const;
+  std::function<bool()> cancellation(Clock::time_point start,
+                                     const std::shared_ptr<EventStream>& stream = {}) const;
 
   void completions(const httplib::Request& req, httplib::Response& res, const json& body, bool chat);
   void embeddings(httplib::Response& res, const json& body);
@@ -158,7 +159,8 @@ class Server {
   Metrics metrics_;
 };
 
-void Server::route(const char* method, const std::string& path, const std::string& endpoint, Handler handler) {
+void Server::route(const char* method, const std::string& path, const std::string& endpoint,
+                   Handler handler) {
   auto wrapped = [this, endpoint, handler, method](const httplib::Request& req, httplib::Response& res) {
     try {
       if (!ready_) throw ApiError(503, "the server is loading its models", "", "loading");
@@ -171,7 +173,8 @@ void Server::route(const char* method, const std::string& path, const std::strin
         // LibreTranslate's clients may send forms; everything else is JSON (also under curl -d's form type).
         const std::string type = req.get_header_value("Content-Type");
         const size_t first = req.body.find_first_not_of(" \t\r\n");
-        const bool looks_json = first != std::string::npos && (req.body[first] == '{' || req.body[first] == '[');
+        const bool looks_json =
+            first != std::string::npos && (req.body[first] == '{' || req.body[first] == '[');
         if (!looks_json && (type.starts_with("application/x-www-form-urlencoded") ||
                             type.starts_with("multipart/form-data"))) {
           for (const auto& [k, v] : req.params) body[k] = v;
@@ -192,7 +195,8 @@ void Server::route(const char* method, const std::string& path, const std::strin
       res.set_content(dump(ApiError(429, e.what(), "", "queue_full").body()), "application/json");
     } catch (const OverBudget& e) {
       res.status = 400;
-      res.set_content(dump(ApiError(400, e.what(), "max_tokens", "kv_budget_exceeded").body()), "application/json");
+      res.set_content(dump(ApiError(400, e.what(), "max_tokens", "kv_budget_exceeded").body()),
+                      "application/json");
     } catch (const Cancelled& e) {
       res.status = 503;
       res.set_content(dump(ApiError(503, e.what(), "", "cancelled").body()), "application/json");
@@ -216,8 +220,7 @@ void Server::authorize(const httplib::Request& req, const json& body) const {
   if (auth.starts_with("Bearer ")) key = auth.substr(7);
   // LibreTranslate sends its key in the body.
   if (key.empty() && body.contains("api_key") && body["api_key"].is_string()) key = body["api_key"];
-  if (key.empty())
-    throw ApiError(401, "no API key: send 'Authorization: Bearer KEY'", "", "missing_api_key");
+  if (key.empty()) throw ApiError(401, "no API key: send 'Authorization: Bearer KEY'", "", "missing_api_key");
   if (!constant_time_equal(key, options_.api_key))
     throw ApiError(401, "the API key is not valid", "", "invalid_api_key");
 }
@@ -225,36 +228,40 @@ void Server::authorize(const httplib::Request& req, const json& body) const {
 ServedModel& Server::model_for(const std::string& name, const std::string& param) {
   if (name.empty()) {
     if (models_.size() == 1) return *models_[0];
-    throw ApiError(400, fmt::format("'{}' is required: this server has {} models", param, models_.size()), param,
-                   "missing_model");
+    throw ApiError(400, fmt::format("'{}' is required: this server has {} models", param, models_.size()),
+                   param, "missing_model");
   }
   for (auto& m : models_)
     if (m->name == name) return *m;
   throw ApiError(404, fmt::format("The model '{}' does not exist", name), param, "model_not_found");
 }
 
-std::vector<int64_t> Server::prompt_ids(const ServedModel& m, const Prompt& p, const std::string& param) const {
+std::vector<int64_t> Server::prompt_ids(const ServedModel& m, const Prompt& p,
+                                        const std::string& param) const {
   std::vector<int64_t> ids = p.ids;
   if (!p.is_ids) {
     const std::vector<int32_t> encoded = m.tokenizer().encode(p.text);
     ids.assign(encoded.begin(), encoded.end());
   }
-  if (ids.empty()) throw ApiError(400, fmt::format("'{}' is empty: it holds no token", param), param, "empty_prompt");
+  if (ids.empty())
+    throw ApiError(400, fmt::format("'{}' is empty: it holds no token", param), param, "empty_prompt");
   for (int64_t t : ids)
     if (t >= m.config().tgt_vocab)
-      throw ApiError(400, fmt::format("'{}' holds the token id {}; the vocabulary has {}", param, t,
-                                      m.config().tgt_vocab),
-                     param, "invalid_token");
-  const int64_t limit =
-      options_.max_prompt_tokens > 0 ? std::min(options_.max_prompt_tokens, m.config().max_len) : m.config().max_len;
+      throw ApiError(
+          400,
+          fmt::format("'{}' holds the token id {}; the vocabulary has {}", param, t, m.config().tgt_vocab),
+          param, "invalid_token");
+  const int64_t limit = options_.max_prompt_tokens > 0
+                            ? std::min(options_.max_prompt_tokens, m.config().max_len)
+                            : m.config().max_len;
   if (int64_t(ids.size()) > limit)
-    throw ApiError(400, fmt::format("'{}' has {} tokens; at most {} are allowed", param, ids.size(), limit), param,
-                   "prompt_too_long");
+    throw ApiError(400, fmt::format("'{}' has {} tokens; at most {} are allowed", param, ids.size(), limit),
+                   param, "prompt_too_long");
   return ids;
 }
 
-CompletionSpec Server::completion_spec(const ServedModel& m, std::vector<int64_t> prompt, const SamplingParams& p,
-                                       int64_t default_max_tokens) const {
+CompletionSpec Server::completion_spec(const ServedModel& m, std::vector<int64_t> prompt,
+                                       const SamplingParams& p, int64_t default_max_tokens) const {
   const ModelConfig& cfg = m.config();
   const int64_t room = cfg.max_len - int64_t(prompt.size());
   if (room < 1)
@@ -285,7 +292,8 @@ CompletionSpec Server::completion_spec(const ServedModel& m, std::vector<int64_t
   return spec;
 }
 
-std::function<bool()> Server::cancellation(Clock::time_point start, const std::shared_ptr<EventStream>& stream) const {
+std::function<bool()> Server::cancellation(Clock::time_point start,
+                                           const std::shared_ptr<EventStream>& stream) const {
   const auto deadline = start + std::chrono::duration_cast<Clock::duration>(
                                     std::chrono::duration<double>(options_.timeout_seconds));
   return [this, deadline, stream] {
@@ -295,7 +303,9 @@ std::function<bool()> Server::cancellation(Clock::time_point start, const std::s
 
 // OpenAI's completion logprobs object: tokens, token_logprobs, top_logprobs, text_offset.
 json completion_logprobs(const tokenize::Tokenizer& tok, std::span<const TokenLogprob> lps, size_t offset) {
-  json out = {{"tokens", json::array()}, {"token_logprobs", json::array()}, {"top_logprobs", json::array()},
+  json out = {{"tokens", json::array()},
+              {"token_logprobs", json::array()},
+              {"top_logprobs", json::array()},
               {"text_offset", json::array()}};
   for (const TokenLogprob& lp : lps) {
     const std::string text = tok.decode(std::vector<int32_t>{int32_t(lp.token)}, false);
@@ -359,10 +369,11 @@ void Server::completions(const httplib::Request&, httplib::Response& res, const 
   }
   ServedModel& m = model_for(model_name);
   if (m.config().arch != Arch::DecoderOnly)
-    throw ApiError(400,
-                   fmt::format("'{}' is an {} model; completions need a decoder-only one{}", m.name, m.kind(),
-                               m.config().arch == Arch::EncoderDecoder ? " (translate with POST /translate)" : ""),
-                   "model", "wrong_model_kind");
+    throw ApiError(
+        400,
+        fmt::format("'{}' is an {} model; completions need a decoder-only one{}", m.name, m.kind(),
+                    m.config().arch == Arch::EncoderDecoder ? " (translate with POST /translate)" : ""),
+        "model", "wrong_model_kind");
   std::vector<CompletionSpec> specs;
   for (size_t i = 0; i < prompts.size(); ++i)
     specs.push_back(completion_spec(m, prompt_ids(m, prompts[i], chat ? "messages" : "prompt"), params,
@@ -413,16 +424,17 @@ void Server::completions(const httplib::Request&, httplib::Response& res, const 
     for (size_t p = 0; p < specs.size(); ++p)
       for (size_t i = 0; i < outcome->choices[p].size(); ++i) {
         const CompletionChoice& c = outcome->choices[p][i];
-        json choice = {{"index", p * size_t(n) + i}, {"finish_reason", c.finish_reason}, {"logprobs", nullptr}};
+        json choice = {
+            {"index", p * size_t(n) + i}, {"finish_reason", c.finish_reason}, {"logprobs", nullptr}};
         if (params.return_tokens) choice["tokens"] = c.tokens;
         if (chat) {
           choice["message"] = {{"role", "assistant"}, {"content", c.text}};
           if (specs[p].logprobs) choice["logprobs"] = chat_logprobs(tok, c.logprobs);
         } else {
-          const std::string prefix = params.echo ? tok.decode(std::vector<int32_t>(specs[p].prompt.begin(),
-                                                                                   specs[p].prompt.end()),
-                                                              true)
-                                                 : "";
+          const std::string prefix =
+              params.echo
+                  ? tok.decode(std::vector<int32_t>(specs[p].prompt.begin(), specs[p].prompt.end()), true)
+                  : "";
           choice["text"] = prefix + c.text;
           if (specs[p].logprobs) choice["logprobs"] = completion_logprobs(tok, c.logprobs, prefix.size());
         }
@@ -446,77 +458,88 @@ void Server::completions(const httplib::Request&, httplib::Response& res, const 
   auto specs_shared = std::make_shared<std::vector<CompletionSpec>>(std::move(specs));
   ServedModel* model = &m;
   res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider(
-      "text/event-stream",
-      [this, model, specs_shared, first_sequence, outcome, finish, usage, id, created, chunk_object, chat, n,
-       params, start, width](size_t, httplib::DataSink& sink) mutable {
-        auto stream = std::make_shared<EventStream>(sink);
-        const std::vector<CompletionSpec>& specs = *specs_shared;
-        const tokenize::Tokenizer& tok = model->tokenizer();
-        auto chunk = [&](size_t index, json delta_or_text, json finish_reason, json logprobs) {
-          json choice = {{"index", index}, {"finish_reason", finish_reason}, {"logprobs", logprobs}};
-          choice[chat ? "delta" : "text"] = std::move(delta_or_text);
-          return json{{"id", id}, {"object", chunk_object}, {"created", created}, {"model", model->name},
-                      {"choices", json::array({choice})}};
-        };
-        auto cancelled = cancellation(start, stream);
-        std::atomic<bool> first{true};
-        std::vector<Clock::time_point> last(specs.size() * size_t(n), start);
-        try {
-          if (chat)
-            for (size_t i = 0; i < specs.size() * size_t(n); ++i)
-              stream->send(chunk(i, {{"role", "assistant"}, {"content", ""}}, nullptr, nullptr));
-          parallel_for(specs.size(), width, [&](size_t p) {
-            const std::string echo =
-                params.echo ? tok.decode(std::vector<int32_t>(specs[p].prompt.begin(), specs[p].prompt.end()), true)
-                            : "";
-            std::vector<size_t> offsets(size_t(n), echo.size());
-            std::vector<bool> echoed(size_t(n), echo.empty());
-            std::shared_ptr<Sequence> seq =
-                p == 0 ? std::move(first_sequence) : admit(*model->scheduler, specs[p], cancelled);
-            outcome->choices[p] = complete(
-                *seq, tok, specs[p],
-                [&](int64_t row, const std::string& delta, std::span<const TokenLogprob> lps) {
-                  const size_t index = p * size_t(n) + size_t(row);
-                  const Clock::time_point now = Clock::now();
-                  if (first.exchange(false)) metrics_.observe_first_token(seconds_since(start));
-                  Clock::time_point& prev = last[index];
-                  if (prev != start) metrics_.observe_token_gap(std::chrono::duration<double>(now - prev).count());
-                  prev = now;
-                  if (delta.empty() && echoed[size_t(row)]) return !stream->broken();
-                  const std::string text = (echoed[size_t(row)] ? "" : echo) + delta;
-                  echoed[size_t(row)] = true;
-                  json logprobs = nullptr;
-                  if (specs[p].logprobs)
-                    logprobs = chat ? chat_logprobs(tok, lps) : completion_logprobs(tok, lps, offsets[size_t(row)]);
-                  offsets[size_t(row)] += delta.size();
-                  return stream->send(chunk(index, chat ? json{{"content", text}} : json(text), nullptr, logprobs));
-                });
-            for (size_t i = 0; i < outcome->choices[p].size(); ++i)
-              stream->send(chunk(p * size_t(n) + i, chat ? json::object() : json(""),
-                                 outcome->choices[p][i].finish_reason, nullptr));
-          });
-          finish();
-          if (params.include_usage)
-            stream->send({{"id", id}, {"object", chunk_object}, {"created", created}, {"model", model->name},
-                          {"choices", json::array()}, {"usage", usage()}});
-          stream->done();
-        } catch (const ApiError& e) {
-          stream->send(e.body());
-        } catch (const QueueFull& e) {
-          stream->send(ApiError(429, e.what(), "", "queue_full").body());
-        } catch (const OverBudget& e) {
-          stream->send(ApiError(400, e.what(), "max_tokens", "kv_budget_exceeded").body());
-        } catch (const Cancelled&) {
-          // The client went away (nothing more to say) or the deadline passed.
-          if (!stream->broken()) stream->send(ApiError(503, "the request was cancelled: past its time limit", "",
-                                                       "timeout").body());
-        } catch (const std::exception& e) {
-          stream->send(ApiError(500, e.what(), "", "internal_error").body());
-        }
-        sink.done();
-        return true;
+  res.set_chunked_content_provider("text/event-stream", [this, model, specs_shared, first_sequence, outcome,
+                                                         finish, usage, id, created, chunk_object, chat, n,
+                                                         params, start,
+                                                         width](size_t, httplib::DataSink& sink) mutable {
+    auto stream = std::make_shared<EventStream>(sink);
+    const std::vector<CompletionSpec>& specs = *specs_shared;
+    const tokenize::Tokenizer& tok = model->tokenizer();
+    auto chunk = [&](size_t index, json delta_or_text, json finish_reason, json logprobs) {
+      json choice = {{"index", index}, {"finish_reason", finish_reason}, {"logprobs", logprobs}};
+      choice[chat ? "delta" : "text"] = std::move(delta_or_text);
+      return json{{"id", id},
+                  {"object", chunk_object},
+                  {"created", created},
+                  {"model", model->name},
+                  {"choices", json::array({choice})}};
+    };
+    auto cancelled = cancellation(start, stream);
+    std::atomic<bool> first{true};
+    std::vector<Clock::time_point> last(specs.size() * size_t(n), start);
+    try {
+      if (chat)
+        for (size_t i = 0; i < specs.size() * size_t(n); ++i)
+          stream->send(chunk(i, {{"role", "assistant"}, {"content", ""}}, nullptr, nullptr));
+      parallel_for(specs.size(), width, [&](size_t p) {
+        const std::string echo =
+            params.echo
+                ? tok.decode(std::vector<int32_t>(specs[p].prompt.begin(), specs[p].prompt.end()), true)
+                : "";
+        std::vector<size_t> offsets(size_t(n), echo.size());
+        std::vector<bool> echoed(size_t(n), echo.empty());
+        std::shared_ptr<Sequence> seq =
+            p == 0 ? std::move(first_sequence) : admit(*model->scheduler, specs[p], cancelled);
+        outcome->choices[p] =
+            complete(*seq, tok, specs[p],
+                     [&](int64_t row, const std::string& delta, std::span<const TokenLogprob> lps) {
+                       const size_t index = p * size_t(n) + size_t(row);
+                       const Clock::time_point now = Clock::now();
+                       if (first.exchange(false)) metrics_.observe_first_token(seconds_since(start));
+                       Clock::time_point& prev = last[index];
+                       if (prev != start)
+                         metrics_.observe_token_gap(std::chrono::duration<double>(now - prev).count());
+                       prev = now;
+                       if (delta.empty() && echoed[size_t(row)]) return !stream->broken();
+                       const std::string text = (echoed[size_t(row)] ? "" : echo) + delta;
+                       echoed[size_t(row)] = true;
+                       json logprobs = nullptr;
+                       if (specs[p].logprobs)
+                         logprobs = chat ? chat_logprobs(tok, lps)
+                                         : completion_logprobs(tok, lps, offsets[size_t(row)]);
+                       offsets[size_t(row)] += delta.size();
+                       return stream->send(
+                           chunk(index, chat ? json{{"content", text}} : json(text), nullptr, logprobs));
+                     });
+        for (size_t i = 0; i < outcome->choices[p].size(); ++i)
+          stream->send(chunk(p * size_t(n) + i, chat ? json::object() : json(""),
+                             outcome->choices[p][i].finish_reason, nullptr));
       });
+      finish();
+      if (params.include_usage)
+        stream->send({{"id", id},
+                      {"object", chunk_object},
+                      {"created", created},
+                      {"model", model->name},
+                      {"choices", json::array()},
+                      {"usage", usage()}});
+      stream->done();
+    } catch (const ApiError& e) {
+      stream->send(e.body());
+    } catch (const QueueFull& e) {
+      stream->send(ApiError(429, e.what(), "", "queue_full").body());
+    } catch (const OverBudget& e) {
+      stream->send(ApiError(400, e.what(), "max_tokens", "kv_budget_exceeded").body());
+    } catch (const Cancelled&) {
+      // The client went away (nothing more to say) or the deadline passed.
+      if (!stream->broken())
+        stream->send(ApiError(503, "the request was cancelled: past its time limit", "", "timeout").body());
+    } catch (const std::exception& e) {
+      stream->send(ApiError(500, e.what(), "", "internal_error").body());
+    }
+    sink.done();
+    return true;
+  });
 }
 
 void Server::embeddings(httplib::Response& res, const json& body) {
@@ -533,7 +556,8 @@ void Server::embeddings(httplib::Response& res, const json& body) {
     const std::vector<float> e = embed(m, inputs[i]);
     json item = {{"object", "embedding"}, {"index", i}};
     if (r.base64)
-      item["embedding"] = base64_encode(std::string_view(reinterpret_cast<const char*>(e.data()), e.size() * sizeof(float)));
+      item["embedding"] =
+          base64_encode(std::string_view(reinterpret_cast<const char*>(e.data()), e.size() * sizeof(float)));
     else
       item["embedding"] = e;
     data.push_back(item);
@@ -553,32 +577,40 @@ void Server::translate(httplib::Response& res, const json& body) {
   if (r.model.empty()) {  // the translation model for this language pair
     for (auto& candidate : models_)
       if (candidate->config().arch == Arch::EncoderDecoder &&
-          (r.source == "auto" || candidate->source_language.empty() || candidate->source_language == r.source) &&
-          (r.target.empty() || candidate->target_language.empty() || candidate->target_language == r.target)) {
+          (r.source == "auto" || candidate->source_language.empty() ||
+           candidate->source_language == r.source) &&
+          (r.target.empty() || candidate->target_language.empty() ||
+           candidate->target_language == r.target)) {
         m = candidate.get();
         break;
       }
     if (!m)
-      throw ApiError(400, fmt::format("no model translates '{}' to '{}' (GET /languages)", r.source, r.target),
+      throw ApiError(400,
+                     fmt::format("no model translates '{}' to '{}' (GET /languages)", r.source, r.target),
                      r.target.empty() ? "source" : "target", "unsupported_language");
   } else {
     m = &model_for(r.model);
     if (m->config().arch != Arch::EncoderDecoder)
-      throw ApiError(400, fmt::format("'{}' is a {} model; /translate needs an encoder-decoder", m->name, m->kind()),
-                     "model", "wrong_model_kind");
+      throw ApiError(
+          400, fmt::format("'{}' is a {} model; /translate needs an encoder-decoder", m->name, m->kind()),
+          "model", "wrong_model_kind");
   }
   if (r.target.empty()) throw ApiError(400, "'target' is required", "target", "invalid_value");
   if (!m->target_language.empty() && r.target != m->target_language)
-    throw ApiError(400, fmt::format("'{}' translates to '{}', not '{}'", m->name, m->target_language, r.target),
+    throw ApiError(400,
+                   fmt::format("'{}' translates to '{}', not '{}'", m->name, m->target_language, r.target),
                    "target", "unsupported_language");
   if (r.source != "auto" && !m->source_language.empty() && r.source != m->source_language)
-    throw ApiError(400, fmt::format("'{}' translates from '{}', not '{}'", m->name, m->source_language, r.source),
+    throw ApiError(400,
+                   fmt::format("'{}' translates from '{}', not '{}'", m->name, m->source_language, r.source),
                    "source", "unsupported_language");
-  const int64_t beams = std::max(r.beams.value_or(options_.beams), r.alternatives > 0 ? r.alternatives + 1 : 1);
+  const int64_t beams =
+      std::max(r.beams.value_or(options_.beams), r.alternatives > 0 ? r.alternatives + 1 : 1);
   auto cancelled = cancellation(start);
   std::vector<std::vector<std::string>> out(r.q.size());
-  parallel_for(r.q.size(), size_t(options_.scheduler.max_running),
-               [&](size_t i) { out[i] = serve::translate(*m, r.q[i], beams, 1 + r.alternatives, cancelled); });
+  parallel_for(r.q.size(), size_t(options_.scheduler.max_running), [&](size_t i) {
+    out[i] = serve::translate(*m, r.q[i], beams, 1 + r.alternatives, cancelled);
+  });
   json text = json::array(), alternatives = json::array();
   for (auto& t : out) {
     text.push_back(t[0]);
@@ -601,7 +633,8 @@ void Server::languages(httplib::Response& res) {
       targets[m->target_language];
     }
   json out = json::array();
-  for (const auto& [code, to] : targets) out.push_back({{"code", code}, {"name", language_name(code)}, {"targets", to}});
+  for (const auto& [code, to] : targets)
+    out.push_back({{"code", code}, {"name", language_name(code)}, {"targets", to}});
   res.set_content(dump(out), "application/json");
 }
 
@@ -624,7 +657,8 @@ void Server::detokenize(httplib::Response& res, const json& body) {
   std::vector<int32_t> ids;
   for (int64_t t : r.tokens) {
     if (t >= m.tokenizer().vocab_size())
-      throw ApiError(400, fmt::format("'tokens' holds {}; the vocabulary has {}", t, m.tokenizer().vocab_size()),
+      throw ApiError(400,
+                     fmt::format("'tokens' holds {}; the vocabulary has {}", t, m.tokenizer().vocab_size()),
                      "tokens", "invalid_token");
     ids.push_back(int32_t(t));
   }
@@ -634,9 +668,15 @@ void Server::detokenize(httplib::Response& res, const json& body) {
 void Server::list_models(httplib::Response& res) {
   json data = json::array();
   for (const auto& m : models_)
-    data.push_back({{"id", m->name}, {"object", "model"}, {"created", unix_time()}, {"owned_by", "tfm"},
-                    {"meta", {{"kind", m->kind()}, {"path", m->path}, {"context_length", m->config().max_len},
-                              {"vocab_size", m->config().tgt_vocab}}}});
+    data.push_back({{"id", m->name},
+                    {"object", "model"},
+                    {"created", unix_time()},
+                    {"owned_by", "tfm"},
+                    {"meta",
+                     {{"kind", m->kind()},
+                      {"path", m->path},
+                      {"context_length", m->config().max_len},
+                      {"vocab_size", m->config().tgt_vocab}}}});
   res.set_content(dump({{"object", "list"}, {"data", data}}), "application/json");
 }
 
@@ -668,7 +708,8 @@ int Server::run() {
   http_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http_.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
-    const std::string message = res.status == 413 ? "the request body is larger than the server accepts (--max-body-bytes)"
+    const std::string message = res.status == 413
+                                    ? "the request body is larger than the server accepts (--max-body-bytes)"
                                 : res.status == 404 ? fmt::format("no endpoint {} {}", req.method, req.path)
                                                     : fmt::format("HTTP {}", res.status);
     res.set_content(dump(ApiError(res.status, message, "", res.status == 413 ? "body_too_large" : "").body()),
@@ -687,26 +728,30 @@ int Server::run() {
   route("GET", "/models", "/v1/models", [this](auto&, auto& res, auto&) { list_models(res); });
   route("GET", R"(/v1/models/([^/]+))", "/v1/models/{id}", [this](auto& req, auto& res, auto&) {
     const ServedModel& m = model_for(req.matches[1].str());
-    res.set_content(dump({{"id", m.name}, {"object", "model"}, {"created", unix_time()}, {"owned_by", "tfm"}}),
-                    "application/json");
+    res.set_content(
+        dump({{"id", m.name}, {"object", "model"}, {"created", unix_time()}, {"owned_by", "tfm"}}),
+        "application/json");
   });
   route("POST", "/v1/completions", "/v1/completions",
         [this](auto& req, auto& res, auto& body) { completions(req, res, body, false); });
   route("POST", "/v1/chat/completions", "/v1/chat/completions",
         [this](auto& req, auto& res, auto& body) { completions(req, res, body, true); });
-  route("POST", "/v1/embeddings", "/v1/embeddings", [this](auto&, auto& res, auto& body) { embeddings(res, body); });
+  route("POST", "/v1/embeddings", "/v1/embeddings",
+        [this](auto&, auto& res, auto& body) { embeddings(res, body); });
   route("POST", "/translate", "/translate", [this](auto&, auto& res, auto& body) { translate(res, body); });
   route("GET", "/languages", "/languages", [this](auto&, auto& res, auto&) { languages(res); });
   route("POST", "/tokenize", "/tokenize", [this](auto&, auto& res, auto& body) { tokenize(res, body); });
-  route("POST", "/detokenize", "/detokenize", [this](auto&, auto& res, auto& body) { detokenize(res, body); });
+  route("POST", "/detokenize", "/detokenize",
+        [this](auto&, auto& res, auto& body) { detokenize(res, body); });
   route("GET", "/metrics", "/metrics", [this](auto&, auto& res, auto&) {
     std::vector<std::pair<std::string, SchedulerStats>> stats;
     for (const auto& m : models_) stats.emplace_back(m->name, m->scheduler->stats());
     res.set_content(metrics_.render(stats), "text/plain; version=0.0.4");
   });
 
-  const int port = options_.port == 0 ? http_.bind_to_any_port(options_.host)
-                                      : (http_.bind_to_port(options_.host, options_.port) ? options_.port : -1);
+  const int port = options_.port == 0
+                       ? http_.bind_to_any_port(options_.host)
+                       : (http_.bind_to_port(options_.host, options_.port) ? options_.port : -1);
   if (port < 0) fail("tfm serve: cannot listen on {}:{}", options_.host, options_.port);
   if (listening_socket >= 0) ::listen(listening_socket, SOMAXCONN);
   std::thread listener([this] { http_.listen_after_bind(); });
@@ -746,8 +791,9 @@ int Server::run() {
   for (const auto& m : models_)
     std::printf("model %s: %s, %s, context %lld tokens%s\n", m->name.c_str(), m->path.c_str(), m->kind(),
                 static_cast<long long>(m->config().max_len),
-                m->source_language.empty() ? ""
-                                           : fmt::format(", {} -> {}", m->source_language, m->target_language).c_str());
+                m->source_language.empty()
+                    ? ""
+                    : fmt::format(", {} -> {}", m->source_language, m->target_language).c_str());
   std::fflush(stdout);
   listener.join();  // returns once stopped and every in-flight request is answered
   stopped = true;

@@ -21,11 +21,11 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0: any free port
   SchedulerOptions scheduler;
-  std::string api_key;              // empty: no authentication
+  std::string api_key;  // empty: no authentication
   int64_t max_body_bytes = 1 << 20;
-  double timeout_seconds = 600;     // a request's whole time; also how long SIGTERM waits for in-flight ones
-  int64_t beams = 4;                // /translate's default beam size
-  int64_t max_prompt_tokens = 0;    // 0: the model's context
+  double timeout_seconds = 600;   // a request's whole time; also how long SIGTERM waits for in-flight ones
+  int64_t beams = 4;              // /translate's default beam size
+  int64_t max_prompt_tokens = 0;  // 0: the model's context
 };
 
 // Loads the models, listens, prints "tfm serve: listening on http://HOST:PORT" and one line per model

@@ -65,16 +65,18 @@ TEST(Serve, GreedyCompletionsEqualHuggingFaceAndTfmGenerate) {
     const std::vector<int64_t> prompt = g["prompt_ids"], all = g["greedy_ids"];
     std::vector<int64_t> want(all.begin() + int64_t(prompt.size()), all.end());
     for (const json& p : {json(g["prompt"]), json(prompt)}) {
-      const Reply r = post(server.port(), "/v1/completions",
-                           json{{"prompt", p}, {"max_tokens", 40}, {"temperature", 0}, {"return_tokens", true}}.dump());
+      const Reply r =
+          post(server.port(), "/v1/completions",
+               json{{"prompt", p}, {"max_tokens", 40}, {"temperature", 0}, {"return_tokens", true}}.dump());
       ASSERT_EQ(r.status, 200) << r.text;
       const json& choice = r.body["choices"][0];
       EXPECT_EQ(choice["tokens"].get<std::vector<int64_t>>(), want) << g["prompt"];
       EXPECT_EQ(r.body["usage"]["completion_tokens"], want.size());
       EXPECT_EQ(r.body["usage"]["prompt_tokens"], prompt.size());
       EXPECT_EQ(choice["finish_reason"], want.size() < 40 ? "stop" : "length");
-      const test::CliResult cli = test::run_cli("generate --model '" + models() + "/lm-kjv' --prompt '" +
-                                                g["prompt"].get<std::string>() + "' --max-new-tokens 40 --greedy");
+      const test::CliResult cli =
+          test::run_cli("generate --model '" + models() + "/lm-kjv' --prompt '" +
+                        g["prompt"].get<std::string>() + "' --max-new-tokens 40 --greedy");
       ASSERT_EQ(cli.code, 0) << cli.err;
       EXPECT_EQ(g["prompt"].get<std::string>() + choice["text"].get<std::string>() + "\n", cli.out);
     }
@@ -87,7 +89,8 @@ TEST(Serve, GreedyCompletionsEqualHuggingFaceAndTfmGenerate) {
 TEST(Serve, SeededSamplingEqualsTfmGenerateAndStopStringsCut) {
   ServerProcess server("--model '" + models() + "/lm-kjv'");
   const std::string prompt = "And God said";
-  const json request = {{"prompt", prompt}, {"max_tokens", 30}, {"temperature", 0.8}, {"top_k", 40}, {"seed", 7}};
+  const json request = {
+      {"prompt", prompt}, {"max_tokens", 30}, {"temperature", 0.8}, {"top_k", 40}, {"seed", 7}};
   const Reply a = post(server.port(), "/v1/completions", request.dump());
   const Reply b = post(server.port(), "/v1/completions", request.dump());
   ASSERT_EQ(a.status, 200) << a.text;
@@ -107,10 +110,12 @@ TEST(Serve, SeededSamplingEqualsTfmGenerateAndStopStringsCut) {
 
   // Greedy text of the first reference prompt is "... of the year of Darius the king.": stop at " of".
   const json greedy = scores("lm-kjv")["greedy"][0];
-  const std::string full = greedy["text"].get<std::string>().substr(greedy["prompt"].get<std::string>().size());
-  const Reply s = post(server.port(), "/v1/completions",
-                       json{{"prompt", greedy["prompt"]}, {"max_tokens", 40}, {"temperature", 0}, {"stop", {"Darius"}}}
-                           .dump());
+  const std::string full =
+      greedy["text"].get<std::string>().substr(greedy["prompt"].get<std::string>().size());
+  const Reply s =
+      post(server.port(), "/v1/completions",
+           json{{"prompt", greedy["prompt"]}, {"max_tokens", 40}, {"temperature", 0}, {"stop", {"Darius"}}}
+               .dump());
   ASSERT_EQ(s.status, 200) << s.text;
   EXPECT_EQ(s.body["choices"][0]["text"], full.substr(0, full.find("Darius")));
   EXPECT_EQ(s.body["choices"][0]["finish_reason"], "stop");
@@ -166,19 +171,22 @@ TEST(Serve, TranslateEqualsTfmTranslate) {
     english.push_back(line.substr(0, line.find('\t')));
     reference.push_back(ref);
   }
-  const Reply r = post(server.port(), "/translate", json{{"q", english}, {"source", "en"}, {"target", "es"}}.dump());
+  const Reply r =
+      post(server.port(), "/translate", json{{"q", english}, {"source", "en"}, {"target", "es"}}.dump());
   ASSERT_EQ(r.status, 200) << r.text;
   ASSERT_EQ(r.body["translatedText"].size(), english.size());
   int agree = 0;
   for (size_t i = 0; i < english.size(); ++i) {
-    const test::CliResult cli = test::run_cli("translate --model '" + models() + "/mt-en-es' --beam 4", english[i] + "\n");
+    const test::CliResult cli =
+        test::run_cli("translate --model '" + models() + "/mt-en-es' --beam 4", english[i] + "\n");
     ASSERT_EQ(cli.code, 0) << cli.err;
     EXPECT_EQ(r.body["translatedText"][i].get<std::string>() + "\n", cli.out) << english[i];
     agree += r.body["translatedText"][i] == reference[i];
   }
   EXPECT_GE(agree, int(english.size()) - 1);
-  const Reply one = post(server.port(), "/translate",
-                         json{{"q", english[0]}, {"source", "auto"}, {"target", "es"}, {"alternatives", 2}}.dump());
+  const Reply one =
+      post(server.port(), "/translate",
+           json{{"q", english[0]}, {"source", "auto"}, {"target", "es"}, {"alternatives", 2}}.dump());
   ASSERT_EQ(one.status, 200) << one.text;
   EXPECT_EQ(one.body["translatedText"], r.body["translatedText"][0]);
   EXPECT_EQ(one.body["alternatives"].size(), 2u);
@@ -206,15 +214,18 @@ TEST(Serve, EmbeddingsTokensModelsAndMetrics) {
   EXPECT_EQ(first.size(), 256u);
   EXPECT_NE(first, second);
   EXPECT_EQ(e.body["data"][1]["index"], 1);
-  const Reply b64 = post(server.port(), "/v1/embeddings",
-                         json{{"model", "kjv2"}, {"input", "In the beginning"}, {"encoding_format", "base64"}}.dump());
+  const Reply b64 =
+      post(server.port(), "/v1/embeddings",
+           json{{"model", "kjv2"}, {"input", "In the beginning"}, {"encoding_format", "base64"}}.dump());
   ASSERT_EQ(b64.status, 200) << b64.text;
   EXPECT_EQ(b64.body["data"][0]["embedding"].get<std::string>().size(), (256 * 4 + 2) / 3 * 4);
 
-  const Reply t = post(server.port(), "/tokenize", json{{"model", "lm-kjv"}, {"content", "In the beginning"}}.dump());
+  const Reply t =
+      post(server.port(), "/tokenize", json{{"model", "lm-kjv"}, {"content", "In the beginning"}}.dump());
   ASSERT_EQ(t.status, 200) << t.text;
   EXPECT_EQ(t.body["tokens"], scores("lm-kjv")["greedy"][0]["prompt_ids"]);
-  const Reply d = post(server.port(), "/detokenize", json{{"model", "lm-kjv"}, {"tokens", t.body["tokens"]}}.dump());
+  const Reply d =
+      post(server.port(), "/detokenize", json{{"model", "lm-kjv"}, {"tokens", t.body["tokens"]}}.dump());
   EXPECT_EQ(d.body["content"], "In the beginning");
 
   const Reply m = get(server.port(), "/v1/models");
@@ -226,9 +237,10 @@ TEST(Serve, EmbeddingsTokensModelsAndMetrics) {
        json{{"model", "kjv2"}, {"prompt", "And"}, {"max_tokens", 5}, {"ignore_eos", true}}.dump());
   const Reply metrics = get(server.port(), "/metrics");
   ASSERT_EQ(metrics.status, 200);
-  for (const char* line : {"tfm_requests_total{endpoint=\"/v1/completions\",status=\"200\"} 1",
-                           "tfm_generated_tokens_total{model=\"kjv2\"} 5", "tfm_running_sequences{model=\"kjv2\"} 0",
-                           "tfm_kv_cache_bytes{model=\"kjv2\"} 0", "tfm_time_to_first_token_seconds_count 1"})
+  for (const char* line :
+       {"tfm_requests_total{endpoint=\"/v1/completions\",status=\"200\"} 1",
+        "tfm_generated_tokens_total{model=\"kjv2\"} 5", "tfm_running_sequences{model=\"kjv2\"} 0",
+        "tfm_kv_cache_bytes{model=\"kjv2\"} 0", "tfm_time_to_first_token_seconds_count 1"})
     EXPECT_NE(metrics.text.find(line), std::string::npos) << line << "\n" << metrics.text;
   EXPECT_EQ(server.stop(), 0);
 }
@@ -283,8 +295,12 @@ TEST(Serve, BadRequestsGetTheirStatusAndErrorShape) {
   const std::string big(5000, 'a');
   const std::vector<Case> cases = {
       {"/v1/completions", R"({"model":"lm-kjv","prompt":"a"})", {}, 401, "missing_api_key", ""},
-      {"/v1/completions", R"({"model":"lm-kjv","prompt":"a"})", {{"Authorization", "Bearer sesamf"}}, 401,
-       "invalid_api_key", ""},
+      {"/v1/completions",
+       R"({"model":"lm-kjv","prompt":"a"})",
+       {{"Authorization", "Bearer sesamf"}},
+       401,
+       "invalid_api_key",
+       ""},
       {"/v1/completions", R"({"model":"lm-kjv","prompt":"a")", auth, 400, "invalid_json", ""},
       {"/v1/completions", "{\"model\":\"lm-kjv\",\"prompt\":\"\xC3\x28\"}", auth, 400, "invalid_utf8", ""},
       {"/v1/completions", R"({"model":"lm-kjv","prompt":"a","max_tokens":"ten"})", auth, 400, "invalid_type",
@@ -300,11 +316,13 @@ TEST(Serve, BadRequestsGetTheirStatusAndErrorShape) {
       {"/v1/completions", R"({"prompt":"a"})", auth, 400, "missing_model", "model"},
       {"/v1/completions", R"({"model":"mt-en-es","prompt":"a"})", auth, 400, "wrong_model_kind", "model"},
       {"/v1/completions", R"(["not","an","object"])", auth, 400, "invalid_json", ""},
-      {"/v1/completions", "{\"model\":\"lm-kjv\",\"prompt\":\"" + big + "\"}", auth, 413, "body_too_large", ""},
+      {"/v1/completions", "{\"model\":\"lm-kjv\",\"prompt\":\"" + big + "\"}", auth, 413, "body_too_large",
+       ""},
       {"/v1/chat/completions", R"({"model":"lm-kjv","messages":[]})", auth, 400, "invalid_value", "messages"},
-      {"/v1/chat/completions", R"({"model":"lm-kjv","messages":[{"content":"hi"}]})", auth, 400, "invalid_value",
-       "messages[0].role"},
-      {"/translate", R"({"q":"Hello","source":"en","target":"fr"})", auth, 400, "unsupported_language", "target"},
+      {"/v1/chat/completions", R"({"model":"lm-kjv","messages":[{"content":"hi"}]})", auth, 400,
+       "invalid_value", "messages[0].role"},
+      {"/translate", R"({"q":"Hello","source":"en","target":"fr"})", auth, 400, "unsupported_language",
+       "target"},
       {"/translate", R"({"q":5,"source":"en","target":"es"})", auth, 400, "invalid_type", "q"},
       {"/detokenize", R"({"model":"lm-kjv","tokens":[-1]})", auth, 400, "invalid_value", "tokens"},
       {"/v1/nothing", "{}", auth, 404, "", ""},
@@ -328,7 +346,8 @@ TEST(Serve, BadRequestsGetTheirStatusAndErrorShape) {
   // The prompt's limit is named.
   std::string long_prompt;
   for (int i = 0; i < 300; ++i) long_prompt += " the";
-  const Reply r = post(server.port(), "/v1/completions", json{{"model", "lm-kjv"}, {"prompt", long_prompt}}.dump(), auth);
+  const Reply r =
+      post(server.port(), "/v1/completions", json{{"model", "lm-kjv"}, {"prompt", long_prompt}}.dump(), auth);
   EXPECT_EQ(r.status, 400);
   EXPECT_NE(r.body["error"]["message"].get<std::string>().find("at most 256"), std::string::npos) << r.text;
   EXPECT_EQ(server.stop(), 0);
@@ -342,10 +361,10 @@ TEST(Serve, AFullQueueAnswers429WithRetryAfter) {
   std::vector<std::thread> clients;
   for (int i = 0; i < 6; ++i)
     clients.emplace_back([&, i] {
-      const Reply r = post(server.port(), "/v1/completions",
-                           json{{"prompt", "And the LORD said"}, {"max_tokens", 200}, {"temperature", 0},
-                                {"ignore_eos", true}}
-                               .dump());
+      const Reply r = post(
+          server.port(), "/v1/completions",
+          json{{"prompt", "And the LORD said"}, {"max_tokens", 200}, {"temperature", 0}, {"ignore_eos", true}}
+              .dump());
       statuses[size_t(i)] = r.status;
       if (r.headers.count("Retry-After")) retry[size_t(i)] = r.headers.find("Retry-After")->second;
     });
@@ -369,13 +388,15 @@ TEST(Serve, SigtermFinishesInFlightRequestsThenExits) {
   ServerProcess server("--model '" + models() + "/lm-kjv'");
   Reply r;
   std::thread client([&] {
-    r = post(server.port(), "/v1/completions",
-             json{{"prompt", "And the LORD said"}, {"max_tokens", 250}, {"temperature", 0}, {"ignore_eos", true}}
-                 .dump());
+    r = post(
+        server.port(), "/v1/completions",
+        json{{"prompt", "And the LORD said"}, {"max_tokens", 250}, {"temperature", 0}, {"ignore_eos", true}}
+            .dump());
   });
   // Wait until the request is decoding, then stop the server.
-  for (int i = 0; i < 5000 && get(server.port(), "/metrics").text.find("tfm_running_sequences{model=\"lm-kjv\"} 1") ==
-                                 std::string::npos;
+  for (int i = 0;
+       i < 5000 && get(server.port(), "/metrics").text.find("tfm_running_sequences{model=\"lm-kjv\"} 1") ==
+                       std::string::npos;
        ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   kill(server.pid(), SIGTERM);

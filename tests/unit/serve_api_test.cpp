@@ -90,7 +90,8 @@ TEST(ServeApi, BadFieldsNameTheirParam) {
 // parse_body: malformed JSON (also numbers beyond double's range, which nlohmann reports as out_of_range,
 // found by the fuzzer), invalid UTF-8 with its offset, a body that is not an object.
 TEST(ServeApi, MalformedBodiesAre400s) {
-  for (const std::string body : {"{", "{\"a\":}", "67676666.76e7666", "{\"a\":1e99999}", "[1,2]", "\"text\"", ""}) {
+  for (const std::string body :
+       {"{", "{\"a\":}", "67676666.76e7666", "{\"a\":1e99999}", "[1,2]", "\"text\"", ""}) {
     try {
       parse_body(body);
       ADD_FAILURE() << "accepted: " << body;

@@ -66,8 +66,9 @@ TEST(DecodeBatch, RowsOfOnePassEqualTheirSoloPassesBitForBit) {
   };
   ModelConfig blocks = gpt2_shaped();  // Q4_0 quantizes rows in blocks of 32
   blocks.d_ff = 64;
-  for (const Case& k : {Case{gpt2_shaped(), {}}, Case{test::llama_layout(gpt2_shaped(), 2, 5), {}},
-                        Case{blocks, kernels::WeightFormat::Int8}, Case{blocks, kernels::WeightFormat::Q4_0}}) {
+  for (const Case& k :
+       {Case{gpt2_shaped(), {}}, Case{test::llama_layout(gpt2_shaped(), 2, 5), {}},
+        Case{blocks, kernels::WeightFormat::Int8}, Case{blocks, kernels::WeightFormat::Q4_0}}) {
     const ModelConfig& c = k.config;
     auto model = random_model(c, 3);
     if (k.format) quantize_model(*model, *k.format);
@@ -89,7 +90,8 @@ TEST(DecodeBatch, RowsOfOnePassEqualTheirSoloPassesBitForBit) {
       for (size_t i = 0; i < ps.size(); ++i) {
         infer::RowFeed f{.cache = &alone[i], .row = 0, .tokens = tokens[i]};
         const Tensor one = solo.run(*model, {&f, 1});
-        EXPECT_TRUE(same_bits(all.narrow(0, int64_t(i), 1).contiguous(), one)) << "row " << i << " step " << step;
+        EXPECT_TRUE(same_bits(all.narrow(0, int64_t(i), 1).contiguous(), one))
+            << "row " << i << " step " << step;
       }
     }
   }
@@ -100,7 +102,8 @@ std::vector<int64_t> generate_through(serve::Scheduler& s, const std::vector<int
                                       const infer::GenerationRules& rules,
                                       const std::optional<infer::SamplingOptions>& sampling) {
   auto seq = s.admit(1, int64_t(prompt.size()) + rules.max_new_tokens, {});
-  return sampling ? infer::sample(*seq, {prompt}, rules, *sampling)[0] : infer::greedy_search(*seq, {prompt}, rules)[0];
+  return sampling ? infer::sample(*seq, {prompt}, rules, *sampling)[0]
+                  : infer::greedy_search(*seq, {prompt}, rules)[0];
 }
 
 std::vector<int64_t> generate_alone(const Transformer& model, const std::vector<int64_t>& prompt,
@@ -185,7 +188,8 @@ TEST(Scheduler, BeamSearchOfAnEncoderDecoderEqualsItsSoloDecode) {
 TEST(Scheduler, AdmissionWaitsForTheBudgetAndRefusesPastTheQueue) {
   auto model = random_model(gpt2_shaped(), 14);
   const int64_t one = infer::make_kv_cache(*model, 1, 20, 1).bytes();
-  serve::Scheduler scheduler(*model, {.max_running = 8, .max_waiting = 1, .kv_budget_bytes = 2 * one + one / 2});
+  serve::Scheduler scheduler(*model,
+                             {.max_running = 8, .max_waiting = 1, .kv_budget_bytes = 2 * one + one / 2});
   auto a = scheduler.admit(1, 20);
   auto b = scheduler.admit(1, 20);
   EXPECT_EQ(scheduler.stats().kv_bytes, 2 * one);
@@ -207,9 +211,8 @@ TEST(Scheduler, AdmissionWaitsForTheBudgetAndRefusesPastTheQueue) {
   std::atomic<bool> cancel{false};
   std::thread cancelled([&] {
     auto fill = scheduler.admit(1, 20);  // the budget is full again with b and this one
-    std::thread second([&] {
-      EXPECT_THROW(scheduler.admit(1, 20, {}, [&] { return cancel.load(); }), serve::Cancelled);
-    });
+    std::thread second(
+        [&] { EXPECT_THROW(scheduler.admit(1, 20, {}, [&] { return cancel.load(); }), serve::Cancelled); });
     while (scheduler.stats().waiting == 0) std::this_thread::sleep_for(1ms);
     cancel = true;
     second.join();
