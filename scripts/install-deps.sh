@@ -11,6 +11,8 @@ PACKAGES=(
   libgtest-dev libbenchmark-dev
   libsentencepiece-dev sentencepiece  # SentencePiece tokenizers; the tests train models with spm_train
   libcpp-httplib-dev     # tfm serve's HTTP server
+  libopenmpi-dev openmpi-bin  # data-parallel training: mpirun -np N tfm train (src/dist/)
+  iproute2               # the two-host test: network namespaces joined by a veth pair
   libopenblas-dev        # only the GEMM benchmark links it, as a candidate to compare
   chromium               # the tests render tfm report / tfm attention pages headless
 )

@@ -1,5 +1,7 @@
 #include "autograd/tape.h"
 
+#include <unordered_map>
+
 #include "core/error.h"
 
 namespace tfm::ag {
@@ -15,7 +17,7 @@ Var Tape::leaf(const Tensor& value, bool requires_grad) {
 
 Var Tape::param(Parameter& p) {
   bool needs = p.trainable && grad_enabled_;
-  slots_.push_back(Slot{p.value, needs ? p.grad : Tensor(), needs});
+  slots_.push_back(Slot{p.value, needs ? p.grad : Tensor(), needs, needs ? &p : nullptr});
   return Var(this, int32_t(slots_.size() - 1));
 }
 
@@ -48,16 +50,37 @@ void Tape::backward(Var loss) {
   backward(loss, Tensor::full({1}, 1.0f).view(loss.value().shape()));
 }
 
-void Tape::backward(Var out, const Tensor& out_grad) {
+void Tape::backward(Var out, const Tensor& out_grad) { backward(out, out_grad, BackwardHooks{}); }
+
+void Tape::backward(Var out, const Tensor& out_grad, const BackwardHooks& hooks) {
   TFM_CHECK(out.tape() == this, "backward of a var from another tape");
   TFM_CHECK(out_grad.shape() == out.value().shape(), "backward seed {} for output {}", out_grad.str(),
             out.value().str());
   if (!out.requires_grad()) return;
   ArenaScope scope(&arena_);
   grad(out.id()).copy_(out_grad);
-  for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it) {
-    if (!has_grad(it->out)) continue;  // the output did not influence the loss
-    it->backward(*this, *it);
+  // A parameter's gradient is complete after the earliest node that reads it (nodes run last to first).
+  std::vector<std::vector<Parameter*>> ready_after;
+  if (hooks.param_ready) {
+    std::unordered_map<Parameter*, size_t> first_use;
+    for (size_t n = 0; n < nodes_.size(); ++n)
+      for (int32_t id : nodes_[n].in)
+        if (id >= 0 && slots_[size_t(id)].param) first_use.try_emplace(slots_[size_t(id)].param, n);
+    ready_after.resize(nodes_.size());
+    for (const Slot& s : slots_)
+      if (s.param && !first_use.contains(s.param)) {
+        first_use.emplace(s.param, nodes_.size());
+        hooks.param_ready(*s.param);  // read by no node: nothing will add to it
+      }
+    for (auto [param, n] : first_use)
+      if (n < nodes_.size()) ready_after[n].push_back(param);
+  }
+  for (size_t n = nodes_.size(); n-- > 0;) {
+    const Node& node = nodes_[n];
+    if (has_grad(node.out)) node.backward(*this, node);  // otherwise the output did not influence the loss
+    if (hooks.param_ready)
+      for (Parameter* p : ready_after[n]) hooks.param_ready(*p);
+    if (hooks.after_node) hooks.after_node();
   }
 }
 

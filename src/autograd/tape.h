@@ -14,6 +14,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <vector>
 
@@ -59,6 +60,15 @@ struct Node {
   std::array<int64_t, 7> i{};
 };
 
+// What backward() tells its caller as it goes (data-parallel training starts sending a parameter's gradient
+// as soon as it is complete, while backward goes on).
+struct BackwardHooks {
+  // Once for every parameter on the tape, as soon as no node is left that adds to its gradient.
+  std::function<void(Parameter&)> param_ready;
+  // After every node.
+  std::function<void()> after_node;
+};
+
 class Tape {
  public:
   Tape() = default;
@@ -89,6 +99,7 @@ class Tape {
   void backward(Var loss);
   // Vector-Jacobian product: runs the tape backwards from `out` seeded with `out_grad` (same shape).
   void backward(Var out, const Tensor& out_grad);
+  void backward(Var out, const Tensor& out_grad, const BackwardHooks& hooks);
 
   // Forgets every var and node and recycles the arena (tensors from it become invalid).
   void reset();
@@ -109,6 +120,7 @@ class Tape {
     Tensor value;
     Tensor grad;
     bool requires_grad = false;
+    Parameter* param = nullptr;  // for a parameter's slot
   };
   std::vector<Slot> slots_;
   std::vector<Node> nodes_;

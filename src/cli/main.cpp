@@ -19,6 +19,7 @@
 #include "tokenize/tokenizer.h"
 #include "tokenize/training_text.h"
 #include "train/config.h"
+#include "dist/communicator.h"
 #include "train/trainer.h"
 
 namespace {
@@ -51,7 +52,20 @@ int cmd_train(const std::string& config_path, const TrainOverrides& over, train:
   if (!over.out_dir.empty()) cfg.train.out_dir = over.out_dir;
   if (!over.lora.empty()) cfg.train.lora = over.lora;
   if (!over.init_from.empty()) cfg.train.init_from = over.init_from;
-  train::RunSummary s = train::run_training(cfg, o);
+  // Under mpirun, one rank of a data-parallel run: an error on any rank ends them all at once (MPI_Abort),
+  // rather than leaving the others to time out.
+  dist::Communicator& world = dist::world();
+  o.comm = &world;
+  train::RunSummary s;
+  try {
+    s = train::run_training(cfg, o);
+  } catch (const std::exception& e) {
+    if (world.size() == 1) throw;
+    std::fprintf(stderr, "tfm: error on rank %d of %d: %s\n", world.rank(), world.size(), e.what());
+    std::fflush(stderr);
+    world.abort(1);
+  }
+  if (world.rank() != 0) return 0;
   std::fprintf(stderr, "%s after %lld steps%s: checkpoint %s/checkpoint.safetensors\n",
                s.interrupted ? "interrupted" : "done", static_cast<long long>(s.steps),
                skipped_steps(s).c_str(), s.run_dir.c_str());

@@ -126,7 +126,6 @@ BatchIterator::BatchIterator(std::shared_ptr<const PairSource> pairs, const Batc
   if (config.max_len < 2) fail("batcher: max_len {} is below 2", config.max_len);
   if (config.max_tokens < config.max_len)
     fail("batcher: max_tokens {} is below max_len {}", config.max_tokens, config.max_len);
-  check_rank(config.rank, config.world_size);
   const int64_t count = pairs_->size();
   sizes_.reserve(size_t(count));
   for (int64_t i = 0; i < count; ++i) {
@@ -139,9 +138,6 @@ BatchIterator::BatchIterator(std::shared_ptr<const PairSource> pairs, const Batc
   // The cut points depend on the sorted lengths only, so every epoch has as many batches.
   plan_epoch(0);
   stats_.batches_per_epoch = int64_t(plan_.size());
-  stats_.batches_all_ranks = int64_t(all_batches_);
-  if (stats_.batches_all_ranks < config.world_size)  // every rank fails alike, none runs alone
-    fail("batcher: {} batches per epoch cannot be shared by {} ranks", all_batches_, config.world_size);
 }
 
 void BatchIterator::plan_epoch(int64_t epoch) {
@@ -153,16 +149,29 @@ void BatchIterator::plan_epoch(int64_t epoch) {
   std::vector<std::vector<int64_t>> plan = cut_by_token_budget(
       order, [&](int64_t i) { return sizes_[size_t(i)]; }, config_.max_tokens);
   shuffle(plan, rng);
-  all_batches_ = plan.size();
-  plan_ = shard(std::move(plan), config_.rank, config_.world_size);
+  plan_ = std::move(plan);
   planned_epoch_ = epoch;
 }
 
-Batch BatchIterator::next() {
+Batch BatchIterator::next() { return std::move(next_shards({}).shards[0]); }
+
+ShardedBatch BatchIterator::next_shards(const RowShards& shards) {
+  check_shards(shards);
   if (planned_epoch_ != position_.epoch) plan_epoch(position_.epoch);
-  Batch batch = make_batch(*pairs_, plan_[size_t(position_.index)], config_.ids);
+  const std::vector<int64_t>& rows = plan_[size_t(position_.index)];
+  ShardedBatch out;
+  for (int64_t k = shards.first; k < shards.first + shards.count; ++k) {
+    const std::vector<int64_t> mine = shard_rows(rows, k, shards.of);
+    out.shards.push_back(mine.empty() ? Batch{} : make_batch(*pairs_, mine, config_.ids));
+  }
+  // Source rows are SOS + ids + EOS, label rows ids + EOS (make_batch's counts), from the lengths alone.
+  for (int64_t i : rows) {
+    out.src_tokens += sizes_[size_t(i)].first + 2;
+    out.tgt_tokens += sizes_[size_t(i)].second + 1;
+  }
+  out.first_line = rows.empty() ? 0 : rows[0];
   set_position({position_.epoch, position_.index + 1});
-  return batch;
+  return out;
 }
 
 void BatchIterator::set_position(BatchPosition position) {

@@ -7,8 +7,8 @@
 // BatchIterator buckets by length: each epoch it sorts the examples by (source length, target length),
 // ties in an order drawn for that epoch, cuts them into batches of at most max_tokens padded tokens, and
 // visits the batches in an order drawn for that epoch. Both draws come from (seed, epoch) alone, so a
-// run that restores the position {epoch, index} sees exactly the batches it would have seen. With
-// world_size > 1, rank r visits batches r, r + world_size, ... of that order (see shard()).
+// run that restores the position {epoch, index} sees exactly the batches it would have seen. Data
+// parallelism reads shards of each batch's rows (next_shards(), epoch_order.h's RowShards).
 //
 // The pairs come from a PairSource: vectors in memory, or a view over a token file (token_file.h) that
 // reads the ids where they are mapped.
@@ -70,27 +70,33 @@ struct BatchConfig {
   int64_t max_len = 0;     // longest src / tgt_in kept, in tokens (SOS and EOS included)
   int64_t max_tokens = 0;  // rows * max(S, T) <= max_tokens; must be >= max_len
   uint64_t seed = 0;
-  int64_t rank = 0;  // this process's share of each epoch: see shard()
-  int64_t world_size = 1;
 };
 
 struct BatchStats {
   int64_t pairs = 0;              // pairs given
   int64_t skipped_too_long = 0;   // pairs whose src or tgt_in would exceed max_len
-  int64_t batches_per_epoch = 0;  // of this rank
-  int64_t batches_all_ranks = 0;  // per epoch, all ranks together
+  int64_t batches_per_epoch = 0;
+};
+
+// Shards of one batch: rows of shards.first .. of the whole batch, and the counts of the whole batch.
+struct ShardedBatch {
+  std::vector<Batch> shards;  // one per shard asked for (a shard without rows has empty tensors)
+  int64_t src_tokens = 0;     // non-pad tokens of the whole batch, as Batch counts them
+  int64_t tgt_tokens = 0;
+  int64_t first_line = 0;  // the whole batch's first example (for messages)
 };
 
 class BatchIterator {
  public:
-  // Throws tfm::Error for invalid config, missing frame ids, when no pair fits in max_len, or when there
-  // are fewer batches than ranks.
+  // Throws tfm::Error for invalid config, missing frame ids, or when no pair fits in max_len.
   BatchIterator(std::shared_ptr<const PairSource> pairs, const BatchConfig& config);
   BatchIterator(std::vector<TokenPair> pairs, const BatchConfig& config)
       : BatchIterator(std::make_shared<MemoryPairs>(std::move(pairs)), config) {}
 
   // The batch at position(), then advances (into the next epoch after the last batch of one).
   Batch next();
+  // The same batch, only the rows of `shards`, then advances.
+  ShardedBatch next_shards(const RowShards& shards);
   BatchPosition position() const { return position_; }
   // Throws tfm::Error for a negative epoch or an index outside [0, batches_per_epoch] (the end of an epoch
   // is the start of the next).
@@ -107,8 +113,7 @@ class BatchIterator {
   BatchStats stats_;
   BatchPosition position_;
   int64_t planned_epoch_ = -1;
-  size_t all_batches_ = 0;                  // batches of planned_epoch_ before sharding
-  std::vector<std::vector<int64_t>> plan_;  // this rank's batches of planned_epoch_, in visiting order
+  std::vector<std::vector<int64_t>> plan_;  // the batches of planned_epoch_, in visiting order
 };
 
 // One batch of pairs[indices[0]], pairs[indices[1]], ... in that order, with no length limit: for

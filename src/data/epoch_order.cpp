@@ -18,9 +18,9 @@ uint64_t uniform_below(std::mt19937_64& rng, uint64_t n) {
   }
 }
 
-void check_rank(int64_t rank, int64_t world_size) {
-  if (world_size < 1) fail("data sharding: world_size {} is below 1", world_size);
-  if (rank < 0 || rank >= world_size) fail("data sharding: rank {} is outside [0, {})", rank, world_size);
+void check_shards(const RowShards& s) {
+  if (s.count < 1 || s.first < 0 || s.first + s.count > s.of)
+    fail("data sharding: shards {} to {} are not among {}", s.first, s.first + s.count - 1, s.of);
 }
 
 BatchPosition normalized_position(BatchPosition position, int64_t batches_per_epoch, const char* who) {

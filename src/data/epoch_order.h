@@ -1,5 +1,5 @@
-// What the batch iterators share: per-epoch random orders drawn from (seed, epoch) alone, the split of an
-// epoch's batches between data-parallel ranks, and the resumable position.
+// What the batch iterators share: per-epoch random orders drawn from (seed, epoch) alone, the split of a
+// batch's rows into data-parallel shards, and the resumable position.
 #pragma once
 
 #include <cstdint>
@@ -30,16 +30,21 @@ void shuffle(std::vector<T>& items, std::mt19937_64& rng) {
   for (size_t i = items.size(); i > 1; --i) std::swap(items[i - 1], items[uniform_below(rng, i)]);
 }
 
-// Throws tfm::Error unless 0 <= rank < world_size.
-void check_rank(int64_t rank, int64_t world_size);
+// Shards first .. first + count - 1 of `of`, where shard k of a batch holds its rows k, k + of, k + 2 of, ...
+// Data parallelism cuts every batch so (train/ decides which shards are whose); a rank reads only the rows
+// of its own shards. A shard may be empty (a batch of fewer rows than shards).
+struct RowShards {
+  int64_t first = 0, count = 1, of = 1;
+};
 
-// Rank `rank`'s share of an epoch's batches: all[rank], all[rank + world_size], ... Every batch goes to
-// exactly one rank; ranks get equally many, or the first ones one more.
+// Throws tfm::Error unless 1 <= count and 0 <= first and first + count <= of.
+void check_shards(const RowShards& shards);
+
+// Shard k of `of` of `rows`: rows[k], rows[k + of], ...
 template <typename T>
-std::vector<T> shard(std::vector<T> all, int64_t rank, int64_t world_size) {
-  if (world_size == 1) return all;
+std::vector<T> shard_rows(const std::vector<T>& rows, int64_t k, int64_t of) {
   std::vector<T> mine;
-  for (size_t b = size_t(rank); b < all.size(); b += size_t(world_size)) mine.push_back(std::move(all[b]));
+  for (size_t r = size_t(k); r < rows.size(); r += size_t(of)) mine.push_back(rows[r]);
   return mine;
 }
 

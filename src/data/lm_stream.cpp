@@ -20,16 +20,13 @@ LmStream::LmStream(TokenFile file, const LmConfig& config) : file_(std::move(fil
   const int32_t vocab = file_.info().tokenizers[0].vocab_size;
   if (config_.eot_id < 0 || config_.eot_id >= vocab)
     fail("lm stream: end-of-text id {} is outside the vocabulary of {}", config_.eot_id, vocab);
-  check_rank(config_.rank, config_.world_size);
   stream_tokens_ = file_.tokens() + file_.records();
   const int64_t window_tokens = config_.context + 1;
   windows_ = stream_tokens_ < window_tokens ? 0 : (stream_tokens_ - window_tokens) / config_.stride + 1;
-  const int64_t batches = windows_ / config_.batch_size;
-  batches_per_epoch_ = batches / config_.world_size + (config_.rank < batches % config_.world_size ? 1 : 0);
-  if (batches < config_.world_size)  // every rank fails alike, none runs alone
-    fail("{}: {} tokens make {} windows of {} tokens (stride {}): not a batch of {} for each of {} rank(s)",
-         file_.path(), stream_tokens_, windows_, window_tokens, config_.stride, config_.batch_size,
-         config_.world_size);
+  batches_per_epoch_ = windows_ / config_.batch_size;
+  if (batches_per_epoch_ < 1)
+    fail("{}: {} tokens make {} windows of {} tokens (stride {}): not a batch of {}", file_.path(),
+         stream_tokens_, windows_, window_tokens, config_.stride, config_.batch_size);
 }
 
 void LmStream::copy_window(int64_t w, int32_t* out) const {
@@ -70,25 +67,32 @@ void LmStream::plan_epoch(int64_t epoch) {
   for (int64_t b = 0; (b + 1) * config_.batch_size <= windows_; ++b)
     batches.emplace_back(order.begin() + b * config_.batch_size,
                          order.begin() + (b + 1) * config_.batch_size);
-  plan_ = shard(std::move(batches), config_.rank, config_.world_size);
+  plan_ = std::move(batches);
   planned_epoch_ = epoch;
 }
 
-LmBatch LmStream::next() {
+LmBatch LmStream::next() { return std::move(next_shards({})[0]); }
+
+std::vector<LmBatch> LmStream::next_shards(const RowShards& shards) {
+  check_shards(shards);
   if (planned_epoch_ != position_.epoch) plan_epoch(position_.epoch);
-  LmBatch batch;
-  batch.windows = plan_[size_t(position_.index)];
-  const int64_t rows = config_.batch_size, context = config_.context;
-  batch.inputs = Tensor::empty_persistent({rows, context}, DType::I64);
-  batch.labels = Tensor::empty_persistent({rows, context}, DType::I64);
-  std::vector<int32_t> tokens(static_cast<size_t>(context + 1));
-  for (int64_t row = 0; row < rows; ++row) {
-    copy_window(batch.windows[size_t(row)], tokens.data());
-    std::copy(tokens.begin(), tokens.end() - 1, batch.inputs.data<int64_t>() + row * context);
-    std::copy(tokens.begin() + 1, tokens.end(), batch.labels.data<int64_t>() + row * context);
+  std::vector<LmBatch> out;
+  for (int64_t k = shards.first; k < shards.first + shards.count; ++k) {
+    LmBatch& batch = out.emplace_back();
+    batch.windows = shard_rows(plan_[size_t(position_.index)], k, shards.of);
+    const int64_t rows = int64_t(batch.windows.size()), context = config_.context;
+    if (rows == 0) continue;
+    batch.inputs = Tensor::empty_persistent({rows, context}, DType::I64);
+    batch.labels = Tensor::empty_persistent({rows, context}, DType::I64);
+    std::vector<int32_t> tokens(static_cast<size_t>(context + 1));
+    for (int64_t row = 0; row < rows; ++row) {
+      copy_window(batch.windows[size_t(row)], tokens.data());
+      std::copy(tokens.begin(), tokens.end() - 1, batch.inputs.data<int64_t>() + row * context);
+      std::copy(tokens.begin() + 1, tokens.end(), batch.labels.data<int64_t>() + row * context);
+    }
   }
   set_position({position_.epoch, position_.index + 1});
-  return batch;
+  return out;
 }
 
 void LmStream::set_position(BatchPosition position) {

@@ -8,8 +8,9 @@
 // context, inputs never overlap and every token after the first is a label exactly once.
 //
 // Each epoch the windows are shuffled (from (seed, epoch) alone), cut into batches of batch_size windows
-// (an incomplete last batch is dropped, so every batch has the same shape) and the batches shared between
-// ranks as shard() says. A run that restores position() sees the batches it would have seen.
+// (an incomplete last batch is dropped, so every batch has the same shape). Data parallelism reads shards
+// of each batch's rows (next_shards(), epoch_order.h). A run that restores position() sees the batches it
+// would have seen.
 #pragma once
 
 #include <cstdint>
@@ -27,8 +28,6 @@ struct LmConfig {
   int64_t batch_size = 0;  // windows per batch
   int32_t eot_id = -1;     // appended after every line
   uint64_t seed = 0;
-  int64_t rank = 0;
-  int64_t world_size = 1;
 };
 
 struct LmBatch {
@@ -39,17 +38,19 @@ struct LmBatch {
 class LmStream {
  public:
   // Throws tfm::Error unless `file` is of a Text corpus, for a bad config, or when the stream holds fewer
-  // windows than one batch for every rank.
+  // windows than one batch.
   LmStream(TokenFile file, const LmConfig& config);
 
   int64_t stream_tokens() const { return stream_tokens_; }  // ids plus one end-of-text per line
   int64_t windows() const { return windows_; }
-  int64_t batches_per_epoch() const { return batches_per_epoch_; }  // of this rank
+  int64_t batches_per_epoch() const { return batches_per_epoch_; }
   // Window w's context + 1 tokens.
   std::vector<int32_t> window(int64_t w) const;
 
   // The batch at position(), then advances (into the next epoch after the last batch of one).
   LmBatch next();
+  // The same batch, only the rows of `shards` (a shard without rows has empty tensors), then advances.
+  std::vector<LmBatch> next_shards(const RowShards& shards);
   BatchPosition position() const { return position_; }
   // Throws tfm::Error for a negative epoch or an index outside [0, batches_per_epoch].
   void set_position(BatchPosition position);
@@ -65,7 +66,7 @@ class LmStream {
   int64_t batches_per_epoch_ = 0;
   BatchPosition position_;
   int64_t planned_epoch_ = -1;
-  std::vector<std::vector<int64_t>> plan_;  // this rank's batches of planned_epoch_, in visiting order
+  std::vector<std::vector<int64_t>> plan_;  // the batches of planned_epoch_, in visiting order
 };
 
 }  // namespace tfm::data

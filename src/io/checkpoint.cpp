@@ -40,7 +40,6 @@ nlohmann::json state_to_json(const TrainingState& s) {
           {"epoch", s.epoch},
           {"batch_index", s.batch_index},
           {"rng_seed", s.rng_seed},
-          {"rng_offset", s.rng_offset},
           {"tokens_seen", s.tokens_seen},
           {"elapsed_seconds", s.elapsed_seconds},
           {"best_value", s.best_value},
@@ -56,7 +55,6 @@ TrainingState state_from_json(const nlohmann::json& j) {
   j.at("epoch").get_to(s.epoch);
   j.at("batch_index").get_to(s.batch_index);
   j.at("rng_seed").get_to(s.rng_seed);
-  j.at("rng_offset").get_to(s.rng_offset);
   j.at("tokens_seen").get_to(s.tokens_seen);
   j.at("elapsed_seconds").get_to(s.elapsed_seconds);
   // Absent from checkpoints made before best-checkpoint tracking: no best yet.
@@ -72,6 +70,13 @@ TrainingState state_from_json(const nlohmann::json& j) {
 
 void save_checkpoint(const std::string& path, ParameterStore& params, const train::Adam* optimizer,
                      const CheckpointInfo& info) {
+  save_checkpoint(path, params, optimizer ? optimizer->state() : std::map<std::string, Tensor>{},
+                  optimizer ? optimizer->steps() : 0, info);
+}
+
+void save_checkpoint(const std::string& path, ParameterStore& params,
+                     const std::map<std::string, Tensor>& optimizer_state, int64_t optimizer_steps,
+                     const CheckpointInfo& info) {
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (Parameter* p : params.list()) {
     if (p->quantized) {
@@ -81,13 +86,12 @@ void save_checkpoint(const std::string& path, ParameterStore& params, const trai
       tensors.emplace_back("model." + p->name, p->value);
     }
   }
-  if (optimizer)
-    for (auto& [name, t] : optimizer->state()) tensors.emplace_back("optim." + name, t);
+  for (auto& [name, t] : optimizer_state) tensors.emplace_back("optim." + name, t);
   nlohmann::json meta = {
       {"format_version", kFormatVersion},    {"model_config", info.model_config},
       {"train_config", info.train_config},   {"src_tokenizer", info.src_tokenizer},
       {"tgt_tokenizer", info.tgt_tokenizer}, {"hf_family", info.hf_family},
-      {"state", state_to_json(info.state)},  {"optimizer_steps", optimizer ? optimizer->steps() : 0}};
+      {"state", state_to_json(info.state)},  {"optimizer_steps", optimizer_steps}};
   with_context("saving checkpoint " + path, [&] { save_safetensors(path, tensors, {{"tfm", meta.dump()}}); });
 }
 
@@ -147,8 +151,15 @@ void load_checkpoint_weights(const std::string& path, ParameterStore& params, tr
   if (!problems.empty()) fail("{}: checkpoint does not match the model's architecture:{}", path, problems);
   if (!optimizer) return;
   std::map<std::string, Tensor> state;
-  for (const std::string& name : file.names())
-    if (name.starts_with("optim.")) state[name.substr(6)] = file.get_f32(name);
+  const std::map<std::string, Tensor> wanted = optimizer->state();
+  for (const std::string& name : file.names()) {
+    if (!name.starts_with("optim.")) continue;
+    const std::string key = name.substr(6);
+    const std::string param = key.substr(0, key.rfind(".exp_avg"));
+    const Parameter* p = params.find(param);
+    if (!wanted.count(key) && p && p->trainable) continue;  // another rank's share of the state
+    state[key] = file.get_f32(name);
+  }
   auto meta = nlohmann::json::parse(file.metadata().at("tfm"));
   with_context(path, [&] { optimizer->load_state(state, meta.at("optimizer_steps").get<int64_t>()); });
 }

@@ -18,8 +18,7 @@ struct TrainingState {
   int64_t step = 0;   // optimizer steps done
   int64_t epoch = 0;  // data position: epoch and batch index within it
   int64_t batch_index = 0;
-  uint64_t rng_seed = 0;  // dropout generator
-  uint64_t rng_offset = 0;
+  uint64_t rng_seed = 0;  // dropout: shard k of step s draws from (rng_seed, s, k), see train/step.h
   double tokens_seen = 0;
   double elapsed_seconds = 0;
   // The best validation result so far (train.best_metric): its value, the step it came at (0: none yet),
@@ -45,13 +44,19 @@ struct CheckpointInfo {
 
 void save_checkpoint(const std::string& path, ParameterStore& params, const train::Adam* optimizer,
                      const CheckpointInfo& info);
+// The same with the optimizer's moments given as Adam::state() names them (data parallelism gathers them
+// from the ranks that hold them).
+void save_checkpoint(const std::string& path, ParameterStore& params,
+                     const std::map<std::string, Tensor>& optimizer_state, int64_t optimizer_steps,
+                     const CheckpointInfo& info);
 
 // Reads the metadata only (cheap); throws tfm::Error naming the file if it is not a tfm checkpoint.
 CheckpointInfo read_checkpoint_info(const std::string& path);
 
 // Loads parameters (and optimizer state when given) into an already built model. Every parameter must
 // be present with the same shape; otherwise the error names the tensor (a checkpoint of another
-// architecture fails here, listing what differs).
+// architecture fails here, listing what differs). An optimizer of some of the trainable parameters (a ZeRO
+// shard) loads the moments of those.
 void load_checkpoint_weights(const std::string& path, ParameterStore& params, train::Adam* optimizer);
 
 }  // namespace tfm::io

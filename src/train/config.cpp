@@ -342,6 +342,33 @@ const std::vector<KeySpec>& key_table() {
        at_least(1),
        {},
        "precision = \"float16\": the loss scale doubles after this many steps in a row without overflow."},
+      {TFM_KEY(train, shards),
+       at_least(0),
+       {},
+       "Data parallelism (mpirun -np N tfm train): shards each batch is cut into, row by row (0 = one per "
+       "rank). Must be a multiple of the ranks; a rank runs its shards one after the other and sums their "
+       "gradients pairwise. With deterministic_reduction and a power of two of shards per rank, the run gives "
+       "the same bits on any number of ranks, one process included."},
+      {TFM_KEY(train, bucket_mb),
+       at_least(0),
+       {},
+       "Data parallelism: size of the gradient buckets whose all-reduce starts while backward goes on "
+       "(0 = one all-reduce after backward)."},
+      {TFM_KEY(train, zero),
+       Range{Bound{0, true}, Bound{1, true}},
+       {},
+       "Data parallelism: 1 = ZeRO stage 1, the optimizer state sharded across the ranks (each updates its "
+       "share of the parameters; memory of the moments / N); 0 = every rank holds all of it."},
+      {TFM_KEY(train, deterministic_reduction),
+       {},
+       {},
+       "Data parallelism: sum the ranks' gradients in a fixed order (pairwise, rank 0 first) whatever the "
+       "network does, for runs reproducible bit for bit (2 ranks sum alike in any order)."},
+      {TFM_KEY(train, dist_timeout),
+       above(0),
+       {},
+       "Data parallelism: seconds a rank waits for the others (at a collective, or while rank 0 evaluates "
+       "and saves) before it stops with an error naming the ranks that did not arrive."},
       {TFM_KEY(train, lora),
        {},
        {},

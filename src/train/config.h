@@ -94,6 +94,12 @@ struct TrainSection {
   std::string precision = "float32";
   double loss_scale = 65536;  // float16: the initial dynamic loss scale
   int64_t loss_scale_growth_interval = 2000;
+  // Data parallelism (train/data_parallel.h).
+  int64_t shards = 0;  // 0: one per rank
+  double bucket_mb = 25;
+  int64_t zero = 0;
+  bool deterministic_reduction = false;
+  double dist_timeout = 300;
   bool operator==(const TrainSection&) const = default;
 };
 

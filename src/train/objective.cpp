@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "autograd/ops.h"
+#include "core/random.h"
 #include "core/error.h"
 #include "data/batcher.h"
 #include "data/lm_stream.h"
@@ -105,21 +106,31 @@ class TranslationObjective final : public Objective {
     return translate_and_score(model, first_records(cfg_.data.test, options_, 0), beams);
   }
 
-  StepLoss next(nn::Context& c, const Transformer& model) override {
+  BatchInfo next_batch(const data::RowShards& shards) override {
     const data::BatchPosition where = batches_.position();
-    const data::Batch batch = batches_.next();
+    data::ShardedBatch batch = batches_.next_shards(shards);
+    shards_ = std::move(batch.shards);
+    return {double(batch.tgt_tokens), double(batch.src_tokens + batch.tgt_tokens),
+            fmt::format("batch {} of epoch {} (corpus lines {} ...)", where.index, where.epoch,
+                        train_.line(batch.first_line))};
+  }
+
+  StepLoss forward(nn::Context& c, const Transformer& model, int64_t j) override {
+    const data::Batch& batch = shards_.at(size_t(j));
+    if (batch.examples.empty()) return {};
     std::vector<ag::Var> routers;
     c.router_logits = &routers;
     StepLoss s = with_aux_loss(
         model, model.loss(c, batch.src, batch.tgt_in, batch.labels, float(cfg_.train.label_smoothing)),
         routers);
     c.router_logits = nullptr;
-    s.tokens = double(batch.src_tokens + batch.tgt_tokens);
-    s.batch = fmt::format("batch {} of epoch {} (corpus lines {} ...)", where.index, where.epoch,
-                          batch.examples.empty() ? 0 : train_.line(batch.examples[0]));
+    s.predicted = double(batch.tgt_tokens);
     return s;
   }
   data::BatchPosition position() const override { return batches_.position(); }
+  std::string data_identity() const override {
+    return fmt::format("{} pairs, {} tokens", train_.records(), train_.tokens());
+  }
   void set_position(data::BatchPosition p) override { batches_.set_position(p); }
   int64_t skipped_too_long() const override { return batches_.stats().skipped_too_long; }
 
@@ -176,6 +187,7 @@ class TranslationObjective final : public Objective {
   data::CorpusOptions options_;
   data::TokenFile train_;
   data::BatchIterator batches_;
+  std::vector<data::Batch> shards_;  // of the batch next_batch() read
   std::vector<data::Batch> valid_batches_;
   std::vector<data::SentencePair> valid_pairs_, samples_;
 };
@@ -224,21 +236,47 @@ class TextObjective final : public Objective {
     }
   }
 
-  StepLoss next(nn::Context& c, const Transformer& model) override {
+  // The masked LM draws the masks of every row of the batch (it needs the batch's count of masked tokens),
+  // each from (seed, epoch, window); reading all rows costs little beside a forward pass.
+  BatchInfo next_batch(const data::RowShards& shards) override {
     const data::BatchPosition where = stream_.position();
-    const data::LmBatch batch = stream_.next();
+    const data::RowShards read = masked_ ? data::RowShards{0, shards.of, shards.of} : shards;
+    std::vector<data::LmBatch> all = stream_.next_shards(read);
+    const double windows = double(std::max<int64_t>(1, cfg_.data.max_tokens / max_len_));
+    BatchInfo info{windows * double(max_len_), windows * double(max_len_),
+                   fmt::format("batch {} of epoch {} (windows {} ...)", where.index, where.epoch,
+                               all[0].windows.empty() ? 0 : all[0].windows[0])};
+    shards_.clear();
+    if (!masked_) {
+      for (data::LmBatch& b : all) shards_.push_back({b.inputs, b.labels, 0});
+      return info;
+    }
+    info.predicted = 0;
+    for (int64_t k = 0; k < shards.of; ++k) {
+      data::MaskedBatch m = mask_windows(all[size_t(k)], where.epoch);
+      info.predicted += double(m.chosen);
+      if (k >= shards.first && k < shards.first + shards.count) shards_.push_back({m.inputs, m.labels, m.chosen});
+    }
+    return info;
+  }
+
+  StepLoss forward(nn::Context& c, const Transformer& model, int64_t j) override {
+    const Shard& shard = shards_.at(size_t(j));
+    if (!shard.inputs.defined() || (masked_ && shard.masked == 0)) return {};
     std::vector<ag::Var> routers;
     c.router_logits = &routers;
-    StepLoss s = with_aux_loss(
-        model, loss(c, model, batch.inputs, batch.labels, *c.rng, float(cfg_.train.label_smoothing)),
-        routers);
+    const float smoothing = float(cfg_.train.label_smoothing);
+    const ag::Var logits = masked_ ? model.project(c, model.encode(c, shard.inputs))
+                                   : model.project(c, model.decode_only(c, shard.inputs));
+    StepLoss s = with_aux_loss(model, ag::cross_entropy(logits, shard.labels, kIgnore, smoothing), routers);
     c.router_logits = nullptr;
-    s.tokens = double(batch.inputs.numel());
-    s.batch = fmt::format("batch {} of epoch {} (windows {} ...)", where.index, where.epoch,
-                          batch.windows.empty() ? 0 : batch.windows[0]);
+    s.predicted = masked_ ? double(shard.masked) : double(shard.labels.numel());
     return s;
   }
   data::BatchPosition position() const override { return stream_.position(); }
+  std::string data_identity() const override {
+    return fmt::format("{} lines, {} tokens", train_.records(), train_.tokens());
+  }
   void set_position(data::BatchPosition p) override { stream_.set_position(p); }
 
   // Non-overlapping windows of max_len tokens over the validation stream (the last may be shorter): a
@@ -297,12 +335,28 @@ class TextObjective final : public Objective {
   }
 
  private:
-  ag::Var loss(nn::Context& c, const Transformer& model, const Tensor& inputs, const Tensor& labels, Rng& rng,
-               float smoothing) const {
-    if (!masked_)
-      return ag::cross_entropy(model.project(c, model.decode_only(c, inputs)), labels, kIgnore, smoothing);
-    const data::MaskedBatch m = data::mask_for_mlm(inputs, masking_, rng);
-    return ag::cross_entropy(model.project(c, model.encode(c, m.inputs)), m.labels, kIgnore, smoothing);
+  // One shard's rows: inputs and labels (masked: the corrupted inputs and the labels at the masks).
+  struct Shard {
+    Tensor inputs, labels;
+    int64_t masked = 0;
+  };
+
+  // Every window of `batch` masked with a generator of its own, drawn from (seed, epoch, window).
+  data::MaskedBatch mask_windows(const data::LmBatch& batch, int64_t epoch) const {
+    data::MaskedBatch out;
+    const int64_t rows = int64_t(batch.windows.size());
+    if (rows == 0) return out;
+    out.inputs = Tensor::empty_persistent(batch.inputs.shape(), DType::I64);
+    out.labels = Tensor::empty_persistent(batch.inputs.shape(), DType::I64);
+    for (int64_t row = 0; row < rows; ++row) {
+      Rng rng(mix64(uint64_t(cfg_.train.seed) ^ mix64(uint64_t(epoch) * 0x9e3779b97f4a7c15ull ^
+                                                      mix64(uint64_t(batch.windows[size_t(row)])))));
+      const data::MaskedBatch m = data::mask_for_mlm(batch.inputs.narrow(0, row, 1).contiguous(), masking_, rng);
+      std::copy_n(m.inputs.data<int64_t>(), max_len_, out.inputs.data<int64_t>() + row * max_len_);
+      std::copy_n(m.labels.data<int64_t>(), max_len_, out.labels.data<int64_t>() + row * max_len_);
+      out.chosen += m.chosen;
+    }
+    return out;
   }
 
   // `ids` with every sixth token replaced by the model's best guess under <mask>, shown as [guess].
@@ -335,6 +389,7 @@ class TextObjective final : public Objective {
   data::CorpusOptions options_;
   data::TokenFile train_;
   data::LmStream stream_;
+  std::vector<Shard> shards_;  // of the batch next_batch() read
   data::MlmMasking masking_;
   std::vector<int64_t> valid_stream_;
   std::vector<std::string> sample_lines_;

@@ -5,7 +5,8 @@
 //                    line then the end-of-sequence token, windows of model max_len tokens);
 //   encoder-only     masked-LM cross-entropy over the same windows, corrupted as BERT does
 //                    (data/mlm_masking.h), at the masked positions only.
-// Windows per text batch: max(1, data.max_tokens / max_len). A mixture-of-experts model adds
+// Windows per text batch: max(1, data.max_tokens / max_len). The masked LM's masks are drawn per window
+// from (seed, epoch, window), so they do not depend on how a batch is sharded. A mixture-of-experts model adds
 // router_aux_loss_coef times the load-balancing loss (Mixtral), counting every token (padding included
 // for sentence pairs; an encoder-decoder's encoder and decoder each have their own, summed).
 #pragma once
@@ -27,12 +28,19 @@
 
 namespace tfm::train {
 
+// The forward pass of one shard of a batch (all of it in a single process).
 struct StepLoss {
-  ag::Var loss;  // what backward starts from: cross-entropy (+ weighted auxiliary loss)
-  double cross_entropy = 0;
-  double aux_loss = 0;  // the unweighted load-balancing loss; 0 without experts
-  double tokens = 0;    // tokens the step read, for tokens/s
-  std::string batch;    // where the batch came from, for error messages
+  ag::Var loss;               // what backward starts from: cross-entropy (+ weighted auxiliary loss)
+  double cross_entropy = 0;   // mean over the shard's predicted tokens
+  double aux_loss = 0;        // the unweighted load-balancing loss; 0 without experts
+  double predicted = 0;       // tokens the cross-entropy averages over
+};
+
+// A whole batch, whatever shards of it this process reads.
+struct BatchInfo {
+  double predicted = 0;  // predicted tokens (what the loss of the batch averages over)
+  double tokens = 0;     // tokens read, for tokens/s
+  std::string where;     // where the batch came from, for error messages
 };
 
 // One evaluation on the validation corpus.
@@ -51,9 +59,15 @@ struct TestResult {
 class Objective {
  public:
   virtual ~Objective() = default;
-  // Forward pass of the next training batch, recorded on c.tape.
-  virtual StepLoss next(nn::Context& c, const Transformer& model) = 0;
+  // Reads the rows of `shards` of the next training batch (data/epoch_order.h) and advances position().
+  virtual BatchInfo next_batch(const data::RowShards& shards) = 0;
+  // Forward pass of shard shards.first + j of that batch, recorded on c.tape; loss undefined when the shard
+  // has no rows. Data parallelism weights each shard's loss by its share of the batch's predicted tokens,
+  // which makes the shards' gradients add up to the batch's.
+  virtual StepLoss forward(nn::Context& c, const Transformer& model, int64_t j) = 0;
   virtual data::BatchPosition position() const = 0;
+  // What the training corpus is, as read (records and token counts): ranks of a run compare it.
+  virtual std::string data_identity() const = 0;
   virtual void set_position(data::BatchPosition position) = 0;
   // Pairs or windows left out of training because they exceed max_len (sentence pairs only).
   virtual int64_t skipped_too_long() const { return 0; }

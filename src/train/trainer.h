@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <string>
 
+#include "dist/communicator.h"
 #include "train/config.h"
 
 namespace tfm::train {
@@ -27,6 +28,9 @@ struct RunOptions {
   bool quiet = false;      // no progress output (tests)
   // Skip a batch whose loss or gradient norm is not finite instead of stopping (20 in a row still stop).
   bool skip_nonfinite = false;
+  // The ranks of a data-parallel run (dist::world() under mpirun); null: this process alone. Rank 0 logs,
+  // evaluates and writes the run folder; every rank trains on its shards of each batch.
+  dist::Communicator* comm = nullptr;
 };
 
 struct RunSummary {
@@ -42,6 +46,7 @@ struct RunSummary {
   int64_t skipped_nonfinite = 0;
   int64_t skipped_overflow = 0;  // float16: steps skipped because a gradient overflowed the loss scale
   int64_t skipped_too_long = 0;
+  double optimizer_bytes_per_rank = 0;  // Adam's moments on the rank that holds the most
 };
 
 RunSummary run_training(const TrainConfig& config, const RunOptions& options);

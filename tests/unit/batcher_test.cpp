@@ -178,48 +178,42 @@ TEST(Batcher, RestoredPositionGivesTheSameBatches) {
   EXPECT_THROW(resumed.set_position({-1, 0}), Error);
 }
 
-// The examples of every batch of one epoch of each rank, with `world_size` ranks.
-std::vector<std::vector<std::vector<int64_t>>> epoch_per_rank(const std::vector<TokenPair>& pairs,
-                                                              int64_t world_size, int64_t epoch) {
-  std::vector<std::vector<std::vector<int64_t>>> ranks;
-  for (int64_t rank = 0; rank < world_size; ++rank) {
-    BatchConfig c = config();
-    c.rank = rank;
-    c.world_size = world_size;
-    BatchIterator it(pairs, c);
-    it.set_position({epoch, 0});
-    ranks.push_back(epoch_examples(it));
-  }
-  return ranks;
-}
-
-TEST(Batcher, ShardsAreDisjointAndComplete) {
+// Shards of a batch are its rows k, k + of, ... : together exactly the batch's rows, each shard read as a
+// batch of its own, and the counts those of the whole batch.
+TEST(Batcher, RowShardsAreDisjointAndComplete) {
   const auto pairs = make_pairs(300);
-  for (int64_t epoch : {0, 1}) {
-    const auto whole = epoch_per_rank(pairs, 1, epoch)[0];
-    const auto ranks = epoch_per_rank(pairs, 3, epoch);
-    std::vector<std::vector<int64_t>> together;
-    for (const auto& rank : ranks) {
-      EXPECT_LE(std::abs(int64_t(rank.size()) - int64_t(whole.size()) / 3), 1);
-      together.insert(together.end(), rank.begin(), rank.end());
+  BatchIterator whole(pairs, config()), sharded(pairs, config()), tail(pairs, config());
+  for (int b = 0; b < 12; ++b) {
+    const Batch all = whole.next();
+    const ShardedBatch parts = sharded.next_shards({0, 3, 3});
+    ASSERT_EQ(parts.shards.size(), 3u);
+    std::vector<int64_t> together;
+    for (int64_t k = 0; k < 3; ++k) {
+      const Batch& part = parts.shards[size_t(k)];
+      EXPECT_EQ(part.examples, shard_rows(all.examples, k, 3));
+      if (part.examples.empty()) continue;
+      const Batch want = make_batch(MemoryPairs(pairs), part.examples, config().ids);
+      EXPECT_TRUE(std::equal(want.src.data<int64_t>(), want.src.data<int64_t>() + want.src.numel(),
+                             part.src.data<int64_t>()));
+      together.insert(together.end(), part.examples.begin(), part.examples.end());
     }
-    // Every batch of the unsharded epoch goes to exactly one rank: the union, sorted, is the same list.
-    auto sorted_whole = whole;
-    std::sort(sorted_whole.begin(), sorted_whole.end());
     std::sort(together.begin(), together.end());
-    EXPECT_EQ(together, sorted_whole) << "epoch " << epoch;
-    EXPECT_EQ(std::adjacent_find(together.begin(), together.end()), together.end());
-    EXPECT_EQ(ranks, epoch_per_rank(pairs, 3, epoch));  // reproducible
+    std::vector<int64_t> rows = all.examples;
+    std::sort(rows.begin(), rows.end());
+    EXPECT_EQ(together, rows);
+    EXPECT_EQ(parts.src_tokens, all.src_tokens);
+    EXPECT_EQ(parts.tgt_tokens, all.tgt_tokens);
+    // A rank that reads only its last shard sees the same rows.
+    EXPECT_EQ(tail.next_shards({2, 1, 3}).shards[0].examples, parts.shards[2].examples);
   }
-  EXPECT_NE(epoch_per_rank(pairs, 3, 0)[1], epoch_per_rank(pairs, 3, 1)[1]);  // and changes each epoch
-
-  BatchConfig bad = config();
-  bad.world_size = 2;
-  bad.rank = 2;
-  EXPECT_EQ(test::error_of([&] { BatchIterator(pairs, bad); }), "data sharding: rank 2 is outside [0, 2)");
-  bad.world_size = 1000;  // more ranks than batches: even rank 0, which would get one, refuses
-  EXPECT_NE(test::error_of([&] { BatchIterator(pairs, bad); }).find("cannot be shared by 1000 ranks"),
-            std::string::npos);
+  EXPECT_EQ(whole.position(), sharded.position());
+  EXPECT_EQ(test::error_of([&] { sharded.next_shards({2, 2, 3}); }),
+            "data sharding: shards 2 to 3 are not among 3");
+  // More shards than rows: the surplus shards are empty.
+  const ShardedBatch wide = sharded.next_shards({0, 400, 400});
+  int64_t empty = 0;
+  for (const Batch& part : wide.shards) empty += part.examples.empty() ? 1 : 0;
+  EXPECT_GT(empty, 0);
 }
 
 TEST(Batcher, ConfigErrors) {

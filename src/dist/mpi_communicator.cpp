@@ -1,0 +1,328 @@
+#include "dist/mpi_communicator.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <bit>
+#include <climits>
+#include <cstring>
+#include <thread>
+
+namespace tfm::dist {
+
+namespace {
+
+constexpr int kHeartbeatTag = 7177;
+
+int as_count(int64_t n, const char* what) {
+  if (n < 0 || n > INT_MAX) fail("MPI: {} of {} elements is more than one message holds", what, n);
+  return int(n);
+}
+
+// Elementwise pairwise sum of `n` pieces of `len` floats laid end to end, into out (communicator.h's
+// order: halves split at the largest power of two below n, left first).
+void pairwise_pieces(const float* pieces, int n, int64_t len, float* out) {
+  if (n == 1) {
+    std::copy(pieces, pieces + len, out);
+    return;
+  }
+  const int half = int(std::bit_floor(unsigned(n - 1)));
+  std::vector<float> right(static_cast<size_t>(len));
+  pairwise_pieces(pieces, half, len, out);
+  pairwise_pieces(pieces + int64_t(half) * len, n - half, len, right.data());
+  for (int64_t i = 0; i < len; ++i) out[i] += right[size_t(i)];
+}
+
+}  // namespace
+
+MpiCommunicator::MpiCommunicator() {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) {
+    int provided = 0;
+    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+      fail("MPI: MPI_Init_thread failed");
+  }
+  MPI_Comm_dup(MPI_COMM_WORLD, &comm_);
+  MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(comm_, &rank_);
+  MPI_Comm_size(comm_, &size_);
+  char name[MPI_MAX_PROCESSOR_NAME] = {};
+  int length = 0;
+  MPI_Get_processor_name(name, &length);
+  host_.assign(name, size_t(length));
+  char version[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+  MPI_Get_library_version(version, &length);
+  library_.assign(version, size_t(length));
+  if (const size_t cut = library_.find_first_of(",\n"); cut != std::string::npos) library_.resize(cut);
+  heard_.assign(size_t(size_), 0);
+  heard_buffer_.assign(size_t(size_), 0);
+  heard_requests_.assign(size_t(size_), MPI_REQUEST_NULL);
+  for (int r = 0; r < size_; ++r)
+    if (r != rank_)
+      check(MPI_Irecv(&heard_buffer_[size_t(r)], 1, MPI_INT64_T, r, kHeartbeatTag, comm_,
+                      &heard_requests_[size_t(r)]),
+            "MPI_Irecv");
+}
+
+MpiCommunicator::~MpiCommunicator() {
+  if (finalized_) return;
+  // Heartbeats still in flight are cancelled; everything else has been waited for.
+  for (MPI_Request& r : heard_requests_)
+    if (r != MPI_REQUEST_NULL) MPI_Cancel(&r), MPI_Request_free(&r);
+  for (auto& [request, value] : beats_sent_) MPI_Request_free(&request);
+  MPI_Comm_free(&comm_);
+  MPI_Finalize();
+  finalized_ = true;
+}
+
+std::string MpiCommunicator::describe() const { return fmt::format("MPI ({})", library_); }
+
+void MpiCommunicator::check(int code, const char* call) const {
+  if (code == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING] = {};
+  int length = 0;
+  MPI_Error_string(code, text, &length);
+  fail("rank {}: {} failed: {}", rank_, call, std::string(text, size_t(length)));
+}
+
+void MpiCommunicator::set_context(const std::string& context) {
+  ++beat_;
+  contexts_[beat_] = context;
+  if (contexts_.size() > 512) contexts_.erase(contexts_.begin());
+  for (int r = 0; r < size_; ++r) {
+    if (r == rank_) continue;
+    auto value = std::make_unique<int64_t>(beat_);
+    MPI_Request request;
+    check(MPI_Isend(value.get(), 1, MPI_INT64_T, r, kHeartbeatTag, comm_, &request), "MPI_Isend");
+    beats_sent_.emplace_back(request, std::move(value));
+  }
+  poll_heartbeats();
+}
+
+void MpiCommunicator::poll_heartbeats() {
+  for (int r = 0; r < size_; ++r) {
+    MPI_Request& request = heard_requests_[size_t(r)];
+    int done = 1;
+    while (request != MPI_REQUEST_NULL && done) {
+      MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+      if (!done) break;
+      heard_[size_t(r)] = heard_buffer_[size_t(r)];
+      MPI_Irecv(&heard_buffer_[size_t(r)], 1, MPI_INT64_T, r, kHeartbeatTag, comm_, &request);
+    }
+  }
+  while (!beats_sent_.empty()) {
+    int done = 0;
+    MPI_Test(&beats_sent_.front().first, &done, MPI_STATUS_IGNORE);
+    if (!done) break;
+    beats_sent_.pop_front();
+  }
+}
+
+void MpiCommunicator::timed_out(const std::string& what) {
+  poll_heartbeats();
+  const std::string here = contexts_.count(beat_) ? contexts_[beat_] : "the start";
+  std::string behind;
+  for (int r = 0; r < size_; ++r) {
+    if (r == rank_ || heard_[size_t(r)] >= beat_) continue;
+    const auto it = contexts_.find(heard_[size_t(r)]);
+    behind += fmt::format("{}rank {} has not reached {} (last heard: {})", behind.empty() ? "" : "; ", r, here,
+                          heard_[size_t(r)] == 0 ? "nothing since it started"
+                          : it != contexts_.end() ? it->second
+                                                  : "long before");
+  }
+  if (behind.empty()) behind = fmt::format("every rank reached {}; one of them stopped inside it", here);
+  throw Timeout(fmt::format("{}: rank {} waited {:g} s (train.dist_timeout) for {}: {}", here, rank_, timeout_,
+                            what, behind));
+}
+
+Request MpiCommunicator::start(Pending pending) {
+  const Request id = next_id_++;
+  pending_.emplace(id, std::move(pending));
+  return id;
+}
+
+void MpiCommunicator::start_ordered_phase0(Pending& p) {
+  // Rank r receives everyone's segment r; sends its segment s to rank s.
+  const int mine = p.counts[size_t(rank_)];
+  p.pieces.resize(size_t(mine) * size_t(size_));
+  std::vector<int> recv_counts(static_cast<size_t>(size_), mine), recv_displs(static_cast<size_t>(size_));
+  for (int r = 0; r < size_; ++r) recv_displs[size_t(r)] = r * mine;
+  check(MPI_Ialltoallv(p.data.data(), p.counts.data(), p.displs.data(), MPI_FLOAT, p.pieces.data(),
+                       recv_counts.data(), recv_displs.data(), MPI_FLOAT, comm_, &p.request),
+        "MPI_Ialltoallv");
+}
+
+bool MpiCommunicator::advance(Pending& p) {
+  int done = 0;
+  check(MPI_Test(&p.request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+  if (!done) return false;
+  if (!p.ordered || p.phase == 1) return true;
+  // Phase 0 done: this rank sums its segment's pieces in rank order.
+  const int mine = p.counts[size_t(rank_)];
+  pairwise_pieces(p.pieces.data(), size_, mine, p.data.data() + p.displs[size_t(rank_)]);
+  std::vector<float>().swap(p.pieces);
+  if (!p.all_gather_after) return true;
+  p.phase = 1;
+  check(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, p.data.data(), p.counts.data(), p.displs.data(), MPI_FLOAT,
+                        comm_, &p.request),
+        "MPI_Iallgatherv");
+  return false;
+}
+
+Request MpiCommunicator::all_reduce_start(std::span<float> data, bool ordered) {
+  Pending p;
+  p.what = fmt::format("an all-reduce of {} floats", data.size());
+  p.data = data;
+  if (ordered && size_ > 2) {  // two ranks sum alike in any order
+    p.ordered = p.all_gather_after = true;
+    const std::vector<int64_t> counts = even_counts(int64_t(data.size()), size_);
+    for (int64_t c : counts) p.counts.push_back(as_count(c, "a segment"));
+    p.displs.resize(size_t(size_));
+    for (int r = 1; r < size_; ++r) p.displs[size_t(r)] = p.displs[size_t(r - 1)] + p.counts[size_t(r - 1)];
+    start_ordered_phase0(p);
+  } else {
+    check(MPI_Iallreduce(MPI_IN_PLACE, data.data(), as_count(int64_t(data.size()), "an all-reduce"), MPI_FLOAT,
+                         MPI_SUM, comm_, &p.request),
+          "MPI_Iallreduce");
+  }
+  return start(std::move(p));
+}
+
+bool MpiCommunicator::test(Request request) {
+  auto it = pending_.find(request);
+  TFM_CHECK(it != pending_.end(), "MPI: unknown request {}", request);
+  if (!advance(it->second)) return false;
+  pending_.erase(it);
+  return true;
+}
+
+void MpiCommunicator::wait_for(Request request) {
+  auto it = pending_.find(request);
+  TFM_CHECK(it != pending_.end(), "MPI: unknown request {}", request);
+  const auto start = std::chrono::steady_clock::now();
+  // Poll: spin for a moment (collectives between cores finish in microseconds), then sleep between tests
+  // so that a waiting rank leaves its core to the computing ones.
+  for (int64_t polls = 0; !advance(it->second); ++polls) {
+    if ((polls & 63) == 0) {
+      poll_heartbeats();
+      const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (waited > timeout_) timed_out(it->second.what);
+    }
+    if (polls > 2000) std::this_thread::sleep_for(std::chrono::microseconds(polls > 20000 ? 200 : 20));
+  }
+  pending_.erase(it);
+}
+
+void MpiCommunicator::wait(Request request) { wait_for(request); }
+
+void MpiCommunicator::all_reduce(std::span<double> data) {
+  Pending p;
+  p.what = fmt::format("an all-reduce of {} values", data.size());
+  check(MPI_Iallreduce(MPI_IN_PLACE, data.data(), as_count(int64_t(data.size()), "an all-reduce"), MPI_DOUBLE,
+                       MPI_SUM, comm_, &p.request),
+        "MPI_Iallreduce");
+  wait_for(start(std::move(p)));
+}
+
+void MpiCommunicator::reduce_scatter(std::span<float> data, std::span<const int64_t> counts, bool ordered) {
+  TFM_CHECK(int(counts.size()) == size_, "reduce_scatter: {} counts for {} ranks", counts.size(), size_);
+  Pending p;
+  p.what = fmt::format("a reduce-scatter of {} floats", data.size());
+  p.data = data;
+  p.displs.resize(size_t(size_));
+  for (int r = 0; r < size_; ++r) {
+    p.counts.push_back(as_count(counts[size_t(r)], "a segment"));
+    if (r > 0) p.displs[size_t(r)] = p.displs[size_t(r - 1)] + p.counts[size_t(r - 1)];
+  }
+  TFM_CHECK(int64_t(p.displs.back()) + p.counts.back() == int64_t(data.size()), "reduce_scatter: counts");
+  if (ordered && size_ > 2) {
+    p.ordered = true;
+    start_ordered_phase0(p);
+    wait_for(start(std::move(p)));
+    return;
+  }
+  // MPI leaves this rank's sum at the start of the buffer; it belongs at the rank's offset.
+  const int mine = p.counts[size_t(rank_)], offset = p.displs[size_t(rank_)];
+  check(MPI_Ireduce_scatter(MPI_IN_PLACE, data.data(), p.counts.data(), MPI_FLOAT, MPI_SUM, comm_, &p.request),
+        "MPI_Ireduce_scatter");
+  wait_for(start(std::move(p)));
+  if (offset > 0) std::memmove(data.data() + offset, data.data(), size_t(mine) * sizeof(float));
+}
+
+void MpiCommunicator::all_gather(std::span<float> data, std::span<const int64_t> counts) {
+  TFM_CHECK(int(counts.size()) == size_, "all_gather: {} counts for {} ranks", counts.size(), size_);
+  Pending p;
+  p.what = fmt::format("an all-gather of {} floats", data.size());
+  p.displs.resize(size_t(size_));
+  for (int r = 0; r < size_; ++r) {
+    p.counts.push_back(as_count(counts[size_t(r)], "a segment"));
+    if (r > 0) p.displs[size_t(r)] = p.displs[size_t(r - 1)] + p.counts[size_t(r - 1)];
+  }
+  check(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, data.data(), p.counts.data(), p.displs.data(), MPI_FLOAT,
+                        comm_, &p.request),
+        "MPI_Iallgatherv");
+  wait_for(start(std::move(p)));
+}
+
+void MpiCommunicator::gather(std::span<float> data, std::span<const int64_t> counts, int root) {
+  TFM_CHECK(int(counts.size()) == size_, "gather: {} counts for {} ranks", counts.size(), size_);
+  Pending p;
+  p.what = fmt::format("a gather of {} floats to rank {}", data.size(), root);
+  p.displs.resize(size_t(size_));
+  for (int r = 0; r < size_; ++r) {
+    p.counts.push_back(as_count(counts[size_t(r)], "a segment"));
+    if (r > 0) p.displs[size_t(r)] = p.displs[size_t(r - 1)] + p.counts[size_t(r - 1)];
+  }
+  float* mine = data.data();
+  TFM_CHECK(int64_t(data.size()) == (rank_ == root ? int64_t(p.displs.back()) + p.counts.back()
+                                                   : int64_t(p.counts[size_t(rank_)])),
+            "gather: {} floats on rank {}", data.size(), rank_);
+  if (rank_ == root)
+    check(MPI_Igatherv(MPI_IN_PLACE, 0, MPI_FLOAT, data.data(), p.counts.data(), p.displs.data(), MPI_FLOAT,
+                       root, comm_, &p.request),
+          "MPI_Igatherv");
+  else
+    check(MPI_Igatherv(mine, p.counts[size_t(rank_)], MPI_FLOAT, nullptr, nullptr, nullptr, MPI_FLOAT, root,
+                       comm_, &p.request),
+          "MPI_Igatherv");
+  wait_for(start(std::move(p)));
+}
+
+std::vector<double> MpiCommunicator::all_gather(std::span<const double> values) {
+  std::vector<double> all(values.size() * size_t(size_));
+  Pending p;
+  p.what = fmt::format("an all-gather of {} values", values.size());
+  const int n = as_count(int64_t(values.size()), "an all-gather");
+  check(MPI_Iallgather(values.data(), n, MPI_DOUBLE, all.data(), n, MPI_DOUBLE, comm_, &p.request),
+        "MPI_Iallgather");
+  wait_for(start(std::move(p)));
+  return all;
+}
+
+void MpiCommunicator::broadcast(std::span<std::byte> data, int root) {
+  constexpr size_t kChunk = size_t(1) << 30;
+  for (size_t at = 0; at < data.size() || at == 0; at += kChunk) {
+    const size_t n = std::min(kChunk, data.size() - at);
+    Pending p;
+    p.what = fmt::format("a broadcast of {} bytes from rank {}", data.size(), root);
+    check(MPI_Ibcast(data.data() + at, int(n), MPI_BYTE, root, comm_, &p.request), "MPI_Ibcast");
+    wait_for(start(std::move(p)));
+    if (data.empty()) break;
+  }
+}
+
+void MpiCommunicator::barrier() {
+  Pending p;
+  p.what = "a barrier";
+  check(MPI_Ibarrier(comm_, &p.request), "MPI_Ibarrier");
+  wait_for(start(std::move(p)));
+}
+
+void MpiCommunicator::abort(int code) {
+  finalized_ = true;
+  MPI_Abort(comm_, code);
+  std::_Exit(code);
+}
+
+}  // namespace tfm::dist
