@@ -20,7 +20,7 @@ BUCKET_MB=${3:-25}
 TFM=$PWD/build/tfm
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-MPIRUN=(mpirun --oversubscribe --bind-to core --mca btl_vader_single_copy_mechanism none -np 2)
+MPIRUN=(mpirun --oversubscribe --bind-to core ${TFM_MPI_ARGS:-} -np 2)
 [ "$(id -u)" -eq 0 ] && MPIRUN+=(--allow-run-as-root)
 
 shape() {  # d_model heads layers d_ff vocab

@@ -13,13 +13,13 @@
 #include "cli/serve_command.h"
 #include "cli/view_commands.h"
 #include "core/error.h"
+#include "dist/communicator.h"
 #include "infer/translate.h"
 #include "io/atomic_file.h"
 #include "tokenize/bpe_trainer.h"
 #include "tokenize/tokenizer.h"
 #include "tokenize/training_text.h"
 #include "train/config.h"
-#include "dist/communicator.h"
 #include "train/trainer.h"
 
 namespace {

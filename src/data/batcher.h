@@ -73,8 +73,8 @@ struct BatchConfig {
 };
 
 struct BatchStats {
-  int64_t pairs = 0;              // pairs given
-  int64_t skipped_too_long = 0;   // pairs whose src or tgt_in would exceed max_len
+  int64_t pairs = 0;             // pairs given
+  int64_t skipped_too_long = 0;  // pairs whose src or tgt_in would exceed max_len
   int64_t batches_per_epoch = 0;
 };
 

@@ -34,8 +34,9 @@ Communicator& world() {
   }
 #else
   if (launched_by_mpi())
-    fail("tfm was started as one of several MPI ranks, but this build has no MPI (install libopenmpi-dev "
-         "and rebuild)");
+    fail(
+        "tfm was started as one of several MPI ranks, but this build has no MPI (install libopenmpi-dev "
+        "and rebuild)");
 #endif
   static SingleProcess single;
   return single;

@@ -1,7 +1,9 @@
 // The processes of a data-parallel run and the collectives between them. train/ calls only this
 // interface; MPI (dist/mpi_communicator.h) and a single process (below) implement it, NCCL may later.
 //
-// Every collective is called by every rank in the same order (MPI's rule). All reductions are sums.
+// Every collective is called by every rank in the same order (MPI's rule). All reductions are sums, formed
+// in a fixed order whatever the network does (pairwise, rank 0 first: ((r0 + r1) + (r2 + r3)) ...), so that
+// runs are bit for bit reproducible.
 // Waits end by themselves after `timeout` seconds: they throw dist::Timeout naming the ranks that have
 // not reached the collective and the context the caller set (e.g. "step 5"), so a rank that died or hangs
 // stops the others instead of blocking them forever.
@@ -41,10 +43,8 @@ class Communicator {
   virtual void set_context(const std::string& context) = 0;
   virtual void set_timeout(double seconds) = 0;
 
-  // Sum over ranks of `data`, in place, started now. `ordered`: the sum of the ranks' values is formed in
-  // a fixed order (pairwise, rank 0 first: ((r0 + r1) + (r2 + r3)) ...) whatever the network does, so runs
-  // are bit for bit reproducible; otherwise MPI chooses (for 2 ranks both are the same: a + b == b + a).
-  virtual Request all_reduce_start(std::span<float> data, bool ordered) = 0;
+  // Sum over ranks of `data`, in place, started now.
+  virtual Request all_reduce_start(std::span<float> data) = 0;
   // True once the collective has completed (moves it on: call it while computing).
   virtual bool test(Request request) = 0;
   virtual void wait(Request request) = 0;
@@ -52,7 +52,7 @@ class Communicator {
   // Blocking collectives. counts[r] is rank r's segment of `data` (segments laid end to end).
   virtual void all_reduce(std::span<double> data) = 0;
   // Rank r's segment of `data` becomes the sum of every rank's segment r; the rest of `data` is undefined.
-  virtual void reduce_scatter(std::span<float> data, std::span<const int64_t> counts, bool ordered) = 0;
+  virtual void reduce_scatter(std::span<float> data, std::span<const int64_t> counts) = 0;
   // Every rank's segment r becomes rank r's segment r.
   virtual void all_gather(std::span<float> data, std::span<const int64_t> counts) = 0;
   // Rank `root` receives every rank's segment r in its segment r of `data` (the whole layout); on the other
@@ -76,8 +76,8 @@ bool launched_by_mpi();
 // Splits `total` elements into `parts` segments as evenly as possible (the first ones one larger).
 std::vector<int64_t> even_counts(int64_t total, int parts);
 
-// The pairwise sum of values[0..n) in the order `ordered` promises: halves split at the largest power of
-// two below n, left first. Used for ordered reductions and by the trainer for its shards.
+// The pairwise sum of values[0..n) in the order the reductions promise: halves split at the largest power
+// of two below n, left first. The trainer sums its shards' losses so.
 double pairwise_sum(std::span<const double> values);
 
 }  // namespace tfm::dist

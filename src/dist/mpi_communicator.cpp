@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <bit>
 #include <climits>
-#include <cstring>
 #include <thread>
 
 namespace tfm::dist {
@@ -126,14 +125,15 @@ void MpiCommunicator::timed_out(const std::string& what) {
   for (int r = 0; r < size_; ++r) {
     if (r == rank_ || heard_[size_t(r)] >= beat_) continue;
     const auto it = contexts_.find(heard_[size_t(r)]);
-    behind += fmt::format("{}rank {} has not reached {} (last heard: {})", behind.empty() ? "" : "; ", r, here,
-                          heard_[size_t(r)] == 0 ? "nothing since it started"
-                          : it != contexts_.end() ? it->second
-                                                  : "long before");
+    behind +=
+        fmt::format("{}rank {} has not reached {} (last heard: {})", behind.empty() ? "" : "; ", r, here,
+                    heard_[size_t(r)] == 0  ? "nothing since it started"
+                    : it != contexts_.end() ? it->second
+                                            : "long before");
   }
   if (behind.empty()) behind = fmt::format("every rank reached {}; one of them stopped inside it", here);
-  throw Timeout(fmt::format("{}: rank {} waited {:g} s (train.dist_timeout) for {}: {}", here, rank_, timeout_,
-                            what, behind));
+  throw Timeout(fmt::format("{}: rank {} waited {:g} s (train.dist_timeout) for {}: {}", here, rank_,
+                            timeout_, what, behind));
 }
 
 Request MpiCommunicator::start(Pending pending) {
@@ -142,7 +142,7 @@ Request MpiCommunicator::start(Pending pending) {
   return id;
 }
 
-void MpiCommunicator::start_ordered_phase0(Pending& p) {
+void MpiCommunicator::start_sum(Pending& p) {
   // Rank r receives everyone's segment r; sends its segment s to rank s.
   const int mine = p.counts[size_t(rank_)];
   p.pieces.resize(size_t(mine) * size_t(size_));
@@ -157,35 +157,28 @@ bool MpiCommunicator::advance(Pending& p) {
   int done = 0;
   check(MPI_Test(&p.request, &done, MPI_STATUS_IGNORE), "MPI_Test");
   if (!done) return false;
-  if (!p.ordered || p.phase == 1) return true;
+  if (!p.sum || p.phase == 1) return true;
   // Phase 0 done: this rank sums its segment's pieces in rank order.
   const int mine = p.counts[size_t(rank_)];
   pairwise_pieces(p.pieces.data(), size_, mine, p.data.data() + p.displs[size_t(rank_)]);
   std::vector<float>().swap(p.pieces);
   if (!p.all_gather_after) return true;
   p.phase = 1;
-  check(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, p.data.data(), p.counts.data(), p.displs.data(), MPI_FLOAT,
-                        comm_, &p.request),
+  check(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, p.data.data(), p.counts.data(), p.displs.data(),
+                        MPI_FLOAT, comm_, &p.request),
         "MPI_Iallgatherv");
   return false;
 }
 
-Request MpiCommunicator::all_reduce_start(std::span<float> data, bool ordered) {
+Request MpiCommunicator::all_reduce_start(std::span<float> data) {
   Pending p;
   p.what = fmt::format("an all-reduce of {} floats", data.size());
   p.data = data;
-  if (ordered && size_ > 2) {  // two ranks sum alike in any order
-    p.ordered = p.all_gather_after = true;
-    const std::vector<int64_t> counts = even_counts(int64_t(data.size()), size_);
-    for (int64_t c : counts) p.counts.push_back(as_count(c, "a segment"));
-    p.displs.resize(size_t(size_));
-    for (int r = 1; r < size_; ++r) p.displs[size_t(r)] = p.displs[size_t(r - 1)] + p.counts[size_t(r - 1)];
-    start_ordered_phase0(p);
-  } else {
-    check(MPI_Iallreduce(MPI_IN_PLACE, data.data(), as_count(int64_t(data.size()), "an all-reduce"), MPI_FLOAT,
-                         MPI_SUM, comm_, &p.request),
-          "MPI_Iallreduce");
-  }
+  p.sum = p.all_gather_after = true;
+  for (int64_t c : even_counts(int64_t(data.size()), size_)) p.counts.push_back(as_count(c, "a segment"));
+  p.displs.resize(size_t(size_));
+  for (int r = 1; r < size_; ++r) p.displs[size_t(r)] = p.displs[size_t(r - 1)] + p.counts[size_t(r - 1)];
+  start_sum(p);
   return start(std::move(p));
 }
 
@@ -201,15 +194,15 @@ void MpiCommunicator::wait_for(Request request) {
   auto it = pending_.find(request);
   TFM_CHECK(it != pending_.end(), "MPI: unknown request {}", request);
   const auto start = std::chrono::steady_clock::now();
-  // Poll: spin for a moment (collectives between cores finish in microseconds), then sleep between tests
-  // so that a waiting rank leaves its core to the computing ones.
+  // Poll: MPI moves a transfer on only inside its calls, so spin while a collective is in flight (the first
+  // 50 ms: any transfer of a step), then sleep between tests so that a rank left waiting for a slow or
+  // stuck one gives its core away.
   for (int64_t polls = 0; !advance(it->second); ++polls) {
-    if ((polls & 63) == 0) {
-      poll_heartbeats();
-      const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (waited > timeout_) timed_out(it->second.what);
-    }
-    if (polls > 2000) std::this_thread::sleep_for(std::chrono::microseconds(polls > 20000 ? 200 : 20));
+    if ((polls & 1023) != 0) continue;
+    poll_heartbeats();
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (waited > timeout_) timed_out(it->second.what);
+    if (waited > 0.05) std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   pending_.erase(it);
 }
@@ -225,29 +218,20 @@ void MpiCommunicator::all_reduce(std::span<double> data) {
   wait_for(start(std::move(p)));
 }
 
-void MpiCommunicator::reduce_scatter(std::span<float> data, std::span<const int64_t> counts, bool ordered) {
+void MpiCommunicator::reduce_scatter(std::span<float> data, std::span<const int64_t> counts) {
   TFM_CHECK(int(counts.size()) == size_, "reduce_scatter: {} counts for {} ranks", counts.size(), size_);
   Pending p;
   p.what = fmt::format("a reduce-scatter of {} floats", data.size());
   p.data = data;
+  p.sum = true;
   p.displs.resize(size_t(size_));
   for (int r = 0; r < size_; ++r) {
     p.counts.push_back(as_count(counts[size_t(r)], "a segment"));
     if (r > 0) p.displs[size_t(r)] = p.displs[size_t(r - 1)] + p.counts[size_t(r - 1)];
   }
   TFM_CHECK(int64_t(p.displs.back()) + p.counts.back() == int64_t(data.size()), "reduce_scatter: counts");
-  if (ordered && size_ > 2) {
-    p.ordered = true;
-    start_ordered_phase0(p);
-    wait_for(start(std::move(p)));
-    return;
-  }
-  // MPI leaves this rank's sum at the start of the buffer; it belongs at the rank's offset.
-  const int mine = p.counts[size_t(rank_)], offset = p.displs[size_t(rank_)];
-  check(MPI_Ireduce_scatter(MPI_IN_PLACE, data.data(), p.counts.data(), MPI_FLOAT, MPI_SUM, comm_, &p.request),
-        "MPI_Ireduce_scatter");
+  start_sum(p);
   wait_for(start(std::move(p)));
-  if (offset > 0) std::memmove(data.data() + offset, data.data(), size_t(mine) * sizeof(float));
 }
 
 void MpiCommunicator::all_gather(std::span<float> data, std::span<const int64_t> counts) {

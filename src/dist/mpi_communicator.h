@@ -2,6 +2,11 @@
 // is MPI's non-blocking one, waited for by polling, so that a wait can end with a Timeout; errors are
 // returned (MPI_ERRORS_RETURN) and thrown as tfm::Error. MPI is called from one thread only.
 //
+// A sum is two phases: an all-to-all gives each rank every rank's copy of its segment, which it sums in rank
+// order (the fixed order communicator.h promises), then an all-gather shares the sums (the all-reduce; the
+// reduce-scatter stops after the first). Measured with Open MPI 4.1 on 2 ranks of this machine, 272 MB in
+// buckets of 26 MB: 0.10 s against 0.17 s for MPI_Iallreduce (libnbc), so the fixed order costs nothing.
+//
 // Heartbeat: set_context() sends a counter to every other rank (a few bytes, point to point), so that a
 // rank whose collective times out can tell which ranks never got to the same point, and where they were.
 #pragma once
@@ -31,12 +36,12 @@ class MpiCommunicator final : public Communicator {
   void set_context(const std::string& context) override;
   void set_timeout(double seconds) override { timeout_ = seconds; }
 
-  Request all_reduce_start(std::span<float> data, bool ordered) override;
+  Request all_reduce_start(std::span<float> data) override;
   bool test(Request request) override;
   void wait(Request request) override;
 
   void all_reduce(std::span<double> data) override;
-  void reduce_scatter(std::span<float> data, std::span<const int64_t> counts, bool ordered) override;
+  void reduce_scatter(std::span<float> data, std::span<const int64_t> counts) override;
   void all_gather(std::span<float> data, std::span<const int64_t> counts) override;
   void gather(std::span<float> data, std::span<const int64_t> counts, int root) override;
   std::vector<double> all_gather(std::span<const double> values) override;
@@ -45,13 +50,13 @@ class MpiCommunicator final : public Communicator {
   [[noreturn]] void abort(int code) override;
 
  private:
-  // A started collective: its MPI request, and for an ordered reduction the step it is at.
+  // A started collective: its MPI request, and for a sum the phase it is at.
   struct Pending {
     MPI_Request request = MPI_REQUEST_NULL;
     std::string what;
-    // Ordered reductions: phase 0 sends each rank its segment of everyone's data (all-to-all), phase 1
-    // (all_gather_after) shares the summed segments.
-    bool ordered = false;
+    // Sums: phase 0 sends each rank its segment of everyone's data (all-to-all), phase 1 (all_gather_after)
+    // shares the summed segments.
+    bool sum = false;
     bool all_gather_after = false;
     int phase = 0;
     std::span<float> data;
@@ -61,7 +66,7 @@ class MpiCommunicator final : public Communicator {
 
   Request start(Pending pending);
   bool advance(Pending& p);  // true when complete
-  void start_ordered_phase0(Pending& p);
+  void start_sum(Pending& p);
   void wait_for(Request request);
   void poll_heartbeats();
   [[noreturn]] void timed_out(const std::string& what);

@@ -13,11 +13,11 @@ class SingleProcess final : public Communicator {
   std::string host() const override;
   void set_context(const std::string&) override {}
   void set_timeout(double) override {}
-  Request all_reduce_start(std::span<float>, bool) override { return 0; }
+  Request all_reduce_start(std::span<float>) override { return 0; }
   bool test(Request) override { return true; }
   void wait(Request) override {}
   void all_reduce(std::span<double>) override {}
-  void reduce_scatter(std::span<float>, std::span<const int64_t>, bool) override {}
+  void reduce_scatter(std::span<float>, std::span<const int64_t>) override {}
   void all_gather(std::span<float>, std::span<const int64_t>) override {}
   void gather(std::span<float>, std::span<const int64_t>, int) override {}
   std::vector<double> all_gather(std::span<const double> values) override {

@@ -87,11 +87,10 @@ void save_checkpoint(const std::string& path, ParameterStore& params,
     }
   }
   for (auto& [name, t] : optimizer_state) tensors.emplace_back("optim." + name, t);
-  nlohmann::json meta = {
-      {"format_version", kFormatVersion},    {"model_config", info.model_config},
-      {"train_config", info.train_config},   {"src_tokenizer", info.src_tokenizer},
-      {"tgt_tokenizer", info.tgt_tokenizer}, {"hf_family", info.hf_family},
-      {"state", state_to_json(info.state)},  {"optimizer_steps", optimizer_steps}};
+  nlohmann::json meta = {{"format_version", kFormatVersion},    {"model_config", info.model_config},
+                         {"train_config", info.train_config},   {"src_tokenizer", info.src_tokenizer},
+                         {"tgt_tokenizer", info.tgt_tokenizer}, {"hf_family", info.hf_family},
+                         {"state", state_to_json(info.state)},  {"optimizer_steps", optimizer_steps}};
   with_context("saving checkpoint " + path, [&] { save_safetensors(path, tensors, {{"tfm", meta.dump()}}); });
 }
 

@@ -347,8 +347,8 @@ const std::vector<KeySpec>& key_table() {
        {},
        "Data parallelism (mpirun -np N tfm train): shards each batch is cut into, row by row (0 = one per "
        "rank). Must be a multiple of the ranks; a rank runs its shards one after the other and sums their "
-       "gradients pairwise. With deterministic_reduction and a power of two of shards per rank, the run gives "
-       "the same bits on any number of ranks, one process included."},
+       "gradients pairwise, as the ranks' gradients are summed (in a fixed order). With a power of two of "
+       "shards per rank, the run gives the same bits on any number of ranks, one process included."},
       {TFM_KEY(train, bucket_mb),
        at_least(0),
        {},
@@ -359,11 +359,6 @@ const std::vector<KeySpec>& key_table() {
        {},
        "Data parallelism: 1 = ZeRO stage 1, the optimizer state sharded across the ranks (each updates its "
        "share of the parameters; memory of the moments / N); 0 = every rank holds all of it."},
-      {TFM_KEY(train, deterministic_reduction),
-       {},
-       {},
-       "Data parallelism: sum the ranks' gradients in a fixed order (pairwise, rank 0 first) whatever the "
-       "network does, for runs reproducible bit for bit (2 ranks sum alike in any order)."},
       {TFM_KEY(train, dist_timeout),
        above(0),
        {},

@@ -98,7 +98,6 @@ struct TrainSection {
   int64_t shards = 0;  // 0: one per rank
   double bucket_mb = 25;
   int64_t zero = 0;
-  bool deterministic_reduction = false;
   double dist_timeout = 300;
   bool operator==(const TrainSection&) const = default;
 };

@@ -109,14 +109,16 @@ void GradientSync::launch_ready_buckets() {
   // rank's backward completed a later bucket first.
   while (next_launch_ < buckets_.size() && buckets_[next_launch_].waiting == 0) {
     Bucket& b = buckets_[next_launch_++];
-    b.request = comm_.all_reduce_start(flat_.subspan(size_t(b.begin), size_t(b.end - b.begin)), options_.ordered);
+    b.request =
+        comm_.all_reduce_start(flat_.subspan(size_t(b.begin), size_t(b.end - b.begin)));
     stats_.bytes += double(b.end - b.begin) * sizeof(float);
     ++stats_.buckets;
   }
 }
 
 void GradientSync::poll() {
-  while (next_done_ < next_launch_ && comm_.test(buckets_[next_done_].request)) buckets_[next_done_++].done = true;
+  while (next_done_ < next_launch_ && comm_.test(buckets_[next_done_].request))
+    buckets_[next_done_++].done = true;
 }
 
 void GradientSync::finish_backward() {
@@ -134,7 +136,7 @@ void GradientSync::finish_backward() {
   if (comm_.size() == 1) return;
   const auto start = std::chrono::steady_clock::now();
   if (options_.zero) {
-    comm_.reduce_scatter(flat_, counts_, options_.ordered);
+    comm_.reduce_scatter(flat_, counts_);
     stats_.bytes += double(flat_.size()) * sizeof(float);
   } else {
     for (Bucket& b : buckets_) b.waiting = 0;  // whatever backward did not report is complete (zeros)

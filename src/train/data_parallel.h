@@ -9,8 +9,8 @@
 // all-reduce after backward (nothing overlapped; the benchmark's reference).
 //
 // A rank with several shards (train.shards larger than the ranks) sums them pairwise in shard order, as the
-// ordered reduction sums the ranks, so a run with `ordered` and 2^k shards per rank gives the same bits on
-// any number of ranks (and one process). Its all-reduce then waits for the last shard (no overlap).
+// communicator sums the ranks, so a run with 2^k shards per rank gives the same bits on any number of ranks
+// (one process included). Its all-reduce then waits for the last shard (no overlap).
 //
 // ZeRO-1 (`zero`): the parameters are split into one contiguous range of the layout per rank; the gradients
 // are reduce-scattered, each rank clips and updates its own range (its optimizer holds the moments of that
@@ -33,7 +33,6 @@ namespace tfm::train {
 
 struct DataParallelOptions {
   double bucket_mb = 25;  // 0: a single all-reduce after backward
-  bool ordered = false;   // communicator.h's ordered sums: bit-for-bit reproducible
   bool zero = false;      // ZeRO-1: optimizer state sharded across ranks
 };
 
@@ -66,8 +65,8 @@ class GradientSync {
   // After the last shard's backward (or instead of it, for a rank whose shards were empty or whose loss
   // was not finite): sums the gradients across ranks and waits.
   void finish_backward();
-  // Scales the summed gradients by `unscale` and clips them to the global L2 norm max_norm (train/optimizer.h's
-  // clip_grad_norm); returns the norm before clipping (non-finite: gradients untouched).
+  // Scales the summed gradients by `unscale` and clips them to the global L2 norm max_norm
+  // (train/optimizer.h's clip_grad_norm); returns the norm before clipping (non-finite: gradients untouched).
   double clip(float max_norm, float unscale);
   // ZeRO: shares the updated parameter values; otherwise nothing.
   void after_update();
@@ -91,8 +90,8 @@ class GradientSync {
 
   dist::Communicator& comm_;
   DataParallelOptions options_;
-  ParameterList trainable_;                       // in layout order
-  std::map<const Parameter*, int64_t> offset_;    // in flat_
+  ParameterList trainable_;                     // in layout order
+  std::map<const Parameter*, int64_t> offset_;  // in flat_
   std::map<const Parameter*, size_t> bucket_of_;
   std::shared_ptr<float[]> storage_;
   std::span<float> flat_;  // storage_, every trainable gradient in layout order

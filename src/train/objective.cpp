@@ -7,8 +7,8 @@
 #include <filesystem>
 
 #include "autograd/ops.h"
-#include "core/random.h"
 #include "core/error.h"
+#include "core/random.h"
 #include "data/batcher.h"
 #include "data/lm_stream.h"
 #include "data/mlm_masking.h"
@@ -255,7 +255,8 @@ class TextObjective final : public Objective {
     for (int64_t k = 0; k < shards.of; ++k) {
       data::MaskedBatch m = mask_windows(all[size_t(k)], where.epoch);
       info.predicted += double(m.chosen);
-      if (k >= shards.first && k < shards.first + shards.count) shards_.push_back({m.inputs, m.labels, m.chosen});
+      if (k >= shards.first && k < shards.first + shards.count)
+        shards_.push_back({m.inputs, m.labels, m.chosen});
     }
     return info;
   }
@@ -351,7 +352,8 @@ class TextObjective final : public Objective {
     for (int64_t row = 0; row < rows; ++row) {
       Rng rng(mix64(uint64_t(cfg_.train.seed) ^ mix64(uint64_t(epoch) * 0x9e3779b97f4a7c15ull ^
                                                       mix64(uint64_t(batch.windows[size_t(row)])))));
-      const data::MaskedBatch m = data::mask_for_mlm(batch.inputs.narrow(0, row, 1).contiguous(), masking_, rng);
+      const data::MaskedBatch m =
+          data::mask_for_mlm(batch.inputs.narrow(0, row, 1).contiguous(), masking_, rng);
       std::copy_n(m.inputs.data<int64_t>(), max_len_, out.inputs.data<int64_t>() + row * max_len_);
       std::copy_n(m.labels.data<int64_t>(), max_len_, out.labels.data<int64_t>() + row * max_len_);
       out.chosen += m.chosen;

@@ -6,8 +6,8 @@
 //   encoder-only     masked-LM cross-entropy over the same windows, corrupted as BERT does
 //                    (data/mlm_masking.h), at the masked positions only.
 // Windows per text batch: max(1, data.max_tokens / max_len). The masked LM's masks are drawn per window
-// from (seed, epoch, window), so they do not depend on how a batch is sharded. A mixture-of-experts model adds
-// router_aux_loss_coef times the load-balancing loss (Mixtral), counting every token (padding included
+// from (seed, epoch, window), so they do not depend on how a batch is sharded. A mixture-of-experts model
+// adds router_aux_loss_coef times the load-balancing loss (Mixtral), counting every token (padding included
 // for sentence pairs; an encoder-decoder's encoder and decoder each have their own, summed).
 #pragma once
 
@@ -30,10 +30,10 @@ namespace tfm::train {
 
 // The forward pass of one shard of a batch (all of it in a single process).
 struct StepLoss {
-  ag::Var loss;               // what backward starts from: cross-entropy (+ weighted auxiliary loss)
-  double cross_entropy = 0;   // mean over the shard's predicted tokens
-  double aux_loss = 0;        // the unweighted load-balancing loss; 0 without experts
-  double predicted = 0;       // tokens the cross-entropy averages over
+  ag::Var loss;              // what backward starts from: cross-entropy (+ weighted auxiliary loss)
+  double cross_entropy = 0;  // mean over the shard's predicted tokens
+  double aux_loss = 0;       // the unweighted load-balancing loss; 0 without experts
+  double predicted = 0;      // tokens the cross-entropy averages over
 };
 
 // A whole batch, whatever shards of it this process reads.

@@ -175,12 +175,13 @@ void check_same_run(dist::Communicator& comm, const TrainConfig& cfg, const toke
   for (int r = 1; r < comm.size(); ++r)
     for (size_t k = 0; k < 3; ++k)
       if (all[size_t(r) * 6 + 2 * k] != all[2 * k] || all[size_t(r) * 6 + 2 * k + 1] != all[2 * k + 1])
-        fail("rank {} trains with another {} than rank 0: every rank must train with the same (this is rank "
-             "{}: {})",
-             r, what[k], comm.rank(),
-             k == 2   ? cfg.data.train + ": " + mine[2]
-             : k == 1 ? "tokenizers " + mine[1]
-                      : "see the configuration in its run folder");
+        fail(
+            "rank {} trains with another {} than rank 0: every rank must train with the same (this is rank "
+            "{}: {})",
+            r, what[k], comm.rank(),
+            k == 2   ? cfg.data.train + ": " + mine[2]
+            : k == 1 ? "tokenizers " + mine[1]
+                     : "see the configuration in its run folder");
 }
 
 }  // namespace
@@ -290,7 +291,6 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
   const ParameterList params = model->parameters().list();
   GradientSync sync(params, comm,
                     {.bucket_mb = cfg.train.bucket_mb,
-                     .ordered = cfg.train.deterministic_reduction,
                      .zero = cfg.train.zero == 1});
   Adam optimizer(sync.owned(), ao);
   io::TrainingState state;
@@ -313,13 +313,15 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
     // Every rank starts from rank 0's weights, whatever it read or drew.
     comm.set_context("the start (rank 0 shares the weights)");
     for (Parameter* p : params)
-      comm.broadcast({reinterpret_cast<std::byte*>(p->value.f32()), size_t(p->value.numel()) * sizeof(float)}, 0);
-    const std::vector<double> state_bytes = comm.all_gather(std::vector<double>{8.0 * double(sync.owned_elements())});
+      comm.broadcast({reinterpret_cast<std::byte*>(p->value.f32()), size_t(p->value.numel()) * sizeof(float)},
+                     0);
+    const std::vector<double> state_bytes =
+        comm.all_gather(std::vector<double>{8.0 * double(sync.owned_elements())});
     summary.optimizer_bytes_per_rank = *std::max_element(state_bytes.begin(), state_bytes.end());
-    say(fmt::format("data parallel: {} ranks ({}), {} shard(s) each; optimizer state {:.1f} MB per rank{}",
-                    comm.size(), comm.describe(), local_shards, summary.optimizer_bytes_per_rank / 1e6,
-                    cfg.train.zero ? fmt::format(" (ZeRO-1; {:.1f} MB unsharded)", 8e-6 * double(sync.elements()))
-                                   : ""));
+    say(fmt::format(
+        "data parallel: {} ranks ({}), {} shard(s) each; optimizer state {:.1f} MB per rank{}", comm.size(),
+        comm.describe(), local_shards, summary.optimizer_bytes_per_rank / 1e6,
+        cfg.train.zero ? fmt::format(" (ZeRO-1; {:.1f} MB unsharded)", 8e-6 * double(sync.elements())) : ""));
   } else {
     summary.optimizer_bytes_per_rank = 8.0 * double(sync.owned_elements());
   }

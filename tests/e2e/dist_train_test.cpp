@@ -1,7 +1,7 @@
 // Data-parallel training as users run it: `mpirun -np 2 tfm train`, against one process with the same
 // config and the same global batch (issue 16). Skipped when this build has no MPI or mpirun is missing.
 //   - 2 ranks = 1 process: 30 losses within 1e-5 relative, final parameters within 1e-5;
-//   - train.shards = 2 with deterministic_reduction: 2 ranks and 1 process give the same bits (dropout on);
+//   - train.shards = 4: 1 process, 2 and 4 ranks give the same bits (dropout on);
 //   - ZeRO-1 = plain data parallelism within 1e-6; the optimizer state per rank halves;
 //   - 10 steps on 2 ranks resumed on 1 for 10 more = 20 steps on 1 process;
 //   - a rank killed with SIGKILL: the other stops, the checkpoint before it loads and resumes; a rank that
@@ -84,17 +84,18 @@ std::string corpus(const std::string& dir, int n) {
 std::string config(const std::string& dir, const std::string& train, const std::string& extra,
                    double dropout = 0.0) {
   std::string section = extra;
-  for (const char* line : {"lr = 3e-3", "eps = 1e-8", "warmup_steps = 5", "log_every = 1", "threads = 1", "checkpoint_every = 1000"}) {
+  for (const char* line : {"lr = 3e-3", "eps = 1e-8", "warmup_steps = 5", "log_every = 1", "threads = 1",
+                           "checkpoint_every = 1000"}) {
     const std::string key = std::string(line).substr(0, std::string(line).find(' '));
     if (("\n" + extra).find("\n" + key + " =") == std::string::npos) section += std::string(line) + "\n";
   }
-  std::ofstream(dir + "/run.toml") << "[model]\nd_model = 32\nheads = 2\nd_ff = 64\nencoder_layers = 1\n"
-                                      "decoder_layers = 1\nmax_len = 40\ndropout = "
-                                   << dropout << "\nattention_dropout = " << dropout
-                                   << "\nactivation_dropout = " << dropout << "\n[data]\ntrain = \"" << train
-                                   << "\"\nvalid = \"\"\nvocab_size = 400\nmax_tokens = 400\n[train]\nout_dir = \""
-                                   << dir << "/run\"\n"
-                                   << section;
+  std::ofstream(dir + "/run.toml")
+      << "[model]\nd_model = 32\nheads = 2\nd_ff = 64\nencoder_layers = 1\n"
+         "decoder_layers = 1\nmax_len = 40\ndropout = "
+      << dropout << "\nattention_dropout = " << dropout << "\nactivation_dropout = " << dropout
+      << "\n[data]\ntrain = \"" << train
+      << "\"\nvalid = \"\"\nvocab_size = 400\nmax_tokens = 400\n[train]\nout_dir = \"" << dir << "/run\"\n"
+      << section;
   return dir + "/run.toml";
 }
 
@@ -110,7 +111,8 @@ std::vector<double> losses(const std::string& run_dir) {
 
 // Largest |a - b| / (1 + |a|) over the parameters of two checkpoints ("model." tensors; "optim." for the
 // optimizer's moments), printed with the tensor where it is.
-double checkpoint_difference(const std::string& a, const std::string& b, const std::string& prefix = "model.") {
+double checkpoint_difference(const std::string& a, const std::string& b,
+                             const std::string& prefix = "model.") {
   io::SafetensorsFile fa = io::SafetensorsFile::open(a), fb = io::SafetensorsFile::open(b);
   EXPECT_EQ(fa.names(), fb.names());
   double worst = 0;
@@ -137,7 +139,8 @@ Shell train_n(int ranks, const std::string& toml, const std::string& args = "") 
 void expect_close(const std::vector<double>& a, const std::vector<double>& b, double rel) {
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i)
-    EXPECT_LE(std::fabs(a[i] - b[i]), rel * std::fabs(a[i])) << "step " << i + 1 << ": " << a[i] << " vs " << b[i];
+    EXPECT_LE(std::fabs(a[i] - b[i]), rel * std::fabs(a[i]))
+        << "step " << i + 1 << ": " << a[i] << " vs " << b[i];
 }
 
 TEST(DistTrain, TwoRanksEqualOneProcess) {
@@ -157,16 +160,23 @@ TEST(DistTrain, TwoRanksEqualOneProcess) {
   EXPECT_LT(b.back(), b.front() - 0.5);
 }
 
-TEST(DistTrain, OrderedReductionGivesTheSameBitsOnAnyNumberOfRanks) {
+TEST(DistTrain, ShardsGiveTheSameBitsOnAnyNumberOfRanks) {
   REQUIRE_MPI();
-  const std::string one = test::temp_dir("dist-bits-one"), two = test::temp_dir("dist-bits-two");
-  // Dropout on: each shard draws from its own stream, whichever rank runs it.
-  const std::string extra = "max_steps = 20\nshards = 2\ndeterministic_reduction = true\n";
+  // Four shards of every batch on 1, 2 and 4 ranks; dropout on: each shard draws from its own stream,
+  // whichever rank runs it.
+  const std::string extra = "max_steps = 20\nshards = 4\n";
+  const std::string one = test::temp_dir("dist-bits-1");
   ASSERT_EQ(train_1(config(one, corpus(one, 400), extra, 0.1)).code, 0);
-  const Shell r = train_n(2, config(two, corpus(two, 400), extra, 0.1));
-  ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_EQ(losses(one + "/run"), losses(two + "/run"));
-  EXPECT_EQ(checkpoint_difference(one + "/run/checkpoint.safetensors", two + "/run/checkpoint.safetensors"), 0.0);
+  for (int ranks : {2, 4}) {
+    const std::string dir = test::temp_dir("dist-bits-" + std::to_string(ranks));
+    const Shell r = train_n(ranks, config(dir, corpus(dir, 400), extra, 0.1));
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_EQ(losses(one + "/run"), losses(dir + "/run")) << ranks << " ranks";
+    EXPECT_EQ(checkpoint_difference(one + "/run/checkpoint.safetensors", dir + "/run/checkpoint.safetensors"), 0.0);
+    EXPECT_EQ(checkpoint_difference(one + "/run/checkpoint.safetensors", dir + "/run/checkpoint.safetensors",
+                                    "optim."),
+              0.0);
+  }
 }
 
 TEST(DistTrain, ZeroOneEqualsPlainDataParallelism) {
@@ -179,8 +189,9 @@ TEST(DistTrain, ZeroOneEqualsPlainDataParallelism) {
   ASSERT_EQ(b.code, 0) << b.output;
   expect_close(losses(plain + "/run"), losses(zero + "/run"), 1e-6);
   // The checkpoint holds every moment, gathered from both ranks.
-  EXPECT_LE(checkpoint_difference(plain + "/run/checkpoint.safetensors", zero + "/run/checkpoint.safetensors"),
-            1e-6);
+  EXPECT_LE(
+      checkpoint_difference(plain + "/run/checkpoint.safetensors", zero + "/run/checkpoint.safetensors"),
+      1e-6);
   // Rank 0 reports the optimizer state it holds: about half of all of it.
   const std::regex report(R"(optimizer state ([0-9.]+) MB per rank \(ZeRO-1; ([0-9.]+) MB unsharded\))");
   std::smatch m;
@@ -194,7 +205,8 @@ TEST(DistTrain, ResumesOnAnotherNumberOfRanks) {
   REQUIRE_MPI();
   const std::string one = test::temp_dir("dist-resume-one"), two = test::temp_dir("dist-resume-two");
   ASSERT_EQ(train_1(config(one, corpus(one, 400), "max_steps = 20\n")).code, 0);
-  const Shell first = train_n(2, config(two, corpus(two, 400), "max_steps = 20\nzero = 1\n"), "--max-steps 10");
+  const Shell first =
+      train_n(2, config(two, corpus(two, 400), "max_steps = 20\nzero = 1\n"), "--max-steps 10");
   ASSERT_EQ(first.code, 0) << first.output;
   const Shell rest = shell(std::string(TFM_CLI) + " train --quiet --resume " + two + "/run --max-steps 20");
   ASSERT_EQ(rest.code, 0) << rest.output;
@@ -217,13 +229,13 @@ class TwoHosts : public ::testing::Test {
     if (shell("ip netns add " + ns_[0]).code != 0) GTEST_SKIP() << "ip netns is not available here";
     created_ = true;
     const std::string veth_a = "tfa" + id, veth_b = "tfb" + id;
-    const Shell setup = shell("set -e; ip netns add " + ns_[1] + "; ip link add " + veth_a + " type veth peer name " +
-                              veth_b + "; ip link set " + veth_a + " netns " + ns_[0] + "; ip link set " + veth_b +
-                              " netns " + ns_[1] + "; ip -n " + ns_[0] + " addr add " + net_ + ".1/24 dev " +
-                              veth_a + "; ip -n " + ns_[1] + " addr add " + net_ + ".2/24 dev " + veth_b +
-                              "; for n in " + ns_[0] + " " + ns_[1] + "; do ip -n $n link set lo up; done; ip -n " +
-                              ns_[0] + " link set " + veth_a + " up; ip -n " + ns_[1] + " link set " + veth_b +
-                              " up");
+    const Shell setup =
+        shell("set -e; ip netns add " + ns_[1] + "; ip link add " + veth_a + " type veth peer name " +
+              veth_b + "; ip link set " + veth_a + " netns " + ns_[0] + "; ip link set " + veth_b +
+              " netns " + ns_[1] + "; ip -n " + ns_[0] + " addr add " + net_ + ".1/24 dev " + veth_a +
+              "; ip -n " + ns_[1] + " addr add " + net_ + ".2/24 dev " + veth_b + "; for n in " + ns_[0] +
+              " " + ns_[1] + "; do ip -n $n link set lo up; done; ip -n " + ns_[0] + " link set " + veth_a +
+              " up; ip -n " + ns_[1] + " link set " + veth_b + " up");
     ASSERT_EQ(setup.code, 0) << setup.output;
   }
   void TearDown() override {
@@ -240,14 +252,16 @@ TEST_F(TwoHosts, OneRankInEachEqualsOneProcess) {
   ASSERT_EQ(train_1(config(one, corpus(one, 400), extra)).code, 0);
   // The launcher agent: mpirun calls it as ssh (host, command); it runs the command in that host's namespace.
   const std::string agent = two + "/agent.sh";
-  std::ofstream(agent) << "#!/bin/sh\nhost=$1; shift\ncase $host in\n  " << net_ << ".1) ns=" << ns_[0] << ";;\n  "
-                       << net_ << ".2) ns=" << ns_[1] << ";;\n  *) echo \"unknown host $host\" >&2; exit 1;;\nesac\n"
+  std::ofstream(agent) << "#!/bin/sh\nhost=$1; shift\ncase $host in\n  " << net_ << ".1) ns=" << ns_[0]
+                       << ";;\n  " << net_ << ".2) ns=" << ns_[1]
+                       << ";;\n  *) echo \"unknown host $host\" >&2; exit 1;;\nesac\n"
                        << "exec ip netns exec $ns sh -c \"$*\"\n";
   fs::permissions(agent, fs::perms::owner_all);
-  const std::string cmd = "ip netns exec " + ns_[0] + " mpirun --allow-run-as-root --bind-to none -np 2 -H " + net_ +
-                          ".1," + net_ + ".2 --mca plm_rsh_agent " + agent + " --mca plm_rsh_no_tree_spawn 1" +
-                          " --mca btl tcp,self --mca btl_tcp_if_include " + net_ + ".0/24 --mca oob_tcp_if_include " +
-                          net_ + ".0/24 -x OMPI_ALLOW_RUN_AS_ROOT=1 -x OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 " + TFM_CLI +
+  const std::string cmd = "ip netns exec " + ns_[0] + " mpirun --allow-run-as-root --bind-to none -np 2 -H " +
+                          net_ + ".1," + net_ + ".2 --mca plm_rsh_agent " + agent +
+                          " --mca plm_rsh_no_tree_spawn 1" + " --mca btl tcp,self --mca btl_tcp_if_include " +
+                          net_ + ".0/24 --mca oob_tcp_if_include " + net_ +
+                          ".0/24 -x OMPI_ALLOW_RUN_AS_ROOT=1 -x OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 " + TFM_CLI +
                           " train --quiet --config " + config(two, corpus(two, 400), extra);
   const Shell r = shell("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 " + cmd);
   ASSERT_EQ(r.code, 0) << cmd << "\n" << r.output;
@@ -308,7 +322,8 @@ TEST_F(Faults, AKilledRankStopsTheRunAndTheCheckpointResumes) {
   const std::string extra = "max_steps = 100000\ncheckpoint_every = 4\ndist_timeout = 20\n";
   job_ = start(mpirun(2) + " " + TFM_CLI + " train --config " + config(dir, corpus(dir, 400), extra),
                dir + "/log");
-  ASSERT_TRUE(wait_for([&] { return losses(dir + "/run").size() >= 5 && rank_pid(dir + "/log", 1) > 0; }, 120))
+  ASSERT_TRUE(
+      wait_for([&] { return losses(dir + "/run").size() >= 5 && rank_pid(dir + "/log", 1) > 0; }, 120))
       << io::read_file(dir + "/log");
   kill(rank_pid(dir + "/log", 1), SIGKILL);
   const auto killed = std::chrono::steady_clock::now();
@@ -337,7 +352,8 @@ TEST_F(Faults, AHangingRankIsNamedWithinTheTimeout) {
   const std::string extra = "max_steps = 100000\ndist_timeout = 5\n";
   job_ = start(mpirun(2) + " " + TFM_CLI + " train --config " + config(dir, corpus(dir, 400), extra),
                dir + "/log");
-  ASSERT_TRUE(wait_for([&] { return losses(dir + "/run").size() >= 3 && rank_pid(dir + "/log", 1) > 0; }, 120))
+  ASSERT_TRUE(
+      wait_for([&] { return losses(dir + "/run").size() >= 3 && rank_pid(dir + "/log", 1) > 0; }, 120))
       << io::read_file(dir + "/log");
   kill(rank_pid(dir + "/log", 1), SIGSTOP);
   const std::optional<int> code = wait_exit(job_, 30);
@@ -345,7 +361,8 @@ TEST_F(Faults, AHangingRankIsNamedWithinTheTimeout) {
   job_ = 0;
   EXPECT_NE(*code, 0);
   const std::string log = io::read_file(dir + "/log");
-  const std::regex named(R"(error on rank 0 of 2: the gradients of step (\d+): rank 0 waited 5 s .*rank 1 has not reached)");
+  const std::regex named(
+      R"(error on rank 0 of 2: the gradients of step (\d+): rank 0 waited 5 s .*rank 1 has not reached)");
   EXPECT_TRUE(std::regex_search(log, named)) << log;
 }
 
@@ -358,14 +375,16 @@ TEST(DistTrain, RanksWithDifferentConfigsOrCorporaStopAtTheStart) {
   const Shell configs = shell(prefix + " " + TFM_CLI + " train --config " + ta + " : -np 1 " + TFM_CLI +
                               " train --config " + tb);
   EXPECT_NE(configs.code, 0);
-  EXPECT_NE(configs.output.find("rank 1 trains with another configuration than rank 0"), std::string::npos) << configs.output;
+  EXPECT_NE(configs.output.find("rank 1 trains with another configuration than rank 0"), std::string::npos)
+      << configs.output;
   // The same config but another corpus: rank 1 reads 300 pairs where rank 0 reads 400 (and trains its BPE
   // on them, which is the first thing that differs).
   const std::string tc = config(b, corpus(b, 300), "max_steps = 5\n");
   const Shell corpora = shell(prefix + " " + TFM_CLI + " train --config " + ta + " : -np 1 " + TFM_CLI +
                               " train --config " + tc);
   EXPECT_NE(corpora.code, 0);
-  EXPECT_NE(corpora.output.find("rank 1 trains with another tokenizers than rank 0"), std::string::npos) << corpora.output;
+  EXPECT_NE(corpora.output.find("rank 1 trains with another tokenizers than rank 0"), std::string::npos)
+      << corpora.output;
 }
 
 }  // namespace

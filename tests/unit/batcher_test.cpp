@@ -207,7 +207,9 @@ TEST(Batcher, RowShardsAreDisjointAndComplete) {
     EXPECT_EQ(tail.next_shards({2, 1, 3}).shards[0].examples, parts.shards[2].examples);
   }
   EXPECT_EQ(whole.position(), sharded.position());
-  EXPECT_EQ(test::error_of([&] { sharded.next_shards({2, 2, 3}); }),
+  EXPECT_EQ(test::error_of([&] {
+              sharded.next_shards({2, 2, 3});
+            }),
             "data sharding: shards 2 to 3 are not among 3");
   // More shards than rows: the surplus shards are empty.
   const ShardedBatch wide = sharded.next_shards({0, 400, 400});

@@ -192,7 +192,7 @@ TEST(Config, JsonRoundTrip) {
   const nlohmann::json j = to_json(c);
   EXPECT_EQ(j["model"].size(), 28u);
   EXPECT_EQ(j["data"].size(), 13u);
-  EXPECT_EQ(j["train"].size(), 31u);
+  EXPECT_EQ(j["train"].size(), 30u);
   EXPECT_EQ(j["train"]["lr"], 3e-4);
   EXPECT_EQ(from_json(j), c);
   EXPECT_EQ(from_json(nlohmann::json::parse(j.dump())), c);  // through text, as a checkpoint stores it

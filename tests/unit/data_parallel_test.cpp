@@ -72,7 +72,7 @@ TEST(PairwiseSum, SplitsAtTheLargestPowerOfTwoBelowTheCount) {
   EXPECT_EQ(two_by_four[3], 0);
 }
 
-// A rank's shards are summed pairwise in shard order, as the ordered reduction sums ranks.
+// A rank's shards are summed pairwise in shard order, as the communicator sums ranks.
 TEST(GradientSync, SumsShardsPairwiseInShardOrder) {
   Parameter a("a", {5}), b("b", {2, 3});
   a.value.copy_(filled({5}, 1, 1));
@@ -87,7 +87,8 @@ TEST(GradientSync, SumsShardsPairwiseInShardOrder) {
     for (int j = 0; j < shards; ++j) {
       if (j > 0) sync.next_shard();
       EXPECT_EQ(a.grad.f32()[0], 0.0f) << "each shard starts from zero";
-      for (int64_t i = 0; i < 5; ++i) a.grad.f32()[i] = std::pow(10.0f, float(j % 4) * 2.5f) * float(i + j + 1) / 3;
+      for (int64_t i = 0; i < 5; ++i)
+        a.grad.f32()[i] = std::pow(10.0f, float(j % 4) * 2.5f) * float(i + j + 1) / 3;
       for (int64_t i = 0; i < 6; ++i) b.grad.f32()[i] = 1.0f / float(1 + i * j);
       g[size_t(j)].assign(a.grad.f32(), a.grad.f32() + 5);
     }
