@@ -78,7 +78,7 @@ for c in $CONFIGS; do
   "$TFM" train --quiet --config "$(config "$c" "$c-1x2" 2 "" "tokenizer = \"bpe\"
 vocab_size = $vocab")"
   tok="tokenizer_file = \"$OUT/$c-1x2/tokenizer.json\""
-  "${MPIRUN[@]}" "$TFM" train --quiet --config "$(config "$c" "$c-2x1" 1 "bucket_mb = $BUCKET_MB" "$tok")" 2>/dev/null
+  "${MPIRUN[@]}" "$TFM" train --quiet --config "$(config "$c" "$c-2x1" 1 "bucket_mb = $BUCKET_MB" "$tok")"
   "${MPIRUN[@]}" "$TFM" train --quiet --config "$(config "$c" "$c-2x1-nooverlap" 1 "bucket_mb = 0" "$tok")" 2>/dev/null
   "${MPIRUN[@]}" "$TFM" train --quiet --config "$(config "$c" "$c-2x1-zero" 1 "zero = 1" "$tok")" 2>/dev/null
   for run in 1x2 2x1 2x1-nooverlap 2x1-zero; do

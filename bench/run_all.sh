@@ -52,3 +52,9 @@ done
 
 echo "## tfm serve at 1-64 concurrent clients, beside the PyTorch peer serving one request at a time"
 bench/serve_bench.sh build/serve_bench.jsonl
+
+echo "## Data-parallel training: 1 process x 2 threads against 2 ranks x 1 thread (mpirun), and two namespaces"
+if command -v mpirun >/dev/null; then
+  bench/dist_train.sh "small seed-base" 30
+  [ "$(id -u)" -eq 0 ] && bench/dist_two_hosts.sh small 30
+fi

@@ -138,7 +138,12 @@ void MpiCommunicator::timed_out(const std::string& what) {
 
 Request MpiCommunicator::start(Pending pending) {
   const Request id = next_id_++;
+  if (!pending.sum)  // issued already: only when no sum is in flight, or ranks could disagree on the order
+    TFM_CHECK(sums_.empty(), "MPI: {} started while sums are in flight", pending.what);
+  const bool sum = pending.sum;
   pending_.emplace(id, std::move(pending));
+  if (sum) sums_.push_back(id);
+  pump();
   return id;
 }
 
@@ -151,23 +156,60 @@ void MpiCommunicator::start_sum(Pending& p) {
   check(MPI_Ialltoallv(p.data.data(), p.counts.data(), p.displs.data(), MPI_FLOAT, p.pieces.data(),
                        recv_counts.data(), recv_displs.data(), MPI_FLOAT, comm_, &p.request),
         "MPI_Ialltoallv");
+  p.phase = 0;
+}
+
+bool MpiCommunicator::tested(Pending& p) {
+  int done = 0;
+  check(MPI_Test(&p.request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+  return done != 0;
+}
+
+void MpiCommunicator::pump() {
+  // Every rank must start its collectives in the same order, which must not depend on when transfers
+  // complete: sum k starts once sum k - 1 has started its last phase, so the order is always
+  // all-to-all 0, all-gather 0, all-to-all 1, all-gather 1, ...
+  bool previous_started = true;
+  for (Request id : sums_) {
+    Pending& p = pending_.at(id);
+    if (p.phase < 0) {
+      if (!previous_started) break;
+      start_sum(p);
+    }
+    if (p.phase == 0 && tested(p)) {
+      // This rank sums its segment's pieces in rank order.
+      const int mine = p.counts[size_t(rank_)];
+      pairwise_pieces(p.pieces.data(), size_, mine, p.data.data() + p.displs[size_t(rank_)]);
+      std::vector<float>().swap(p.pieces);
+      if (p.all_gather_after) {
+        check(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, p.data.data(), p.counts.data(), p.displs.data(),
+                              MPI_FLOAT, comm_, &p.request),
+              "MPI_Iallgatherv");
+        p.phase = 1;
+      } else {
+        p.done = true;
+      }
+    } else if (p.phase == 1 && !p.done && tested(p)) {
+      p.done = true;
+    }
+    previous_started = p.done || p.phase == 1 || !p.all_gather_after;
+  }
+  while (!sums_.empty() && pending_.at(sums_.front()).done) {
+    if (pending_.at(sums_.front()).claimed) pending_.erase(sums_.front());
+    sums_.pop_front();
+  }
 }
 
 bool MpiCommunicator::advance(Pending& p) {
-  int done = 0;
-  check(MPI_Test(&p.request, &done, MPI_STATUS_IGNORE), "MPI_Test");
-  if (!done) return false;
-  if (!p.sum || p.phase == 1) return true;
-  // Phase 0 done: this rank sums its segment's pieces in rank order.
-  const int mine = p.counts[size_t(rank_)];
-  pairwise_pieces(p.pieces.data(), size_, mine, p.data.data() + p.displs[size_t(rank_)]);
-  std::vector<float>().swap(p.pieces);
-  if (!p.all_gather_after) return true;
-  p.phase = 1;
-  check(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, p.data.data(), p.counts.data(), p.displs.data(),
-                        MPI_FLOAT, comm_, &p.request),
-        "MPI_Iallgatherv");
-  return false;
+  if (!p.sum) return tested(p);
+  pump();
+  return p.done;
+}
+
+void MpiCommunicator::finish(Request request) {
+  Pending& p = pending_.at(request);
+  p.claimed = true;
+  if (!p.sum || std::find(sums_.begin(), sums_.end(), request) == sums_.end()) pending_.erase(request);
 }
 
 Request MpiCommunicator::all_reduce_start(std::span<float> data) {
@@ -178,7 +220,6 @@ Request MpiCommunicator::all_reduce_start(std::span<float> data) {
   for (int64_t c : even_counts(int64_t(data.size()), size_)) p.counts.push_back(as_count(c, "a segment"));
   p.displs.resize(size_t(size_));
   for (int r = 1; r < size_; ++r) p.displs[size_t(r)] = p.displs[size_t(r - 1)] + p.counts[size_t(r - 1)];
-  start_sum(p);
   return start(std::move(p));
 }
 
@@ -186,7 +227,7 @@ bool MpiCommunicator::test(Request request) {
   auto it = pending_.find(request);
   TFM_CHECK(it != pending_.end(), "MPI: unknown request {}", request);
   if (!advance(it->second)) return false;
-  pending_.erase(it);
+  finish(request);
   return true;
 }
 
@@ -204,7 +245,7 @@ void MpiCommunicator::wait_for(Request request) {
     if (waited > timeout_) timed_out(it->second.what);
     if (waited > 0.05) std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
-  pending_.erase(it);
+  finish(request);
 }
 
 void MpiCommunicator::wait(Request request) { wait_for(request); }
@@ -230,7 +271,6 @@ void MpiCommunicator::reduce_scatter(std::span<float> data, std::span<const int6
     if (r > 0) p.displs[size_t(r)] = p.displs[size_t(r - 1)] + p.counts[size_t(r - 1)];
   }
   TFM_CHECK(int64_t(p.displs.back()) + p.counts.back() == int64_t(data.size()), "reduce_scatter: counts");
-  start_sum(p);
   wait_for(start(std::move(p)));
 }
 

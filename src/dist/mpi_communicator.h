@@ -58,14 +58,19 @@ class MpiCommunicator final : public Communicator {
     // shares the summed segments.
     bool sum = false;
     bool all_gather_after = false;
-    int phase = 0;
+    int phase = -1;        // sums: -1 until started (see pump())
+    bool done = false;     // sums: complete
+    bool claimed = false;  // sums: waited for or tested complete by the caller
     std::span<float> data;
     std::vector<int> counts, displs;  // of data's segments
     std::vector<float> pieces;        // every rank's copy of this rank's segment
   };
 
   Request start(Pending pending);
+  bool tested(Pending& p);   // MPI_Test of its request
+  void pump();               // moves the sums on, starting their phases in an order every rank shares
   bool advance(Pending& p);  // true when complete
+  void finish(Request request);
   void start_sum(Pending& p);
   void wait_for(Request request);
   void poll_heartbeats();
@@ -78,6 +83,7 @@ class MpiCommunicator final : public Communicator {
   double timeout_ = 600;
   Request next_id_ = 1;
   std::map<Request, Pending> pending_;
+  std::deque<Request> sums_;  // sums in the order they were asked for, until complete
   // Heartbeat: this rank's counter, the last counter heard from each rank, and what each counter meant.
   int64_t beat_ = 0;
   std::vector<int64_t> heard_;

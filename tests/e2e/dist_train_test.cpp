@@ -146,7 +146,8 @@ void expect_close(const std::vector<double>& a, const std::vector<double>& b, do
 TEST(DistTrain, TwoRanksEqualOneProcess) {
   REQUIRE_MPI();
   const std::string one = test::temp_dir("dist-one"), two = test::temp_dir("dist-two");
-  const std::string extra = "max_steps = 30\n";
+  // Buckets of 5,000 gradients: a dozen all-reduces in flight during backward.
+  const std::string extra = "max_steps = 30\nbucket_mb = 0.02\n";
   ASSERT_EQ(train_1(config(one, corpus(one, 400), extra)).code, 0);
   const Shell r = train_n(2, config(two, corpus(two, 400), extra));
   ASSERT_EQ(r.code, 0) << r.output;
