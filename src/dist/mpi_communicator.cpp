@@ -55,6 +55,7 @@ MpiCommunicator::MpiCommunicator() {
   library_.assign(version, size_t(length));
   if (const size_t cut = library_.find_first_of(",\n"); cut != std::string::npos) library_.resize(cut);
   heard_.assign(size_t(size_), 0);
+  heard_at_.assign(size_t(size_), std::chrono::steady_clock::now());
   heard_buffer_.assign(size_t(size_), 0);
   heard_requests_.assign(size_t(size_), MPI_REQUEST_NULL);
   for (int r = 0; r < size_; ++r)
@@ -89,6 +90,10 @@ void MpiCommunicator::set_context(const std::string& context) {
   ++beat_;
   contexts_[beat_] = context;
   if (contexts_.size() > 512) contexts_.erase(contexts_.begin());
+  send_beat();
+}
+
+void MpiCommunicator::send_beat() {
   for (int r = 0; r < size_; ++r) {
     if (r == rank_) continue;
     auto value = std::make_unique<int64_t>(beat_);
@@ -96,6 +101,7 @@ void MpiCommunicator::set_context(const std::string& context) {
     check(MPI_Isend(value.get(), 1, MPI_INT64_T, r, kHeartbeatTag, comm_, &request), "MPI_Isend");
     beats_sent_.emplace_back(request, std::move(value));
   }
+  last_beat_sent_ = std::chrono::steady_clock::now();
   poll_heartbeats();
 }
 
@@ -107,6 +113,7 @@ void MpiCommunicator::poll_heartbeats() {
       MPI_Test(&request, &done, MPI_STATUS_IGNORE);
       if (!done) break;
       heard_[size_t(r)] = heard_buffer_[size_t(r)];
+      heard_at_[size_t(r)] = std::chrono::steady_clock::now();
       MPI_Irecv(&heard_buffer_[size_t(r)], 1, MPI_INT64_T, r, kHeartbeatTag, comm_, &request);
     }
   }
@@ -131,7 +138,16 @@ void MpiCommunicator::timed_out(const std::string& what) {
                     : it != contexts_.end() ? it->second
                                             : "long before");
   }
-  if (behind.empty()) behind = fmt::format("every rank reached {}; one of them stopped inside it", here);
+  // Everyone got here: a waiting rank repeats its beat twice a second, so the silent one is stuck.
+  const auto now = std::chrono::steady_clock::now();
+  const double silent_after = std::min(2.0, timeout_ / 2);
+  for (int r = 0; behind.find("has not reached") == std::string::npos && r < size_; ++r) {
+    const double silent = std::chrono::duration<double>(now - heard_at_[size_t(r)]).count();
+    if (r != rank_ && silent > silent_after)
+      behind += fmt::format("{}rank {} has sent nothing for {:.1f} s (stopped, or busy outside MPI)",
+                            behind.empty() ? "" : "; ", r, silent);
+  }
+  if (behind.empty()) behind = fmt::format("every rank reached {} and still answers", here);
   throw Timeout(fmt::format("{}: rank {} waited {:g} s (train.dist_timeout) for {}: {}", here, rank_,
                             timeout_, what, behind));
 }
@@ -241,6 +257,8 @@ void MpiCommunicator::wait_for(Request request) {
   for (int64_t polls = 0; !advance(it->second); ++polls) {
     if ((polls & 1023) != 0) continue;
     poll_heartbeats();
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - last_beat_sent_).count() > 0.5)
+      send_beat();  // still here, and alive
     const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (waited > timeout_) timed_out(it->second.what);
     if (waited > 0.05) std::this_thread::sleep_for(std::chrono::microseconds(200));

@@ -7,8 +7,9 @@
 // reduce-scatter stops after the first). Measured with Open MPI 4.1 on 2 ranks of this machine, 272 MB in
 // buckets of 26 MB: 0.10 s against 0.17 s for MPI_Iallreduce (libnbc), so the fixed order costs nothing.
 //
-// Heartbeat: set_context() sends a counter to every other rank (a few bytes, point to point), so that a
-// rank whose collective times out can tell which ranks never got to the same point, and where they were.
+// Heartbeat: set_context() sends a counter to every other rank (a few bytes, point to point), and a rank
+// waiting for a collective sends it again twice a second, so that a rank whose wait times out can tell
+// which ranks never got to the same point (and where they were), or which fell silent in it.
 #pragma once
 
 #include <mpi.h>
@@ -74,6 +75,7 @@ class MpiCommunicator final : public Communicator {
   void start_sum(Pending& p);
   void wait_for(Request request);
   void poll_heartbeats();
+  void send_beat();
   [[noreturn]] void timed_out(const std::string& what);
   void check(int code, const char* call) const;
 
@@ -87,6 +89,8 @@ class MpiCommunicator final : public Communicator {
   // Heartbeat: this rank's counter, the last counter heard from each rank, and what each counter meant.
   int64_t beat_ = 0;
   std::vector<int64_t> heard_;
+  std::vector<std::chrono::steady_clock::time_point> heard_at_;  // when each rank was last heard from
+  std::chrono::steady_clock::time_point last_beat_sent_;
   std::vector<int64_t> heard_buffer_;
   std::vector<MPI_Request> heard_requests_;
   std::deque<std::pair<MPI_Request, std::unique_ptr<int64_t>>> beats_sent_;

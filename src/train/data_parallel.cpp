@@ -109,8 +109,7 @@ void GradientSync::launch_ready_buckets() {
   // rank's backward completed a later bucket first.
   while (next_launch_ < buckets_.size() && buckets_[next_launch_].waiting == 0) {
     Bucket& b = buckets_[next_launch_++];
-    b.request =
-        comm_.all_reduce_start(flat_.subspan(size_t(b.begin), size_t(b.end - b.begin)));
+    b.request = comm_.all_reduce_start(flat_.subspan(size_t(b.begin), size_t(b.end - b.begin)));
     stats_.bytes += double(b.end - b.begin) * sizeof(float);
     ++stats_.buckets;
   }

@@ -289,9 +289,7 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
   ao.weight_decay = float(cfg.train.weight_decay);
   ao.decoupled = cfg.train.optimizer == "adamw";
   const ParameterList params = model->parameters().list();
-  GradientSync sync(params, comm,
-                    {.bucket_mb = cfg.train.bucket_mb,
-                     .zero = cfg.train.zero == 1});
+  GradientSync sync(params, comm, {.bucket_mb = cfg.train.bucket_mb, .zero = cfg.train.zero == 1});
   Adam optimizer(sync.owned(), ao);
   io::TrainingState state;
   state.rng_seed = uint64_t(cfg.train.seed) * 0x9e3779b97f4a7c15ull + 1;
