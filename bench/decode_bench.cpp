@@ -5,7 +5,8 @@
 //          and how many continuations equal Hugging Face's ids.
 //   pp-tg  llama-bench's pp / tg: one forward over a --pp token prompt (logits of its last position), and
 //          --tg tokens generated one at a time from an empty context, each timed --repeat times, on
-//          --model (a folder) or on --shape gpt2-small (12 x 768, 12 heads, vocab 50257, random weights).
+//          --model (a folder) or on --shape gpt2-small (12 x 768, 12 heads, vocab 50257, random weights),
+//          with --weights f32 (as loaded) or bf16 / int8 / int4 (as tfm quantize makes them).
 //
 // One JSON line per measurement. Threads: --threads (default: OMP's).
 //   build/bench/tfm_bench_decode kjv --threads 1
@@ -27,6 +28,7 @@
 #include "infer/model_decoder.h"
 #include "models/family.h"
 #include "models/load_model.h"
+#include "models/quantize.h"
 
 namespace {
 
@@ -105,14 +107,16 @@ void report_speed(const std::string& test, const std::string& model, int64_t tok
   print({{"engine", "tfm"}, {"model", model}, {"test", test}, {"tokens_per_s", mean}, {"runs", rates}});
 }
 
-int run_pp_tg(const std::string& dir, const std::string& shape, int64_t pp, int64_t tg, int repeat) {
+int run_pp_tg(const std::string& dir, const std::string& shape, const std::string& weights, int64_t pp,
+              int64_t tg, int repeat) {
   std::unique_ptr<Transformer> model;
   if (shape == "gpt2-small") {
     model = gpt2_small();
   } else {
     model = std::move(load_model(dir).model);
   }
-  const std::string name = shape.empty() ? dir : shape;
+  if (weights != "f32") quantize_model(*model, weight_format_named(weights));
+  const std::string name = (shape.empty() ? dir : shape) + (weights != "f32" ? " " + weights : "");
   const ModelConfig& c = model->config();
   if (pp > c.max_len || tg > c.max_len)
     fail("pp {} and tg {} must fit the model's context of {}", pp, tg, c.max_len);
@@ -159,6 +163,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "OpenMP threads (0: the default)");
   std::string model = std::string(TFM_BENCH_SHARED_DIR) + "/models/lm-kjv", shape;
   int64_t max_new_tokens = 40, pp = 512, tg = 128;
+  std::string weights = "f32";
   auto* kjv = app.add_subcommand("kjv", "lm-kjv's six prompts, greedy");
   kjv->add_option("--model", model, "lm-kjv folder");
   kjv->add_option("--max-new-tokens", max_new_tokens);
@@ -167,6 +172,8 @@ int main(int argc, char** argv) {
   pptg->add_option("--model", model, "model folder (default lm-kjv)");
   pptg->add_option("--shape", shape, "gpt2-small: random weights of that shape instead of --model")
       ->check(CLI::IsMember({"gpt2-small"}));
+  pptg->add_option("--weights", weights, "f32 (as loaded), or bf16 / int8 / int4 as tfm quantize makes them")
+      ->check(CLI::IsMember({"f32", "bf16", "int8", "int4"}));
   pptg->add_option("--pp", pp, "prompt tokens");
   pptg->add_option("--tg", tg, "generated tokens");
   pptg->add_option("--repeat", repeat, "timed repetitions (default 3)");
@@ -174,7 +181,7 @@ int main(int argc, char** argv) {
   if (threads > 0) omp_set_num_threads(threads);
   try {
     if (kjv->parsed()) return run_kjv(model, repeat > 0 ? repeat : 10, max_new_tokens);
-    return run_pp_tg(model, shape, pp, tg, repeat > 0 ? repeat : 3);
+    return run_pp_tg(model, shape, weights, pp, tg, repeat > 0 ? repeat : 3);
   } catch (const tfm::Error& e) {
     std::fprintf(stderr, "tfm_bench_decode: %s\n", e.what());
     return 1;

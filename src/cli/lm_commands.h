@@ -26,7 +26,7 @@ int cmd_perplexity(const std::string& model_dir, const std::string& file, int64_
 // Prints the architecture, sizes, parameter count and the dtypes stored in model.safetensors.
 int cmd_inspect(const std::string& model_dir);
 
-// Writes the model at `model_path` with its projection weights quantized (`type` int8 or int4) as a tfm
+// Writes the model at `model_path` with its projection weights quantized (`type` int8, int4 or bf16) as a tfm
 // checkpoint in out_dir/checkpoint.safetensors, usable wherever a run folder is.
 int cmd_quantize(const std::string& model_path, const std::string& type, const std::string& out_dir);
 

@@ -1,5 +1,7 @@
 #include "models/transformer.h"
 
+#include "kernels/cpu/quantized.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -358,6 +360,20 @@ ag::Var Transformer::project(nn::Context& c, ag::Var hidden) const {
   if (final_logits_bias_) {
     ag::Var fixed = c.tape.param(*final_logits_bias_);  // untrained: no gradient
     bias = bias.defined() ? ag::add(bias, fixed) : fixed;
+  }
+  if (lm_head_weight_->quantized && !c.tape.grad_enabled()) {
+    const Tensor in = h.value().contiguous();
+    Shape shape = in.shape();
+    const int64_t rows = in.numel() / shape.back();
+    shape[shape.size() - 1] = lm_head_weight_->quantized->rows;
+    Tensor out = Tensor::empty(shape);
+    kernels::quantized_linear(in.f32(), rows, *lm_head_weight_->quantized, nullptr, out.f32());
+    if (bias.defined()) {
+      const Tensor b = bias.value().contiguous();
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t v = 0; v < b.numel(); ++v) out.f32()[r * b.numel() + v] += b.f32()[v];
+    }
+    return c.tape.leaf(out, false);
   }
   return ag::linear(h, c.tape.param(*lm_head_weight_), bias);
 }

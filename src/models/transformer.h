@@ -120,6 +120,9 @@ class Transformer {
   // them.
   std::vector<nn::Linear*> projections();
   std::vector<Parameter*> projection_weights();  // their weights
+  // The output layer's weight [vocab, d_model] (the target embedding table itself when tied). When it is
+  // quantized (tfm quantize --type bf16), inference without gradients multiplies the quantized form.
+  Parameter* output_weight() { return lm_head_weight_; }
 
   // Attaches LoRA adapters (nn/lora.h) to the projections the spec targets: parameters
   // "<projection>.lora_A.weight" [r, in] (PEFT's initialisation, from `seed`) and ".lora_B.weight"

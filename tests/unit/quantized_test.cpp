@@ -1,12 +1,16 @@
 // Weight quantization against its definitions: INT8 rows and Q4_0 blocks round-trip within half a step,
 // Q4_0 packs a hand-worked block as llama.cpp does, and the integer kernels equal a float64 reference
 // computed from the dequantized weights and the equally quantized inputs (exact integer sums), for sizes
-// that exercise the 64-byte, 32-byte and scalar paths.
+// that exercise the 64-byte, 32-byte and scalar paths; bfloat16 rounds to nearest even and its kernels equal
+// the product of the rounded weights.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <random>
+#include <tuple>
 
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/quantized.h"
 
 namespace tfm::kernels {
@@ -115,6 +119,64 @@ TEST(Quantized, Int8KernelEqualsTheIntegerReference) {
 TEST(Quantized, Q4KernelEqualsTheIntegerReference) {
   expect_matches_reference(WeightFormat::Q4_0, 3, 7, 256);
   expect_matches_reference(WeightFormat::Q4_0, 1, 5, 32);
+}
+
+// bfloat16: the top 16 bits of the float rounded to nearest, ties to even (hand-worked values), and back
+// exactly; within half a bfloat16 step (2^-8 relative) of the float.
+TEST(Quantized, Bf16RoundsToNearestEven) {
+  const float w[] = {1.0f,
+                     std::bit_cast<float>(0x3f808000u) /* a tie: stays 0x3f80 */,
+                     std::bit_cast<float>(0x3f818000u) /* a tie: up to 0x3f82 */,
+                     std::bit_cast<float>(0x3f808001u) /* above the tie: 0x3f81 */,
+                     -2.5f,
+                     0.0f};
+  const QuantizedWeight q = quantize_weight(w, 2, 3, WeightFormat::BF16);
+  const uint16_t* bits = static_cast<const uint16_t*>(q.data.raw());
+  EXPECT_EQ(bits[0], 0x3f80);
+  EXPECT_EQ(bits[1], 0x3f80);
+  EXPECT_EQ(bits[2], 0x3f82);
+  EXPECT_EQ(bits[3], 0x3f81);
+  EXPECT_EQ(bits[4], 0xc020);
+  float back[6];
+  dequantize_weight(q, back);
+  EXPECT_EQ(back[0], 1.0f);
+  EXPECT_EQ(back[4], -2.5f);
+  const std::vector<float> r = random_values(4096, 9);
+  const QuantizedWeight qr = quantize_weight(r.data(), 64, 64, WeightFormat::BF16);
+  std::vector<float> rb(r.size());
+  dequantize_weight(qr, rb.data());
+  for (size_t i = 0; i < r.size(); ++i) EXPECT_LE(std::abs(rb[i] - r[i]), std::abs(r[i]) * 0x1p-8f);
+}
+
+// Both bfloat16 paths (a few rows from the stored bits, more through the float32 GEMM) against a float64
+// product of the rounded weights: float32 accumulation is all they may lose. Row-invariant mode gives every
+// row what it gets alone.
+TEST(Quantized, Bf16KernelEqualsTheRoundedWeightsProduct) {
+  for (auto [m, n, k] : {std::tuple{1, 7, 256}, {3, 5, 100}, {4, 9, 768}, {40, 6, 96}}) {
+    const std::vector<float> w = random_values(size_t(n * k), 3), x = random_values(size_t(m * k), 4, 2.0f),
+                             b = random_values(size_t(n), 5);
+    const QuantizedWeight q = quantize_weight(w.data(), n, k, WeightFormat::BF16);
+    std::vector<float> wq(w.size()), y(static_cast<size_t>(m * n));
+    dequantize_weight(q, wq.data());
+    quantized_linear(x.data(), m, q, b.data(), y.data());
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t o = 0; o < n; ++o) {
+        double want = b[size_t(o)], magnitude = std::abs(b[size_t(o)]);
+        for (int64_t j = 0; j < k; ++j) {
+          want += double(x[size_t(i * k + j)]) * wq[size_t(o * k + j)];
+          magnitude += std::abs(double(x[size_t(i * k + j)]) * wq[size_t(o * k + j)]);
+        }
+        EXPECT_NEAR(y[size_t(i * n + o)], want, 1e-6 * magnitude)
+            << m << " rows, row " << i << " output " << o;
+      }
+    RowInvariantGemmScope invariant;
+    std::vector<float> all(static_cast<size_t>(m * n)), alone(static_cast<size_t>(n));
+    quantized_linear(x.data(), m, q, b.data(), all.data());
+    for (int64_t i = 0; i < m; ++i) {
+      quantized_linear(x.data() + i * k, 1, q, b.data(), alone.data());
+      for (int64_t o = 0; o < n; ++o) EXPECT_EQ(all[size_t(i * n + o)], alone[size_t(o)]) << "row " << i;
+    }
+  }
 }
 
 }  // namespace

@@ -3,10 +3,12 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/cpu/gemm.h"
 
 namespace tfm::kernels {
 
@@ -65,6 +67,65 @@ void unpack_q4(const uint8_t* packed, int8_t* out) {
   }
 }
 
+float from_bf16(uint16_t b) { return std::bit_cast<float>(uint32_t(b) << 16); }
+
+// Rows a BF16 product runs from the stored bits at a time; more go through a float32 copy and the GEMM
+// (outside row-invariant mode).
+constexpr int64_t kBf16DirectRows = 4;
+
+#ifdef __AVX512F__
+// 16 bfloat16 weights widened to float32: a 16-bit shift of the bits (exact).
+inline __m512 load_bf16(const uint16_t* w) {
+  return _mm512_castsi512_ps(
+      _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w))), 16));
+}
+#endif
+
+// y[i, n] = sum_k x[i, k] w[n, k] for the M rows of x, w in bfloat16; M a constant, so the accumulators
+// (two per row, 32 weights a step: FMA latency hidden) stay in registers.
+template <int M>
+void bf16_rows(const float* x, const uint16_t* w, int64_t N, int64_t K, const float* bias, float* y) {
+#pragma omp parallel for schedule(static) if (N * K > (1 << 16))
+  for (int64_t n = 0; n < N; ++n) {
+    const uint16_t* row = w + n * K;
+    float sums[M] = {};
+    int64_t k = 0;
+#ifdef __AVX512F__
+    __m512 even[M], odd[M];
+    for (int i = 0; i < M; ++i) even[i] = odd[i] = _mm512_setzero_ps();
+    for (; k + 32 <= K; k += 32) {
+      const __m512 w0 = load_bf16(row + k), w1 = load_bf16(row + k + 16);
+      for (int i = 0; i < M; ++i) {
+        even[i] = _mm512_fmadd_ps(_mm512_loadu_ps(x + i * K + k), w0, even[i]);
+        odd[i] = _mm512_fmadd_ps(_mm512_loadu_ps(x + i * K + k + 16), w1, odd[i]);
+      }
+    }
+    for (; k + 16 <= K; k += 16) {
+      const __m512 w0 = load_bf16(row + k);
+      for (int i = 0; i < M; ++i) even[i] = _mm512_fmadd_ps(_mm512_loadu_ps(x + i * K + k), w0, even[i]);
+    }
+    for (int i = 0; i < M; ++i) sums[i] = _mm512_reduce_add_ps(_mm512_add_ps(even[i], odd[i]));
+#endif
+    for (; k < K; ++k)
+      for (int i = 0; i < M; ++i) sums[i] += x[i * K + k] * from_bf16(row[k]);
+    for (int i = 0; i < M; ++i) y[i * N + n] = sums[i] + (bias ? bias[n] : 0.0f);
+  }
+}
+
+void bf16_rows(const float* x, int64_t m, const uint16_t* w, int64_t N, int64_t K, const float* bias,
+               float* y) {
+  switch (m) {
+    case 1:
+      return bf16_rows<1>(x, w, N, K, bias, y);
+    case 2:
+      return bf16_rows<2>(x, w, N, K, bias, y);
+    case 3:
+      return bf16_rows<3>(x, w, N, K, bias, y);
+    default:
+      return bf16_rows<4>(x, w, N, K, bias, y);
+  }
+}
+
 }  // namespace
 
 QuantizedWeight quantize_weight(const float* w, int64_t rows, int64_t cols, WeightFormat format) {
@@ -77,6 +138,12 @@ QuantizedWeight quantize_weight(const float* w, int64_t rows, int64_t cols, Weig
     q.scale = Tensor::empty_persistent({rows}, DType::F32);
     for (int64_t n = 0; n < rows; ++n)
       q.scale.f32()[n] = quantize_row_int8(w + n * cols, cols, q.data.data<int8_t>() + n * cols);
+    return q;
+  }
+  if (format == WeightFormat::BF16) {
+    q.data = Tensor::empty_persistent({rows, cols}, DType::BF16);
+    uint16_t* out = static_cast<uint16_t*>(q.data.raw());
+    for (int64_t i = 0; i < rows * cols; ++i) out[i] = to_bf16(w[i]);
     return q;
   }
   if (cols % kBlock != 0) fail("Q4_0 needs rows of a multiple of {} weights, not {}", kBlock, cols);
@@ -102,6 +169,12 @@ QuantizedWeight quantize_weight(const float* w, int64_t rows, int64_t cols, Weig
 }
 
 void dequantize_weight(const QuantizedWeight& q, float* out) {
+  if (q.format == WeightFormat::BF16) {
+    const uint16_t* bits = static_cast<uint16_t*>(q.data.raw());
+#pragma omp parallel for schedule(static) if (q.rows * q.cols > (1 << 16))
+    for (int64_t i = 0; i < q.rows * q.cols; ++i) out[i] = from_bf16(bits[i]);
+    return;
+  }
   if (q.format == WeightFormat::Int8) {
     for (int64_t n = 0; n < q.rows; ++n)
       for (int64_t k = 0; k < q.cols; ++k)
@@ -120,6 +193,23 @@ void dequantize_weight(const QuantizedWeight& q, float* out) {
 
 void quantized_linear(const float* x, int64_t m, const QuantizedWeight& w, const float* bias, float* y) {
   const int64_t N = w.rows, K = w.cols;
+  if (w.format == WeightFormat::BF16) {
+    // Row-invariant mode (tfm serve's batches) keeps every row on the direct path, a few rows at a time:
+    // each row's sums are then the same whatever else is in the batch.
+    if (m <= kBf16DirectRows || row_invariant_gemm()) {
+      for (int64_t i = 0; i < m; i += kBf16DirectRows)
+        bf16_rows(x + i * K, std::min(kBf16DirectRows, m - i), static_cast<const uint16_t*>(w.data.raw()), N,
+                  K, bias, y + i * N);
+      return;
+    }
+    std::vector<float> wide(static_cast<size_t>(N * K));
+    dequantize_weight(w, wide.data());
+    gemm(false, true, m, N, K, 1.0f, x, K, wide.data(), K, 0.0f, y, N);
+    if (bias)
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t n = 0; n < N; ++n) y[i * N + n] += bias[n];
+    return;
+  }
   std::vector<int8_t> qx(static_cast<size_t>(m * K));
   if (w.format == WeightFormat::Int8) {
     std::vector<float> sx(static_cast<size_t>(m));

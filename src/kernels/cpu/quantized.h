@@ -9,6 +9,11 @@
 //         byte (element j of a block in the low nibble of byte j, element j + 16 in the high one);
 //         W ~ (q - 8) d. The input is quantized in blocks of 32 too (Q8_0: int8, one scale per block),
 //         and each block's integer dot product is scaled by both block scales. Needs K % 32 == 0.
+//   BF16: every weight rounded to bfloat16 (ties to even), no scale: half the bytes of float32. A few rows
+//         (decoding) multiply the stored bits directly, widened to float32 in registers (exact) and
+//         accumulated in float32 against the float32 input, threads over N: the weights stream once, at
+//         2 bytes each. More rows (a prompt) widen the weight into float32 per call and run the float32
+//         GEMM, whose speed that conversion barely touches.
 #pragma once
 
 #include <cstdint>
@@ -17,13 +22,13 @@
 
 namespace tfm::kernels {
 
-enum class WeightFormat { Int8, Q4_0 };
+enum class WeightFormat { Int8, Q4_0, BF16 };
 
 struct QuantizedWeight {
   WeightFormat format = WeightFormat::Int8;
   int64_t rows = 0, cols = 0;  // N, K
-  Tensor data;                 // Int8: I8 [N, K]; Q4_0: U8 [N, K / 2]
-  Tensor scale;                // Int8: F32 [N]; Q4_0: F32 [N, K / 32]
+  Tensor data;                 // Int8: I8 [N, K]; Q4_0: U8 [N, K / 2]; BF16: BF16 [N, K]
+  Tensor scale;                // Int8: F32 [N]; Q4_0: F32 [N, K / 32]; BF16: none
 };
 
 // Quantizes a row-major float [rows, cols] matrix. Throws tfm::Error for Q4_0 when cols % 32 != 0.
