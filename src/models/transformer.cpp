@@ -361,10 +361,11 @@ ag::Var Transformer::project(nn::Context& c, ag::Var hidden) const {
     ag::Var fixed = c.tape.param(*final_logits_bias_);  // untrained: no gradient
     bias = bias.defined() ? ag::add(bias, fixed) : fixed;
   }
-  if (lm_head_weight_->quantized && !c.tape.grad_enabled()) {
+  const int64_t rows = h.value().numel() / h.value().shape().back();
+  if (lm_head_weight_->quantized && !c.tape.grad_enabled() && kernels::bf16_direct(rows)) {
+    // Only bfloat16 quantizes the output layer (models/quantize.h); many rows multiply its float32 value.
     const Tensor in = h.value().contiguous();
     Shape shape = in.shape();
-    const int64_t rows = in.numel() / shape.back();
     shape[shape.size() - 1] = lm_head_weight_->quantized->rows;
     Tensor out = Tensor::empty(shape);
     kernels::quantized_linear(in.f32(), rows, *lm_head_weight_->quantized, nullptr, out.f32());

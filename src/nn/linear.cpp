@@ -6,17 +6,24 @@ Linear::Linear(ParameterStore& store, const std::string& name, int64_t in, int64
     : weight(&store.add(name + ".weight", {out, in})),
       bias(has_bias ? &store.add(name + ".bias", {out}) : nullptr) {}
 
+// A bfloat16 weight's float32 value holds exactly the rounded weights: many rows multiply it with the float32
+// GEMM rather than widen the weight again on every call.
+bool Linear::uses_quantized(const Context& c, int64_t rows) const {
+  return weight->quantized && !c.tape.grad_enabled() &&
+         (weight->quantized->format != kernels::WeightFormat::BF16 || kernels::bf16_direct(rows));
+}
+
 ag::Var Linear::forward(Context& c, ag::Var x) const {
   if (!lora) return base_forward(c, x);
-  const bool integer_product = weight->quantized && !c.tape.grad_enabled();
+  const bool integer_product = uses_quantized(c, x.value().numel() / x.value().shape().back());
   return lora_projection(c, *lora, *weight, bias, x, integer_product ? base_forward(c, x) : ag::Var());
 }
 
 ag::Var Linear::base_forward(Context& c, ag::Var x) const {
-  if (weight->quantized && !c.tape.grad_enabled()) {
+  const int64_t rows = x.value().numel() / x.value().shape().back();
+  if (uses_quantized(c, rows)) {
     const Tensor in = x.value().contiguous();
     Shape shape = in.shape();
-    const int64_t rows = in.numel() / shape.back();
     shape[shape.size() - 1] = weight->quantized->rows;
     Tensor out = Tensor::empty(shape);
     kernels::quantized_linear(in.f32(), rows, *weight->quantized, bias ? bias->value.f32() : nullptr,

@@ -22,6 +22,7 @@ struct Linear {
 
  private:
   ag::Var base_forward(Context& c, ag::Var x) const;  // x W^T + b
+  bool uses_quantized(const Context& c, int64_t rows) const;
 };
 
 }  // namespace tfm::nn

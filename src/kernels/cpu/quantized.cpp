@@ -71,7 +71,7 @@ float from_bf16(uint16_t b) { return std::bit_cast<float>(uint32_t(b) << 16); }
 
 // Rows a BF16 product runs from the stored bits at a time; more go through a float32 copy and the GEMM
 // (outside row-invariant mode).
-constexpr int64_t kBf16DirectRows = 4;
+constexpr int64_t kBf16DirectRows = 8;  // 2 x 8 accumulators + 2 weight vectors: 18 of the 32 zmm
 
 #ifdef __AVX512F__
 // 16 bfloat16 weights widened to float32: a 16-bit shift of the bits (exact).
@@ -121,12 +121,22 @@ void bf16_rows(const float* x, int64_t m, const uint16_t* w, int64_t N, int64_t 
       return bf16_rows<2>(x, w, N, K, bias, y);
     case 3:
       return bf16_rows<3>(x, w, N, K, bias, y);
-    default:
+    case 4:
       return bf16_rows<4>(x, w, N, K, bias, y);
+    case 5:
+      return bf16_rows<5>(x, w, N, K, bias, y);
+    case 6:
+      return bf16_rows<6>(x, w, N, K, bias, y);
+    case 7:
+      return bf16_rows<7>(x, w, N, K, bias, y);
+    default:
+      return bf16_rows<8>(x, w, N, K, bias, y);
   }
 }
 
 }  // namespace
+
+bool bf16_direct(int64_t m) { return m <= kBf16DirectRows || row_invariant_gemm(); }
 
 QuantizedWeight quantize_weight(const float* w, int64_t rows, int64_t cols, WeightFormat format) {
   QuantizedWeight q;
@@ -196,7 +206,7 @@ void quantized_linear(const float* x, int64_t m, const QuantizedWeight& w, const
   if (w.format == WeightFormat::BF16) {
     // Row-invariant mode (tfm serve's batches) keeps every row on the direct path, a few rows at a time:
     // each row's sums are then the same whatever else is in the batch.
-    if (m <= kBf16DirectRows || row_invariant_gemm()) {
+    if (bf16_direct(m)) {
       for (int64_t i = 0; i < m; i += kBf16DirectRows)
         bf16_rows(x + i * K, std::min(kBf16DirectRows, m - i), static_cast<const uint16_t*>(w.data.raw()), N,
                   K, bias, y + i * N);

@@ -36,6 +36,11 @@ QuantizedWeight quantize_weight(const float* w, int64_t rows, int64_t cols, Weig
 // The float matrix the quantized one stands for, into out [rows, cols].
 void dequantize_weight(const QuantizedWeight& q, float* out);
 
+// Whether a BF16 product of m rows runs from the stored bits (a few rows, or row-invariant mode); otherwise
+// quantized_linear widens the weight to float32 first, and a caller that holds that float32 matrix already
+// (Parameter::value) multiplies it instead.
+bool bf16_direct(int64_t m);
+
 // y [m, N] = x [m, K] W^T (+ bias [N] when not null), threads over N.
 void quantized_linear(const float* x, int64_t m, const QuantizedWeight& w, const float* bias, float* y);
 
