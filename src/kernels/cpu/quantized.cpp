@@ -112,26 +112,13 @@ void bf16_rows(const float* x, const uint16_t* w, int64_t N, int64_t K, const fl
   }
 }
 
+// m in [1, kBf16DirectRows] rows.
 void bf16_rows(const float* x, int64_t m, const uint16_t* w, int64_t N, int64_t K, const float* bias,
                float* y) {
-  switch (m) {
-    case 1:
-      return bf16_rows<1>(x, w, N, K, bias, y);
-    case 2:
-      return bf16_rows<2>(x, w, N, K, bias, y);
-    case 3:
-      return bf16_rows<3>(x, w, N, K, bias, y);
-    case 4:
-      return bf16_rows<4>(x, w, N, K, bias, y);
-    case 5:
-      return bf16_rows<5>(x, w, N, K, bias, y);
-    case 6:
-      return bf16_rows<6>(x, w, N, K, bias, y);
-    case 7:
-      return bf16_rows<7>(x, w, N, K, bias, y);
-    default:
-      return bf16_rows<8>(x, w, N, K, bias, y);
-  }
+  using Kernel = void (*)(const float*, const uint16_t*, int64_t, int64_t, const float*, float*);
+  static constexpr Kernel kByRows[kBf16DirectRows] = {bf16_rows<1>, bf16_rows<2>, bf16_rows<3>, bf16_rows<4>,
+                                                      bf16_rows<5>, bf16_rows<6>, bf16_rows<7>, bf16_rows<8>};
+  kByRows[m - 1](x, w, N, K, bias, y);
 }
 
 }  // namespace
