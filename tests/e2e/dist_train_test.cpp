@@ -6,7 +6,8 @@
 //   - 10 steps on 2 ranks resumed on 1 for 10 more = 20 steps on 1 process;
 //   - a rank killed with SIGKILL: the other stops, the checkpoint before it loads and resumes; a rank that
 //     hangs (SIGSTOP): the other stops within train.dist_timeout naming the rank and the step;
-//   - ranks with different configs or corpora stop at the start naming what differs.
+//   - decoder-only and encoder-only models shard their windows: 1 process and 2 ranks give the same bits;
+//   - ranks with different configs or corpora, or shards that do not divide among them, stop at the start.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -178,6 +179,41 @@ TEST(DistTrain, ShardsGiveTheSameBitsOnAnyNumberOfRanks) {
     EXPECT_EQ(checkpoint_difference(one + "/run/checkpoint.safetensors", dir + "/run/checkpoint.safetensors",
                                     "optim."),
               0.0);
+  }
+}
+
+// A language model on the first 600 lines of the KJV: `arch` decoder-only (windows of the text stream cut
+// into row shards) or encoder-only (BERT's masks, drawn per window).
+std::string text_config(const std::string& dir, const std::string& arch, const std::string& extra) {
+  std::ifstream in(test::shared_dir() + "/data/kjv/kjv.txt");
+  std::ofstream out(dir + "/train.txt");
+  std::string line;
+  for (int i = 0; i < 600 && std::getline(in, line); ++i) out << line << "\n";
+  std::ofstream(dir + "/run.toml") << "[model]\narch = \"" << arch
+                                   << "\"\nd_model = 32\nheads = 2\nd_ff = 64\nencoder_layers = 1\n"
+                                      "decoder_layers = 1\nmax_len = 32\ndropout = 0.1\n[data]\ntrain = \""
+                                   << dir
+                                   << "/train.txt\"\nvalid = \"\"\nvocab_size = 400\nmax_tokens = 320\n"
+                                   << "[train]\nout_dir = \"" << dir << "/run\"\nlr = 3e-3\neps = 1e-8\n"
+                                   << "warmup_steps = 5\nlog_every = 1\nthreads = 1\n"
+                                   << extra;
+  return dir + "/run.toml";
+}
+
+// Ten windows a batch, two shards: 1 process and 2 ranks give the same bits, dropout and masks included.
+TEST(DistTrain, LanguageModelsShardTheirWindows) {
+  REQUIRE_MPI();
+  for (const std::string arch : {"decoder-only", "encoder-only"}) {
+    const std::string one = test::temp_dir("dist-lm-1"), two = test::temp_dir("dist-lm-2");
+    const std::string extra = "max_steps = 15\nshards = 2\n";
+    ASSERT_EQ(train_1(text_config(one, arch, extra)).code, 0) << arch;
+    const Shell r = train_n(2, text_config(two, arch, extra));
+    ASSERT_EQ(r.code, 0) << arch << "\n" << r.output;
+    ASSERT_EQ(losses(one + "/run").size(), 15u);
+    EXPECT_EQ(losses(one + "/run"), losses(two + "/run")) << arch;
+    EXPECT_EQ(checkpoint_difference(one + "/run/checkpoint.safetensors", two + "/run/checkpoint.safetensors"),
+              0.0)
+        << arch;
   }
 }
 
@@ -387,6 +423,11 @@ TEST(DistTrain, RanksWithDifferentConfigsOrCorporaStopAtTheStart) {
   EXPECT_NE(corpora.code, 0);
   EXPECT_NE(corpora.output.find("rank 1 trains with another tokenizers than rank 0"), std::string::npos)
       << corpora.output;
+  // Shards must divide among the ranks.
+  const Shell shards = train_n(2, config(a, corpus(a, 400), "max_steps = 5\nshards = 3\n"));
+  EXPECT_NE(shards.code, 0);
+  EXPECT_NE(shards.output.find("train.shards = 3 is not a multiple of the 2 ranks"), std::string::npos)
+      << shards.output;
 }
 
 }  // namespace
