@@ -239,11 +239,14 @@ int main(int argc, char** argv) {
                    "gpt2, llama")
       ->check(CLI::IsMember({"auto", "marian", "gpt2", "llama"}));
 
-  auto* quantize = app.add_subcommand("quantize", "Quantize a model's projection weights (INT8, INT4 or bfloat16)");
+  auto* quantize =
+      app.add_subcommand("quantize", "Quantize a model's projection weights (INT8, INT4 or bfloat16)");
   std::string quant_type, quant_out;
   quantize->add_option("--model", model_path, "tfm run folder, checkpoint or Hugging Face folder")
       ->required();
-  quantize->add_option("--type", quant_type, "int8 (per-row scales), int4 (Q4_0 blocks of 32) or bf16 (bfloat16: half the bytes)")
+  quantize
+      ->add_option("--type", quant_type,
+                   "int8 (per-row scales), int4 (Q4_0 blocks of 32) or bf16 (bfloat16: half the bytes)")
       ->required()
       ->check(CLI::IsMember({"int8", "int4", "bf16"}));
   quantize->add_option("--out", quant_out, "Folder for the quantized checkpoint")->required();

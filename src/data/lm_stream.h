@@ -44,6 +44,7 @@ class LmStream {
   int64_t stream_tokens() const { return stream_tokens_; }  // ids plus one end-of-text per line
   int64_t windows() const { return windows_; }
   int64_t batches_per_epoch() const { return batches_per_epoch_; }
+  int64_t batch_size() const { return config_.batch_size; }  // windows per batch
   // Window w's context + 1 tokens.
   std::vector<int32_t> window(int64_t w) const;
 

@@ -48,10 +48,12 @@ std::vector<int64_t> even_counts(int64_t total, int parts) {
   return counts;
 }
 
+size_t pairwise_split(size_t n) { return std::bit_floor(n - 1); }
+
 double pairwise_sum(std::span<const double> values) {
   if (values.empty()) return 0;
   if (values.size() == 1) return values[0];
-  const size_t half = std::bit_floor(values.size() - 1);  // the largest power of two below the size
+  const size_t half = pairwise_split(values.size());
   return pairwise_sum(values.first(half)) + pairwise_sum(values.subspan(half));
 }
 

@@ -76,8 +76,10 @@ bool launched_by_mpi();
 // Splits `total` elements into `parts` segments as evenly as possible (the first ones one larger).
 std::vector<int64_t> even_counts(int64_t total, int parts);
 
-// The pairwise sum of values[0..n) in the order the reductions promise: halves split at the largest power
-// of two below n, left first. The trainer sums its shards' losses so.
+// The order the reductions promise: n values (n >= 2) are summed as a left part of pairwise_split(n) values
+// (the largest power of two below n) plus the rest, each part so again, the left one first.
+size_t pairwise_split(size_t n);
+// The sum of values[0..n) in that order. The trainer sums its shards' losses so.
 double pairwise_sum(std::span<const double> values);
 
 }  // namespace tfm::dist

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <bit>
 #include <climits>
 #include <thread>
 
@@ -25,7 +24,7 @@ void pairwise_pieces(const float* pieces, int n, int64_t len, float* out) {
     std::copy(pieces, pieces + len, out);
     return;
   }
-  const int half = int(std::bit_floor(unsigned(n - 1)));
+  const int half = int(pairwise_split(size_t(n)));
   std::vector<float> right(static_cast<size_t>(len));
   pairwise_pieces(pieces, half, len, out);
   pairwise_pieces(pieces + int64_t(half) * len, n - half, len, right.data());
@@ -152,6 +151,15 @@ void MpiCommunicator::timed_out(const std::string& what) {
                             timeout_, what, behind));
 }
 
+void MpiCommunicator::set_segments(Pending& p, std::span<const int64_t> counts) const {
+  TFM_CHECK(int(counts.size()) == size_, "MPI: {}: {} segments for {} ranks", p.what, counts.size(), size_);
+  p.displs.assign(size_t(size_), 0);
+  for (int r = 0; r < size_; ++r) {
+    p.counts.push_back(as_count(counts[size_t(r)], "a segment"));
+    if (r > 0) p.displs[size_t(r)] = p.displs[size_t(r - 1)] + p.counts[size_t(r - 1)];
+  }
+}
+
 Request MpiCommunicator::start(Pending pending) {
   const Request id = next_id_++;
   if (!pending.sum)  // issued already: only when no sum is in flight, or ranks could disagree on the order
@@ -233,9 +241,7 @@ Request MpiCommunicator::all_reduce_start(std::span<float> data) {
   p.what = fmt::format("an all-reduce of {} floats", data.size());
   p.data = data;
   p.sum = p.all_gather_after = true;
-  for (int64_t c : even_counts(int64_t(data.size()), size_)) p.counts.push_back(as_count(c, "a segment"));
-  p.displs.resize(size_t(size_));
-  for (int r = 1; r < size_; ++r) p.displs[size_t(r)] = p.displs[size_t(r - 1)] + p.counts[size_t(r - 1)];
+  set_segments(p, even_counts(int64_t(data.size()), size_));
   return start(std::move(p));
 }
 
@@ -247,7 +253,7 @@ bool MpiCommunicator::test(Request request) {
   return true;
 }
 
-void MpiCommunicator::wait_for(Request request) {
+void MpiCommunicator::wait(Request request) {
   auto it = pending_.find(request);
   TFM_CHECK(it != pending_.end(), "MPI: unknown request {}", request);
   const auto start = std::chrono::steady_clock::now();
@@ -266,57 +272,39 @@ void MpiCommunicator::wait_for(Request request) {
   finish(request);
 }
 
-void MpiCommunicator::wait(Request request) { wait_for(request); }
-
 void MpiCommunicator::all_reduce(std::span<double> data) {
   Pending p;
   p.what = fmt::format("an all-reduce of {} values", data.size());
   check(MPI_Iallreduce(MPI_IN_PLACE, data.data(), as_count(int64_t(data.size()), "an all-reduce"), MPI_DOUBLE,
                        MPI_SUM, comm_, &p.request),
         "MPI_Iallreduce");
-  wait_for(start(std::move(p)));
+  wait(start(std::move(p)));
 }
 
 void MpiCommunicator::reduce_scatter(std::span<float> data, std::span<const int64_t> counts) {
-  TFM_CHECK(int(counts.size()) == size_, "reduce_scatter: {} counts for {} ranks", counts.size(), size_);
   Pending p;
   p.what = fmt::format("a reduce-scatter of {} floats", data.size());
   p.data = data;
   p.sum = true;
-  p.displs.resize(size_t(size_));
-  for (int r = 0; r < size_; ++r) {
-    p.counts.push_back(as_count(counts[size_t(r)], "a segment"));
-    if (r > 0) p.displs[size_t(r)] = p.displs[size_t(r - 1)] + p.counts[size_t(r - 1)];
-  }
+  set_segments(p, counts);
   TFM_CHECK(int64_t(p.displs.back()) + p.counts.back() == int64_t(data.size()), "reduce_scatter: counts");
-  wait_for(start(std::move(p)));
+  wait(start(std::move(p)));
 }
 
 void MpiCommunicator::all_gather(std::span<float> data, std::span<const int64_t> counts) {
-  TFM_CHECK(int(counts.size()) == size_, "all_gather: {} counts for {} ranks", counts.size(), size_);
   Pending p;
   p.what = fmt::format("an all-gather of {} floats", data.size());
-  p.displs.resize(size_t(size_));
-  for (int r = 0; r < size_; ++r) {
-    p.counts.push_back(as_count(counts[size_t(r)], "a segment"));
-    if (r > 0) p.displs[size_t(r)] = p.displs[size_t(r - 1)] + p.counts[size_t(r - 1)];
-  }
+  set_segments(p, counts);
   check(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, data.data(), p.counts.data(), p.displs.data(), MPI_FLOAT,
                         comm_, &p.request),
         "MPI_Iallgatherv");
-  wait_for(start(std::move(p)));
+  wait(start(std::move(p)));
 }
 
 void MpiCommunicator::gather(std::span<float> data, std::span<const int64_t> counts, int root) {
-  TFM_CHECK(int(counts.size()) == size_, "gather: {} counts for {} ranks", counts.size(), size_);
   Pending p;
   p.what = fmt::format("a gather of {} floats to rank {}", data.size(), root);
-  p.displs.resize(size_t(size_));
-  for (int r = 0; r < size_; ++r) {
-    p.counts.push_back(as_count(counts[size_t(r)], "a segment"));
-    if (r > 0) p.displs[size_t(r)] = p.displs[size_t(r - 1)] + p.counts[size_t(r - 1)];
-  }
-  float* mine = data.data();
+  set_segments(p, counts);
   TFM_CHECK(int64_t(data.size()) == (rank_ == root ? int64_t(p.displs.back()) + p.counts.back()
                                                    : int64_t(p.counts[size_t(rank_)])),
             "gather: {} floats on rank {}", data.size(), rank_);
@@ -325,10 +313,10 @@ void MpiCommunicator::gather(std::span<float> data, std::span<const int64_t> cou
                        root, comm_, &p.request),
           "MPI_Igatherv");
   else
-    check(MPI_Igatherv(mine, p.counts[size_t(rank_)], MPI_FLOAT, nullptr, nullptr, nullptr, MPI_FLOAT, root,
-                       comm_, &p.request),
+    check(MPI_Igatherv(data.data(), p.counts[size_t(rank_)], MPI_FLOAT, nullptr, nullptr, nullptr, MPI_FLOAT,
+                       root, comm_, &p.request),
           "MPI_Igatherv");
-  wait_for(start(std::move(p)));
+  wait(start(std::move(p)));
 }
 
 std::vector<double> MpiCommunicator::all_gather(std::span<const double> values) {
@@ -338,19 +326,19 @@ std::vector<double> MpiCommunicator::all_gather(std::span<const double> values) 
   const int n = as_count(int64_t(values.size()), "an all-gather");
   check(MPI_Iallgather(values.data(), n, MPI_DOUBLE, all.data(), n, MPI_DOUBLE, comm_, &p.request),
         "MPI_Iallgather");
-  wait_for(start(std::move(p)));
+  wait(start(std::move(p)));
   return all;
 }
 
 void MpiCommunicator::broadcast(std::span<std::byte> data, int root) {
-  constexpr size_t kChunk = size_t(1) << 30;
-  for (size_t at = 0; at < data.size() || at == 0; at += kChunk) {
-    const size_t n = std::min(kChunk, data.size() - at);
+  constexpr size_t kChunk = size_t(1) << 30;  // one message holds at most INT_MAX elements
+  for (size_t at = 0; at < data.size(); at += kChunk) {
     Pending p;
     p.what = fmt::format("a broadcast of {} bytes from rank {}", data.size(), root);
-    check(MPI_Ibcast(data.data() + at, int(n), MPI_BYTE, root, comm_, &p.request), "MPI_Ibcast");
-    wait_for(start(std::move(p)));
-    if (data.empty()) break;
+    check(MPI_Ibcast(data.data() + at, int(std::min(kChunk, data.size() - at)), MPI_BYTE, root, comm_,
+                     &p.request),
+          "MPI_Ibcast");
+    wait(start(std::move(p)));
   }
 }
 
@@ -358,7 +346,7 @@ void MpiCommunicator::barrier() {
   Pending p;
   p.what = "a barrier";
   check(MPI_Ibarrier(comm_, &p.request), "MPI_Ibarrier");
-  wait_for(start(std::move(p)));
+  wait(start(std::move(p)));
 }
 
 void MpiCommunicator::abort(int code) {

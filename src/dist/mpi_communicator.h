@@ -67,13 +67,14 @@ class MpiCommunicator final : public Communicator {
     std::vector<float> pieces;        // every rank's copy of this rank's segment
   };
 
+  // Fills p.counts and p.displs: segment r of counts[r] elements, laid end to end.
+  void set_segments(Pending& p, std::span<const int64_t> counts) const;
   Request start(Pending pending);
   bool tested(Pending& p);   // MPI_Test of its request
   void pump();               // moves the sums on, starting their phases in an order every rank shares
   bool advance(Pending& p);  // true when complete
   void finish(Request request);
   void start_sum(Pending& p);
-  void wait_for(Request request);
   void poll_heartbeats();
   void send_beat();
   [[noreturn]] void timed_out(const std::string& what);

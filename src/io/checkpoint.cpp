@@ -13,24 +13,24 @@ constexpr int kFormatVersion = 1;
 constexpr const char* kScaleSuffix = ".scale";  // a quantized weight's scales, beside its integers
 
 // A quantized weight as stored for a parameter of `shape` [N, K]: BF16 [N, K] without scales (bfloat16),
-// I8 [N, K] with F32 [N] scales (INT8),
-// or U8 [N, K / 2] with F32 [N, K / 32] block scales (Q4_0); nullopt when `name` is stored otherwise.
+// I8 [N, K] with F32 [N] scales (INT8), or U8 [N, K / 2] with F32 [N, K / 32] block scales (Q4_0); nullopt
+// when `name` is stored otherwise.
 std::optional<kernels::QuantizedWeight> stored_quantized(const SafetensorsFile& file, const std::string& name,
                                                          const Shape& shape) {
+  if (shape.size() != 2) return std::nullopt;
   const TensorInfo& info = file.info(name);
   const std::string scale = name + kScaleSuffix;
   kernels::QuantizedWeight q;
-  q.rows = shape.size() == 2 ? shape[0] : 0;
-  q.cols = shape.size() == 2 ? shape[1] : 0;
-  if (shape.size() == 2 && info.dtype == DType::BF16 && !file.contains(scale)) {  // bf16, kept so
+  q.rows = shape[0];
+  q.cols = shape[1];
+  if (info.dtype == DType::BF16 && !file.contains(scale)) {
     if (!(info.shape == shape))
       fail("tensor '{}': shape {} expected {}", name, info.shape.str(), shape.str());
     q.format = kernels::WeightFormat::BF16;
     q.data = file.view(name).clone(true);
     return q;
   }
-  if (shape.size() != 2 || (info.dtype != DType::I8 && info.dtype != DType::U8) || !file.contains(scale))
-    return std::nullopt;
+  if ((info.dtype != DType::I8 && info.dtype != DType::U8) || !file.contains(scale)) return std::nullopt;
   q.format = info.dtype == DType::I8 ? kernels::WeightFormat::Int8 : kernels::WeightFormat::Q4_0;
   const Shape data_shape = q.format == kernels::WeightFormat::Int8 ? shape : Shape{shape[0], shape[1] / 2};
   const Shape scale_shape =

@@ -1,6 +1,7 @@
 // Weight quantization of a whole model for inference (`tfm quantize`): every attention and feed-forward
-// projection weight (Transformer::projection_weights) becomes INT8, Q4_0 or bfloat16 (kernels/cpu/quantized.h);
-// bfloat16 also rounds the output layer; embeddings (untied), norms and biases stay float32.
+// projection weight (Transformer::projection_weights) becomes INT8, Q4_0 or bfloat16
+// (kernels/cpu/quantized.h); bfloat16 also rounds the output layer; embeddings (untied), norms and biases
+// stay float32.
 #pragma once
 
 #include <string>

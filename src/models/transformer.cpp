@@ -1,7 +1,5 @@
 #include "models/transformer.h"
 
-#include "kernels/cpu/quantized.h"
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -361,21 +359,10 @@ ag::Var Transformer::project(nn::Context& c, ag::Var hidden) const {
     ag::Var fixed = c.tape.param(*final_logits_bias_);  // untrained: no gradient
     bias = bias.defined() ? ag::add(bias, fixed) : fixed;
   }
-  const int64_t rows = h.value().numel() / h.value().shape().back();
-  if (lm_head_weight_->quantized && !c.tape.grad_enabled() && kernels::bf16_direct(rows)) {
-    // Only bfloat16 quantizes the output layer (models/quantize.h); many rows multiply its float32 value.
-    const Tensor in = h.value().contiguous();
-    Shape shape = in.shape();
-    shape[shape.size() - 1] = lm_head_weight_->quantized->rows;
-    Tensor out = Tensor::empty(shape);
-    kernels::quantized_linear(in.f32(), rows, *lm_head_weight_->quantized, nullptr, out.f32());
-    if (bias.defined()) {
-      const Tensor b = bias.value().contiguous();
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t v = 0; v < b.numel(); ++v) out.f32()[r * b.numel() + v] += b.f32()[v];
-    }
-    return c.tape.leaf(out, false);
-  }
+  // bfloat16 quantizes the output layer too (models/quantize.h).
+  if (ag::Var y = nn::quantized_forward(c, h, *lm_head_weight_, bias.defined() ? bias.value() : Tensor());
+      y.defined())
+    return y;
   return ag::linear(h, c.tape.param(*lm_head_weight_), bias);
 }
 

@@ -11,6 +11,13 @@
 
 namespace tfm::nn {
 
+// Inference with a quantized weight (Parameter::quantized): whether x W^T of `rows` rows runs its quantized
+// kernel (gradients off; a bfloat16 weight only for the rows kernels::bf16_direct takes), and that product
+// plus `bias` ([N] or undefined) through kernels::quantized_linear, or an undefined Var where it does not run
+// (the caller multiplies the float32 value).
+bool uses_quantized(const Context& c, const Parameter& weight, int64_t rows);
+ag::Var quantized_forward(Context& c, ag::Var x, const Parameter& weight, const Tensor& bias);
+
 struct Linear {
   Parameter* weight = nullptr;
   Parameter* bias = nullptr;          // null when the layer has none
@@ -22,7 +29,6 @@ struct Linear {
 
  private:
   ag::Var base_forward(Context& c, ag::Var x) const;  // x W^T + b
-  bool uses_quantized(const Context& c, int64_t rows) const;
 };
 
 }  // namespace tfm::nn

@@ -15,6 +15,9 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// Elements of a gradient in the flat buffer: its own, rounded up to 64 bytes.
+int64_t padded(int64_t n) { return (n + 15) / 16 * 16; }
+
 // a <- a + b, elementwise (the left operand holds the earlier shards).
 void add_into(std::span<float> a, std::span<const float> b) {
   for (size_t i = 0; i < a.size(); ++i) a[i] += b[i];
@@ -27,11 +30,12 @@ GradientSync::GradientSync(const ParameterList& params, dist::Communicator& comm
     : comm_(comm), options_(options) {
   for (auto it = params.rbegin(); it != params.rend(); ++it)
     if ((*it)->trainable) trainable_.push_back(*it);
+  // One tensor for every gradient; the parameters' grads become views of it, each starting on 64 bytes and
+  // padded to a multiple of them as every Tensor's memory is (kernels may rely on both).
   int64_t total = 0;
-  for (const Parameter* p : trainable_) total += p->value.numel();
-  // One allocation for every gradient; the parameters' grads become views of it.
-  storage_ = std::shared_ptr<float[]>(new float[size_t(std::max<int64_t>(total, 1))]());
-  flat_ = std::span<float>(storage_.get(), size_t(total));
+  for (const Parameter* p : trainable_) total += padded(p->value.numel());
+  storage_ = Tensor::zeros_persistent({std::max<int64_t>(total, 1)});
+  flat_ = std::span<float>(storage_.f32(), size_t(total));
   const int64_t bucket_elements =
       options.bucket_mb > 0 ? std::max<int64_t>(1, int64_t(options.bucket_mb * 1024 * 1024 / sizeof(float)))
                             : std::max<int64_t>(total, 1);
@@ -41,10 +45,10 @@ GradientSync::GradientSync(const ParameterList& params, dist::Communicator& comm
       buckets_.push_back(Bucket{at, at});
     offset_[p] = at;
     bucket_of_[p] = buckets_.size() - 1;
-    Tensor view = Tensor::wrap(storage_, storage_.get() + at, p->value.shape(), DType::F32);
+    Tensor view = storage_.narrow(0, at, p->value.numel()).view(p->value.shape());
     view.copy_(p->grad);
     p->grad = view;
-    at += p->value.numel();
+    at += padded(p->value.numel());
     buckets_.back().end = at;
     ++buckets_.back().params;
   }
@@ -56,8 +60,8 @@ GradientSync::GradientSync(const ParameterList& params, dist::Communicator& comm
     int rank = 0;
     for (Parameter* p : trainable_) {
       while (rank < ranks - 1 && seen >= total * (rank + 1) / ranks) ++rank;
-      counts_[size_t(rank)] += p->value.numel();
-      seen += p->value.numel();
+      counts_[size_t(rank)] += padded(p->value.numel());
+      seen += padded(p->value.numel());
       if (rank == comm.rank()) owned_.push_back(p);
     }
     for (int r = 0; r < comm.rank(); ++r) owned_begin_ += counts_[size_t(r)];
@@ -72,9 +76,8 @@ void GradientSync::begin_step(int64_t local_shards) {
   std::fill(flat_.begin(), flat_.end(), 0.0f);
   levels_.clear();
   local_shards_ = local_shards;
-  for (Bucket& b : buckets_) b.waiting = b.params, b.request = -1, b.done = false;
+  for (Bucket& b : buckets_) b.waiting = b.params, b.request = -1;
   next_launch_ = next_done_ = 0;
-  overlap_ = false;
 }
 
 void GradientSync::next_shard() {
@@ -92,8 +95,7 @@ void GradientSync::next_shard() {
 }
 
 ag::BackwardHooks GradientSync::hooks() {
-  overlap_ = comm_.size() > 1 && !options_.zero && local_shards_ == 1 && buckets_.size() > 1;
-  if (!overlap_) return {};
+  if (comm_.size() == 1 || options_.zero || local_shards_ != 1 || buckets_.size() == 1) return {};
   return {[this](Parameter& p) { param_ready(p); }, [this] { poll(); }};
 }
 
@@ -111,13 +113,11 @@ void GradientSync::launch_ready_buckets() {
     Bucket& b = buckets_[next_launch_++];
     b.request = comm_.all_reduce_start(flat_.subspan(size_t(b.begin), size_t(b.end - b.begin)));
     stats_.bytes += double(b.end - b.begin) * sizeof(float);
-    ++stats_.buckets;
   }
 }
 
 void GradientSync::poll() {
-  while (next_done_ < next_launch_ && comm_.test(buckets_[next_done_].request))
-    buckets_[next_done_++].done = true;
+  while (next_done_ < next_launch_ && comm_.test(buckets_[next_done_].request)) ++next_done_;
 }
 
 void GradientSync::finish_backward() {
@@ -140,10 +140,7 @@ void GradientSync::finish_backward() {
   } else {
     for (Bucket& b : buckets_) b.waiting = 0;  // whatever backward did not report is complete (zeros)
     launch_ready_buckets();
-    for (; next_done_ < buckets_.size(); ++next_done_) {
-      comm_.wait(buckets_[next_done_].request);
-      buckets_[next_done_].done = true;
-    }
+    for (; next_done_ < buckets_.size(); ++next_done_) comm_.wait(buckets_[next_done_].request);
   }
   stats_.wait_seconds += seconds_since(start);
 }
@@ -152,14 +149,11 @@ double GradientSync::clip(float max_norm, float unscale) {
   if (!options_.zero || comm_.size() == 1) return clip_grad_norm(owned_, max_norm, unscale);
   // The global norm from every rank's share of the squares.
   const auto start = std::chrono::steady_clock::now();
-  double squares = std::pow(grad_norm(owned_), 2.0);
+  double squares = grad_squares(owned_);
   comm_.all_reduce(std::span<double>(&squares, 1));
   stats_.wait_seconds += seconds_since(start);
   const double norm = std::sqrt(squares) * double(unscale);
-  if (!std::isfinite(norm)) return norm;
-  const double factor = double(unscale) * std::min(1.0, double(max_norm) / (norm + 1e-6));
-  if (factor != 1.0)
-    for (float& g : flat_.subspan(size_t(owned_begin_), size_t(owned_count_))) g *= float(factor);
+  clip_to_norm(owned_, norm, max_norm, unscale);
   return norm;
 }
 

@@ -1,12 +1,12 @@
 // Data parallelism: every rank runs forward and backward on its shards of the batch, and the gradients are
 // summed across ranks before clipping, so that N ranks take the step one process takes on the whole batch.
 //
-// The trainable parameters' gradients live in one flat buffer (each Parameter's grad is a view of it), laid
-// out in the order backward completes them (the parameters' reverse order) and cut into buckets of about
-// train.bucket_mb. A bucket's all-reduce starts as soon as backward has produced all of its gradients
-// (autograd's BackwardHooks), buckets strictly in order on every rank, and backward tests them after every
-// node so that they move on while it computes; finish_backward() waits for the rest. bucket_mb = 0: one
-// all-reduce after backward (nothing overlapped; the benchmark's reference).
+// The trainable parameters' gradients live in one flat buffer (each Parameter's grad is a view of it, 64-byte
+// aligned and padded as every Tensor), laid out in the order backward completes them (the parameters' reverse
+// order) and cut into buckets of about train.bucket_mb. A bucket's all-reduce starts as soon as backward has
+// produced all of its gradients (autograd's BackwardHooks), buckets strictly in order on every rank, and
+// backward tests them after every node so that they move on while it computes; finish_backward() waits for
+// the rest. bucket_mb = 0: one all-reduce after backward (nothing overlapped; the benchmark's reference).
 //
 // A rank with several shards (train.shards larger than the ranks) sums them pairwise in shard order, as the
 // communicator sums the ranks, so a run with 2^k shards per rank gives the same bits on any number of ranks
@@ -40,7 +40,6 @@ struct DataParallelOptions {
 struct CommStats {
   double bytes = 0;         // floats this rank all-reduced (or reduce-scattered + all-gathered), in bytes
   double wait_seconds = 0;  // waited for communication after backward (not hidden behind it)
-  int64_t buckets = 0;
 };
 
 class GradientSync {
@@ -82,7 +81,6 @@ class GradientSync {
     int64_t waiting = 0;         // gradients not yet complete
     int64_t params = 0;
     dist::Request request = -1;
-    bool done = false;
   };
   void param_ready(Parameter& p);
   void launch_ready_buckets();
@@ -93,11 +91,10 @@ class GradientSync {
   ParameterList trainable_;                     // in layout order
   std::map<const Parameter*, int64_t> offset_;  // in flat_
   std::map<const Parameter*, size_t> bucket_of_;
-  std::shared_ptr<float[]> storage_;
-  std::span<float> flat_;  // storage_, every trainable gradient in layout order
+  Tensor storage_;
+  std::span<float> flat_;  // storage_: every trainable gradient in layout order, each padded to 64 bytes
   std::vector<Bucket> buckets_;
-  size_t next_launch_ = 0, next_done_ = 0;
-  bool overlap_ = false;  // this step's hooks start buckets
+  size_t next_launch_ = 0, next_done_ = 0;  // buckets started, and completed, so far
   // ZeRO: each rank's element count and this rank's range.
   std::vector<int64_t> counts_;
   int64_t owned_begin_ = 0, owned_count_ = 0;

@@ -242,8 +242,8 @@ class TextObjective final : public Objective {
     const data::BatchPosition where = stream_.position();
     const data::RowShards read = masked_ ? data::RowShards{0, shards.of, shards.of} : shards;
     std::vector<data::LmBatch> all = stream_.next_shards(read);
-    const double windows = double(std::max<int64_t>(1, cfg_.data.max_tokens / max_len_));
-    BatchInfo info{windows * double(max_len_), windows * double(max_len_),
+    const double tokens = double(stream_.batch_size() * max_len_);
+    BatchInfo info{tokens, tokens,
                    fmt::format("batch {} of epoch {} (windows {} ...)", where.index, where.epoch,
                                all[0].windows.empty() ? 0 : all[0].windows[0])};
     shards_.clear();

@@ -180,15 +180,17 @@ void scale(float* x, int64_t n, float factor) {
 
 }  // namespace
 
-double grad_norm(const ParameterList& params) {
+double grad_squares(const ParameterList& params) {
   double total = 0.0;
   for (const Parameter* p : params) {
     if (!p->trainable) continue;
     TFM_CHECK(p->grad.is_contiguous(), "gradient of '{}' is not contiguous", p->name);
     total += sum_of_squares(p->grad.f32(), p->grad.numel());
   }
-  return std::sqrt(total);
+  return total;
 }
+
+double grad_norm(const ParameterList& params) { return std::sqrt(grad_squares(params)); }
 
 namespace {
 
@@ -201,12 +203,16 @@ void scale_gradients(const ParameterList& params, float factor) {
 }  // namespace
 
 float clip_grad_norm(const ParameterList& params, float max_norm, float unscale) {
-  if (!(max_norm > 0.0f)) fail("clip_grad_norm: max_norm must be positive, got {}", max_norm);
   const double norm = grad_norm(params) * double(unscale);
-  if (!std::isfinite(norm)) return float(norm);
+  clip_to_norm(params, norm, max_norm, unscale);
+  return float(norm);
+}
+
+void clip_to_norm(const ParameterList& params, double norm, float max_norm, float unscale) {
+  if (!(max_norm > 0.0f)) fail("clip_grad_norm: max_norm must be positive, got {}", max_norm);
+  if (!std::isfinite(norm)) return;
   const double factor = double(unscale) * std::min(1.0, double(max_norm) / (norm + 1e-6));
   if (factor != 1.0) scale_gradients(params, float(factor));
-  return float(norm);
 }
 
 }  // namespace tfm::train

@@ -51,8 +51,10 @@ class Adam {
   int64_t t_ = 0;
 };
 
-// Global L2 norm of the gradients of the trainable parameters, accumulated in double. The summation
+// Sum of the squares of the gradients of the trainable parameters, accumulated in double. The summation
 // order is fixed, so the result does not depend on the number of threads.
+double grad_squares(const ParameterList& params);
+// Its square root: the global L2 norm.
 double grad_norm(const ParameterList& params);
 
 // Scales every gradient so that the global L2 norm is at most max_norm (torch.nn.utils.clip_grad_norm_:
@@ -62,5 +64,8 @@ double grad_norm(const ParameterList& params);
 // (infinity: no clipping). `unscale` (loss scaling's 1 / S) multiplies the gradients first, in the same
 // pass: the norm is that of the unscaled gradients.
 float clip_grad_norm(const ParameterList& params, float max_norm, float unscale = 1.0f);
+// clip_grad_norm's scaling, given `norm`, the global norm of the unscaled gradients (data parallelism
+// sums the squares over ranks, each holding some of the parameters).
+void clip_to_norm(const ParameterList& params, double norm, float max_norm, float unscale);
 
 }  // namespace tfm::train

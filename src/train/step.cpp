@@ -60,7 +60,6 @@ StepOutcome run_step(StepSetup& s, int64_t step, float lr, bool stop_requested) 
   if (!out.overflow && out.nonfinite.empty()) {
     s.optimizer.step(lr);
     s.sync.after_update();
-    out.updated = true;
   }
   out.comm = s.sync.take_stats();
   return out;

@@ -41,7 +41,6 @@ struct StepOutcome {
   double cross_entropy = 0;  // the batch's mean (every shard's, summed pairwise in shard order)
   double aux_loss = 0;  // mixture of experts: the shards' load-balancing losses, weighted as their tokens
   double grad_norm = 0;
-  bool updated = false;   // the optimizer stepped
   bool overflow = false;  // float16: the scaled gradients overflowed; the scaler skipped the step
   std::string nonfinite;  // why the step was skipped (a non-finite loss or gradient norm), if it was
   bool stop = false;      // some rank had a stop signal: all stop after this step

@@ -79,8 +79,10 @@ TEST(GradientSync, SumsShardsPairwiseInShardOrder) {
   ParameterList params{&a, &b};
   dist::SingleProcess comm;
   train::GradientSync sync(params, comm, {});
-  EXPECT_EQ(sync.elements(), 11);
-  EXPECT_EQ(b.grad.f32() + 6, a.grad.f32()) << "one buffer, in the parameters' reverse order";
+  // One buffer, in the parameters' reverse order, each gradient 64-byte aligned and padded as every Tensor.
+  EXPECT_EQ(sync.elements(), 32);
+  EXPECT_EQ(b.grad.f32() + 16, a.grad.f32());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(b.grad.f32()) % 64, 0u);
   for (int shards : {1, 2, 3, 4, 5, 7}) {
     std::vector<std::vector<float>> g(static_cast<size_t>(shards));
     sync.begin_step(shards);

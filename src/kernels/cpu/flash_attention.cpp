@@ -30,8 +30,8 @@ constexpr int64_t kFewQueries = 4;
 
 void tile_product(int64_t rows, bool trans_b, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  (rows <= kFewQueries ? gemm_row_invariant : gemm)(false, trans_b, rows, N, K, alpha, A, lda, B, ldb, beta, C,
-                                                     ldc);
+  (rows <= kFewQueries ? gemm_row_invariant : gemm)(false, trans_b, rows, N, K, alpha, A, lda, B, ldb, beta,
+                                                    C, ldc);
 }
 
 // For each batch row, next_valid[j] = the first key >= j that the padding mask leaves (k_len if none):

@@ -3,7 +3,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <vector>
 
@@ -67,17 +66,28 @@ void unpack_q4(const uint8_t* packed, int8_t* out) {
   }
 }
 
-float from_bf16(uint16_t b) { return std::bit_cast<float>(uint32_t(b) << 16); }
-
 // Rows a BF16 product runs from the stored bits at a time; more go through a float32 copy and the GEMM
 // (outside row-invariant mode).
 constexpr int64_t kBf16DirectRows = 8;  // 2 x 8 accumulators + 2 weight vectors: 18 of the 32 zmm
 
 #ifdef __AVX512F__
-// 16 bfloat16 weights widened to float32: a 16-bit shift of the bits (exact).
+// 16 bfloat16 weights widened to float32: a 16-bit shift of the bits (exact). The zero-masked forms of the
+// intrinsics: GCC 12 warns of the undefined pass-through the plain ones carry.
 inline __m512 load_bf16(const uint16_t* w) {
-  return _mm512_castsi512_ps(
-      _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w))), 16));
+  const __m512i wide =
+      _mm512_maskz_cvtepu16_epi32(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)));
+  return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, wide, 16));
+}
+
+// The sum of the 16 lanes in _mm512_reduce_add_ps's order (halves, quarters, then pairs), written with
+// the zero-masked extract for the same reason.
+inline float sum_lanes(__m512 v) {
+  const __m512d d = _mm512_castps_pd(v);
+  const __m256 eight = _mm256_add_ps(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, d, 1)),
+                                     _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, d, 0)));
+  const __m128 four = _mm_add_ps(_mm256_extractf128_ps(eight, 1), _mm256_castps256_ps128(eight));
+  const __m128 two = _mm_add_ps(four, _mm_shuffle_ps(four, four, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm_cvtss_f32(two) + _mm_cvtss_f32(_mm_shuffle_ps(two, two, 1));
 }
 #endif
 
@@ -104,10 +114,10 @@ void bf16_rows(const float* x, const uint16_t* w, int64_t N, int64_t K, const fl
       const __m512 w0 = load_bf16(row + k);
       for (int i = 0; i < M; ++i) even[i] = _mm512_fmadd_ps(_mm512_loadu_ps(x + i * K + k), w0, even[i]);
     }
-    for (int i = 0; i < M; ++i) sums[i] = _mm512_reduce_add_ps(_mm512_add_ps(even[i], odd[i]));
+    for (int i = 0; i < M; ++i) sums[i] = sum_lanes(_mm512_add_ps(even[i], odd[i]));
 #endif
     for (; k < K; ++k)
-      for (int i = 0; i < M; ++i) sums[i] += x[i * K + k] * from_bf16(row[k]);
+      for (int i = 0; i < M; ++i) sums[i] += x[i * K + k] * bf16_to_f32(row[k]);
     for (int i = 0; i < M; ++i) y[i * N + n] = sums[i] + (bias ? bias[n] : 0.0f);
   }
 }
@@ -140,7 +150,7 @@ QuantizedWeight quantize_weight(const float* w, int64_t rows, int64_t cols, Weig
   if (format == WeightFormat::BF16) {
     q.data = Tensor::empty_persistent({rows, cols}, DType::BF16);
     uint16_t* out = static_cast<uint16_t*>(q.data.raw());
-    for (int64_t i = 0; i < rows * cols; ++i) out[i] = to_bf16(w[i]);
+    for (int64_t i = 0; i < rows * cols; ++i) out[i] = f32_to_bf16(w[i]);
     return q;
   }
   if (cols % kBlock != 0) fail("Q4_0 needs rows of a multiple of {} weights, not {}", kBlock, cols);
@@ -169,7 +179,7 @@ void dequantize_weight(const QuantizedWeight& q, float* out) {
   if (q.format == WeightFormat::BF16) {
     const uint16_t* bits = static_cast<uint16_t*>(q.data.raw());
 #pragma omp parallel for schedule(static) if (q.rows * q.cols > (1 << 16))
-    for (int64_t i = 0; i < q.rows * q.cols; ++i) out[i] = from_bf16(bits[i]);
+    for (int64_t i = 0; i < q.rows * q.cols; ++i) out[i] = bf16_to_f32(bits[i]);
     return;
   }
   if (q.format == WeightFormat::Int8) {
