@@ -3,7 +3,7 @@
 // (--mb, 1024) with --threads threads (OpenMP, static split: each thread reads its own contiguous part, as
 // a GEMV splitting output rows does), --repeat times after one untimed pass, and prints one JSON line per
 // kernel with the best time's GB/s:
-//   read   sum of floats (AVX-512 where compiled for it): what a GEMV does with its weights
+//   read   sum of floats (AVX-512 or AVX2 where compiled for it): what a GEMV does with its weights
 //   copy   memcpy-like, read + write counted
 //
 //   build/bench/tfm_bench_bandwidth --threads 2
@@ -41,6 +41,17 @@ float read_sum(const float* a, size_t n) {
     acc3 = _mm512_add_ps(acc3, _mm512_loadu_ps(a + i + 48));
   }
   s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+#elif defined(__AVX2__)
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+  for (; i + 32 <= n; i += 32) {
+    acc0 = _mm256_add_ps(acc0, _mm256_loadu_ps(a + i));
+    acc1 = _mm256_add_ps(acc1, _mm256_loadu_ps(a + i + 8));
+    acc2 = _mm256_add_ps(acc2, _mm256_loadu_ps(a + i + 16));
+    acc3 = _mm256_add_ps(acc3, _mm256_loadu_ps(a + i + 24));
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+  for (float lane : lanes) s += lane;
 #endif
   for (; i < n; ++i) s += a[i];
   return s;

@@ -6,7 +6,7 @@
 //   pp-tg  llama-bench's pp / tg: one forward over a --pp token prompt (logits of its last position), and
 //          --tg tokens generated one at a time from an empty context, each timed --repeat times, on
 //          --model (a folder) or on --shape gpt2-small (12 x 768, 12 heads, vocab 50257, random weights),
-//          with --weights f32 (as loaded) or bf16 / int8 / int4 (as tfm quantize makes them).
+//          with --weights f32 (as loaded) or bf16 / f16 / int8 / q8_0 / q4_0 (as tfm quantize makes them).
 //
 // One JSON line per measurement. Threads: --threads (default: OMP's).
 //   build/bench/tfm_bench_decode kjv --threads 1
@@ -115,7 +115,7 @@ int run_pp_tg(const std::string& dir, const std::string& shape, const std::strin
   } else {
     model = std::move(load_model(dir).model);
   }
-  if (weights != "f32") quantize_model(*model, weight_format_named(weights));
+  if (weights != "f32") quantize_model(*model, kernels::format_named(weights));
   const std::string name = (shape.empty() ? dir : shape) + (weights != "f32" ? " " + weights : "");
   const ModelConfig& c = model->config();
   if (pp > c.max_len || tg > c.max_len)
@@ -172,7 +172,8 @@ int main(int argc, char** argv) {
   pptg->add_option("--model", model, "model folder (default lm-kjv)");
   pptg->add_option("--shape", shape, "gpt2-small: random weights of that shape instead of --model")
       ->check(CLI::IsMember({"gpt2-small"}));
-  pptg->add_option("--weights", weights, "f32 (as loaded), or bf16 / int8 / int4 as tfm quantize makes them")
+  pptg->add_option("--weights", weights,
+                   "f32 (as loaded), or bf16 / f16 / int8 / q8_0 / q4_0 as tfm quantize makes them")
       ->check(CLI::IsMember({"f32", "bf16", "int8", "int4"}));
   pptg->add_option("--pp", pp, "prompt tokens");
   pptg->add_option("--tg", tg, "generated tokens");

@@ -187,14 +187,15 @@ int cmd_export(const std::string& model_path, const std::string& out_dir, const 
 int cmd_quantize(const std::string& model_path, const std::string& type, const std::string& out_dir) {
   LoadedModel m = load_model(model_path);
   if (!m.src) fail("{}: no tokenizer", model_path);
-  quantize_model(*m.model, weight_format_named(type));
+  quantize_model(*m.model, kernels::format_named(type));
   const io::CheckpointInfo info = checkpoint_info(*m.model, *m.src, *m.tgt, m.family);
   std::filesystem::create_directories(out_dir);
   const std::string file = (std::filesystem::path(out_dir) / "checkpoint.safetensors").string();
   io::save_checkpoint(file, m.model->parameters(), nullptr, info);
-  std::printf("wrote %s: %zu projection weights as %s, %.1f MB\n", file.c_str(),
-              m.model->projection_weights().size(), type.c_str(),
-              double(std::filesystem::file_size(file)) / 1e6);
+  const kernels::WeightFormat format = kernels::format_named(type);
+  std::printf("wrote %s: %zu projection weights as %s, the output layer as %s, %.1f MB\n", file.c_str(),
+              m.model->projection_weights().size(), kernels::format_name(format),
+              kernels::format_name(output_format(format)), double(std::filesystem::file_size(file)) / 1e6);
   return 0;
 }
 

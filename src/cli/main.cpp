@@ -240,15 +240,16 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "marian", "gpt2", "llama"}));
 
   auto* quantize =
-      app.add_subcommand("quantize", "Quantize a model's projection weights (INT8, INT4 or bfloat16)");
+      app.add_subcommand("quantize", "Store a model's projection and output weights in a smaller type");
   std::string quant_type, quant_out;
   quantize->add_option("--model", model_path, "tfm run folder, checkpoint or Hugging Face folder")
       ->required();
   quantize
       ->add_option("--type", quant_type,
-                   "int8 (per-row scales), int4 (Q4_0 blocks of 32) or bf16 (bfloat16: half the bytes)")
+                   "bf16 or f16 (half the bytes), int8 (per-row scales), q8_0 or q4_0 (llama.cpp's blocks "
+                   "of 32; int4 is q4_0)")
       ->required()
-      ->check(CLI::IsMember({"int8", "int4", "bf16"}));
+      ->check(CLI::IsMember({"bf16", "f16", "int8", "q8_0", "q4_0", "int4"}));
   quantize->add_option("--out", quant_out, "Folder for the quantized checkpoint")->required();
 
   auto* attention = app.add_subcommand("attention", "Heatmaps of a model's attention for one input (HTML)");

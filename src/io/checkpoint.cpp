@@ -1,5 +1,6 @@
 #include "io/checkpoint.h"
 
+#include <cstring>
 #include <optional>
 
 #include "core/error.h"
@@ -12,34 +13,74 @@ namespace {
 constexpr int kFormatVersion = 1;
 constexpr const char* kScaleSuffix = ".scale";  // a quantized weight's scales, beside its integers
 
-// A quantized weight as stored for a parameter of `shape` [N, K]: BF16 [N, K] without scales (bfloat16),
-// I8 [N, K] with F32 [N] scales (INT8), or U8 [N, K / 2] with F32 [N, K / 32] block scales (Q4_0); nullopt
-// when `name` is stored otherwise.
-std::optional<kernels::QuantizedWeight> stored_quantized(const SafetensorsFile& file, const std::string& name,
-                                                         const Shape& shape) {
+constexpr const char* kFormatsKey = "tfm.weight_formats";  // {parameter: "q8_0", ...} of the quantized ones
+
+// Checks that `name` is stored as `dtype` [shape].
+void expect_stored(const SafetensorsFile& file, const std::string& name, DType dtype, const Shape& shape) {
+  const TensorInfo& info = file.info(name);
+  if (info.dtype != dtype || !(info.shape == shape))
+    fail("tensor '{}': stored as {} {}, expected {} {}", name, dtype_name(info.dtype), info.shape.str(),
+         dtype_name(dtype), shape.str());
+}
+
+// The quantized weight a parameter of `shape` [N, K] is stored as in `format`: the data tensor as
+// kernels/cpu/quantized.h lays it out, plus F32 [N] row scales for INT8.
+kernels::QuantizedWeight stored_as(const SafetensorsFile& file, const std::string& name, const Shape& shape,
+                                   kernels::WeightFormat format) {
+  using kernels::WeightFormat;
+  if (shape.size() != 2)
+    fail("tensor '{}': a {} weight must be a matrix, not {}", name, kernels::format_name(format),
+         shape.str());
+  kernels::QuantizedWeight q;
+  q.format = format;
+  q.rows = shape[0];
+  q.cols = shape[1];
+  if (kernels::is_block_format(format) && q.cols % kernels::kBlockWeights != 0)
+    fail("tensor '{}': {} rows of {} weights are not whole blocks of {}", name, kernels::format_name(format),
+         q.cols, kernels::kBlockWeights);
+  const DType dtype = format == WeightFormat::BF16   ? DType::BF16
+                      : format == WeightFormat::F16  ? DType::F16
+                      : format == WeightFormat::Int8 ? DType::I8
+                                                     : DType::U8;
+  const Shape data_shape = dtype == DType::U8 ? Shape{q.rows, kernels::row_bytes(format, q.cols)} : shape;
+  expect_stored(file, name, dtype, data_shape);
+  q.data = file.view(name).clone(true);
+  if (format == WeightFormat::Int8) {
+    expect_stored(file, name + kScaleSuffix, DType::F32, Shape{q.rows});
+    q.scale = file.get_f32(name + kScaleSuffix);
+  }
+  return q;
+}
+
+// Checkpoints written before the formats were recorded: BF16 without scales, INT8 with F32 [N] scales, and
+// Q4_0 as U8 [N, K / 2] nibbles with F32 [N, K / 32] block scales (repacked into ggml's blocks, the scales
+// rounded to float16). nullopt: `name` is a float tensor.
+std::optional<kernels::QuantizedWeight> stored_before_formats(const SafetensorsFile& file,
+                                                              const std::string& name, const Shape& shape) {
   if (shape.size() != 2) return std::nullopt;
   const TensorInfo& info = file.info(name);
   const std::string scale = name + kScaleSuffix;
+  if (info.dtype == DType::BF16 && !file.contains(scale))
+    return stored_as(file, name, shape, kernels::WeightFormat::BF16);
+  if (info.dtype == DType::I8 && file.contains(scale))
+    return stored_as(file, name, shape, kernels::WeightFormat::Int8);
+  if (info.dtype != DType::U8 || !file.contains(scale)) return std::nullopt;
+  const int64_t N = shape[0], K = shape[1], blocks = K / kernels::kBlockWeights;
+  expect_stored(file, name, DType::U8, Shape{N, K / 2});
+  expect_stored(file, scale, DType::F32, Shape{N, blocks});
+  const Tensor nibbles = file.view(name).contiguous(), scales = file.get_f32(scale);
   kernels::QuantizedWeight q;
-  q.rows = shape[0];
-  q.cols = shape[1];
-  if (info.dtype == DType::BF16 && !file.contains(scale)) {
-    if (!(info.shape == shape))
-      fail("tensor '{}': shape {} expected {}", name, info.shape.str(), shape.str());
-    q.format = kernels::WeightFormat::BF16;
-    q.data = file.view(name).clone(true);
-    return q;
-  }
-  if ((info.dtype != DType::I8 && info.dtype != DType::U8) || !file.contains(scale)) return std::nullopt;
-  q.format = info.dtype == DType::I8 ? kernels::WeightFormat::Int8 : kernels::WeightFormat::Q4_0;
-  const Shape data_shape = q.format == kernels::WeightFormat::Int8 ? shape : Shape{shape[0], shape[1] / 2};
-  const Shape scale_shape =
-      q.format == kernels::WeightFormat::Int8 ? Shape{shape[0]} : Shape{shape[0], shape[1] / 32};
-  if (!(info.shape == data_shape) || !(file.info(scale).shape == scale_shape))
-    fail("tensor '{}': quantized as {} with scales {}, expected {} and {}", name, info.shape.str(),
-         file.info(scale).shape.str(), data_shape.str(), scale_shape.str());
-  q.data = file.view(name).clone(true);
-  q.scale = file.get_f32(scale);
+  q.format = kernels::WeightFormat::Q4_0;
+  q.rows = N;
+  q.cols = K;
+  q.data = Tensor::empty_persistent({N, kernels::row_bytes(q.format, K)}, DType::U8);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t b = 0; b < blocks; ++b) {
+      uint8_t* block = q.data.data<uint8_t>() + (n * blocks + b) * 18;
+      const uint16_t d = f32_to_f16(scales.f32()[n * blocks + b]);
+      std::memcpy(block, &d, 2);
+      std::memcpy(block + 2, nibbles.data<uint8_t>() + n * (K / 2) + b * 16, 16);
+    }
   return q;
 }
 
@@ -86,11 +127,13 @@ void save_checkpoint(const std::string& path, ParameterStore& params,
                      const std::map<std::string, Tensor>& optimizer_state, int64_t optimizer_steps,
                      const CheckpointInfo& info) {
   std::vector<std::pair<std::string, Tensor>> tensors;
+  nlohmann::json formats = nlohmann::json::object();
   for (Parameter* p : params.list()) {
     if (p->quantized) {
       tensors.emplace_back("model." + p->name, p->quantized->data);
       if (p->quantized->scale.defined())
         tensors.emplace_back("model." + p->name + kScaleSuffix, p->quantized->scale);
+      formats[p->name] = kernels::format_name(p->quantized->format);
     } else {
       tensors.emplace_back("model." + p->name, p->value);
     }
@@ -100,7 +143,9 @@ void save_checkpoint(const std::string& path, ParameterStore& params,
                          {"train_config", info.train_config},   {"src_tokenizer", info.src_tokenizer},
                          {"tgt_tokenizer", info.tgt_tokenizer}, {"hf_family", info.hf_family},
                          {"state", state_to_json(info.state)},  {"optimizer_steps", optimizer_steps}};
-  with_context("saving checkpoint " + path, [&] { save_safetensors(path, tensors, {{"tfm", meta.dump()}}); });
+  with_context("saving checkpoint " + path, [&] {
+    save_safetensors(path, tensors, {{"tfm", meta.dump()}, {kFormatsKey, formats.dump()}});
+  });
 }
 
 CheckpointInfo read_checkpoint_info(const std::string& path) {
@@ -127,6 +172,12 @@ CheckpointInfo read_checkpoint_info(const std::string& path) {
 
 void load_checkpoint_weights(const std::string& path, ParameterStore& params, train::Adam* optimizer) {
   SafetensorsFile file = SafetensorsFile::open(path);
+  std::map<std::string, std::string> formats;
+  if (auto it = file.metadata().find(kFormatsKey); it != file.metadata().end()) try {
+      formats = nlohmann::json::parse(it->second).get<std::map<std::string, std::string>>();
+    } catch (const nlohmann::json::exception& e) {
+      fail("{}: malformed '{}' metadata: {}", path, kFormatsKey, e.what());
+    }
   std::string problems;
   for (Parameter* p : params.list()) {
     std::string name = "model." + p->name;
@@ -134,9 +185,14 @@ void load_checkpoint_weights(const std::string& path, ParameterStore& params, tr
       problems += fmt::format("\n  missing tensor '{}'", name);
       continue;
     }
-    if (std::optional<kernels::QuantizedWeight> q = stored_quantized(file, name, p->value.shape())) {
-      kernels::dequantize_weight(*q, p->value.f32());
-      p->quantized = std::make_shared<const kernels::QuantizedWeight>(std::move(*q));
+    const auto format = formats.find(p->name);
+    std::optional<kernels::QuantizedWeight> q = with_context(path, [&] {
+      return format != formats.end()
+                 ? std::optional(stored_as(file, name, p->shape(), kernels::format_named(format->second)))
+                 : stored_before_formats(file, name, p->shape());
+    });
+    if (q) {
+      p->set_quantized(std::make_shared<const kernels::QuantizedWeight>(std::move(*q)));
       continue;
     }
     const TensorInfo& info = file.info(name);

@@ -197,16 +197,16 @@ void copy_parameters(const Transformer& source, Transformer& target) {
       p->value.zero_();
       continue;
     }
-    if (q->value.shape() != p->value.shape()) {
+    if (q->shape() != p->value.shape()) {
       problems.push_back(
-          fmt::format("{} is {}, the layout needs {}", name, q->value.shape().str(), p->value.shape().str()));
+          fmt::format("{} is {}, the layout needs {}", name, q->shape().str(), p->value.shape().str()));
       continue;
     }
-    p->value.copy_(q->value);
+    p->value.copy_(q->float_value());
   }
   for (const Parameter* q : const_cast<ParameterStore&>(from).list()) {
     const bool used = to.find(q->name) || (q->name == "lm_head.bias" && to.find("final_logits_bias"));
-    if (!used && !all_zero(q->value)) problems.push_back(q->name + " has no place in the layout");
+    if (!used && !all_zero(q->float_value())) problems.push_back(q->name + " has no place in the layout");
   }
   if (!problems.empty()) {
     std::string list;

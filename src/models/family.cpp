@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
+#include "models/quantize.h"
 
 namespace tfm {
 
@@ -55,9 +56,9 @@ Tensor grouped(const Tensor& t, const Placement& at) {
 void check_placement(const Parameter& p, const Placement& at) {
   TFM_CHECK(at.parts >= 1 && at.part >= 0 && at.part < at.parts && at.groups >= 1, "bad placement of {}",
             p.name);
-  TFM_CHECK(p.value.size(0) % at.groups == 0, "placement of {}: {} rows in {} groups", p.name,
-            p.value.size(0), at.groups);
-  TFM_CHECK(!at.transposed || p.value.dim() == 2, "placement of {}: only matrices are transposed", p.name);
+  TFM_CHECK(p.shape()[0] % at.groups == 0, "placement of {}: {} rows in {} groups", p.name, p.shape()[0],
+            at.groups);
+  TFM_CHECK(!at.transposed || p.shape().size() == 2, "placement of {}: only matrices are transposed", p.name);
 }
 
 std::string joined(const std::vector<std::string>& names) {
@@ -95,8 +96,10 @@ std::string known_model_types() {
   return s;
 }
 
-void load_family_weights(Transformer& model, const std::string& path, const Family& family) {
+std::map<std::string, DType> load_family_weights(Transformer& model, const std::string& path,
+                                                 const Family& family) {
   auto file = io::SafetensorsFile::open(path);
+  std::map<std::string, DType> stored;
   with_context(path, [&] {
     // Parameters grouped by the checkpoint tensor that holds them.
     std::map<std::string, std::vector<std::pair<Parameter*, Placement>>> by_tensor;
@@ -122,7 +125,10 @@ void load_family_weights(Transformer& model, const std::string& path, const Fami
       }
       Tensor whole = file.get_f32(name).view(want);
       if (first_at.transposed) whole = whole.transpose(0, 1).contiguous();
-      for (const auto& [p, at] : params) grouped(p->value, at).copy_(part_view(whole, at));
+      for (const auto& [p, at] : params) {
+        grouped(p->value, at).copy_(part_view(whole, at));
+        stored[p->name] = file.info(name).dtype;
+      }
     }
     std::string shapes;
     for (const std::string& m : mismatched) shapes += (shapes.empty() ? "" : "; ") + m;
@@ -133,6 +139,7 @@ void load_family_weights(Transformer& model, const std::string& path, const Fami
            unexpected.empty() ? "" : " unexpected [" + joined(unexpected) + "]",
            shapes.empty() ? "" : "; " + shapes);
   });
+  return stored;
 }
 
 std::vector<std::pair<std::string, Tensor>> checkpoint_tensors(Transformer& model, const Family& family,
@@ -145,12 +152,12 @@ std::vector<std::pair<std::string, Tensor>> checkpoint_tensors(Transformer& mode
     check_placement(*p, at);
     auto [it, fresh] = index.emplace(at.name, out.size());
     if (fresh) {
-      Shape rows = p->value.shape();
+      Shape rows = p->shape();
       rows[0] *= at.parts;
       out.emplace_back(at.name, Tensor::zeros_persistent(rows));
       transposed.push_back(at.transposed);
     }
-    part_view(out[it->second].second, at).copy_(grouped(gradients ? p->grad : p->value, at));
+    part_view(out[it->second].second, at).copy_(grouped(gradients ? p->grad : p->float_value(), at));
   }
   for (size_t i = 0; i < out.size(); ++i)
     if (transposed[i]) out[i].second = out[i].second.transpose(0, 1).clone(/*persistent=*/true);
@@ -173,7 +180,9 @@ Pretrained load_pretrained(const std::string& dir) {
     return out.family->config(j);
   });
   out.model = std::make_unique<Transformer>(config);
-  load_family_weights(*out.model, (fs::path(dir) / "model.safetensors").string(), *out.family);
+  keep_half_precision(
+      *out.model,
+      load_family_weights(*out.model, (fs::path(dir) / "model.safetensors").string(), *out.family));
   fs::path tokenizer = fs::path(dir) / "tokenizer.json";
   if (fs::exists(tokenizer)) out.tokenizer = tokenize::load_tokenizer(tokenizer.string());
   return out;

@@ -4,6 +4,7 @@
 // (family_<model_type>.cpp), looked up by config.json's "model_type".
 #pragma once
 
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -51,8 +52,10 @@ std::string known_model_types();
 // Copies every parameter of `model` from `file` (a safetensors path) through `family`'s placements,
 // converting float16 / bfloat16 / float64 to float32. One error lists every missing and every
 // unexpected tensor by name, and every shape mismatch with the tensor and both shapes (leading
-// 1-dimensions are ignored: Marian's final_logits_bias is stored [1, vocab]).
-void load_family_weights(Transformer& model, const std::string& file, const Family& family);
+// 1-dimensions are ignored: Marian's final_logits_bias is stored [1, vocab]). Returns each parameter's
+// stored dtype, by parameter name.
+std::map<std::string, DType> load_family_weights(Transformer& model, const std::string& file,
+                                                 const Family& family);
 
 // The model's parameters (or, with `gradients`, their gradients) in the family's checkpoint layout:
 // the inverse of load_family_weights, one tensor per checkpoint name, in parameter order.
@@ -65,7 +68,8 @@ struct Pretrained {
   const Family* family = nullptr;
 };
 
-// Loads `dir`/config.json, `dir`/model.safetensors and, when present, `dir`/tokenizer.json. Errors
+// Loads `dir`/config.json, `dir`/model.safetensors and, when present, `dir`/tokenizer.json; weights stored
+// in float16 or bfloat16 stay so where tfm quantize could store them (models/quantize.h). Errors
 // name the file: an unknown model_type, a missing config field, missing or unexpected weights (all
 // listed), shape mismatches.
 Pretrained load_pretrained(const std::string& dir);

@@ -37,7 +37,8 @@ std::unique_ptr<Transformer> merge_lora(const Transformer& model) {
     TFM_CHECK(found, "LoRA merge: the adapted model has no parameter '{}'", p->name);
     const Parameter& from = *found;
     const auto it = by_weight.find(p->name);
-    p->value.copy_(it == by_weight.end() ? from.value : nn::merged_weight(*it->second, from.value));
+    const Tensor weight = from.float_value();  // a quantized base: widened
+    p->value.copy_(it == by_weight.end() ? weight : nn::merged_weight(*it->second, weight));
     p->trainable = from.trainable || it != by_weight.end();
   }
   return merged;

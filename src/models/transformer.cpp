@@ -9,6 +9,7 @@
 #include <fmt/ranges.h>
 
 #include "core/error.h"
+#include "kernels/cpu/embedding.h"
 #include "nn/positions.h"
 
 namespace tfm {
@@ -177,7 +178,7 @@ void Transformer::add_lora(const nn::LoraSpec& spec, uint64_t seed) {
   for (nn::Linear* l : projections()) {
     const std::string name = l->weight->name.substr(0, l->weight->name.size() - std::strlen(".weight"));
     if (!wanted.count(name.substr(name.rfind('.') + 1))) continue;
-    const int64_t out = l->weight->value.size(0), in = l->weight->value.size(1);
+    const int64_t out = l->weight->shape()[0], in = l->weight->shape()[1];
     nn::LoraAdapter& a = lora_.emplace_back();
     a.a = &params_.add(name + ".lora_A.weight", {spec.rank, in});
     a.b = &params_.add(name + ".lora_B.weight", {out, spec.rank});  // zeros
@@ -224,10 +225,27 @@ Tensor Transformer::key_valid(const Tensor& ids) const {
   return m;
 }
 
+// A table in a storage type (the tied output layer of a quantized model) is read from it: inference only, as
+// every quantized weight.
+ag::Var Transformer::token_embedding(nn::Context& c, Parameter& table, const Tensor& ids) const {
+  if (!table.quantized)
+    return ag::embedding(c.tape.param(table), ids, config_.embedding_scale,
+                         config_.freeze_pad_embedding ? config_.pad_id : -1);
+  if (c.tape.grad_enabled())
+    fail("{}: a {} weight has no gradient (train from the float32 model, or dequantize it)", table.name,
+         kernels::format_name(table.quantized->format));
+  const Tensor flat = ids.contiguous();
+  Shape shape = ids.shape();
+  shape.push_back(table.quantized->cols);
+  Tensor y = Tensor::empty(shape);
+  kernels::quantized_embedding_forward(*table.quantized, flat.data<int64_t>(), flat.numel(),
+                                       config_.embedding_scale, y.f32());
+  return c.tape.leaf(y, false);
+}
+
 ag::Var Transformer::embed(nn::Context& c, const Embeddings& e, const Tensor& ids,
                            const Tensor& token_types) const {
-  ag::Var x = ag::embedding(c.tape.param(*e.tokens), ids, config_.embedding_scale,
-                            config_.freeze_pad_embedding ? config_.pad_id : -1);
+  ag::Var x = token_embedding(c, *e.tokens, ids);
   if (e.sinusoid.defined()) x = ag::add_positions(x, e.sinusoid);
   if (e.positions) {
     if (ids.size(1) > config_.max_len)
@@ -392,8 +410,7 @@ ag::Var Transformer::decode_cached(nn::Context& c, const Tensor& ids, const Tens
       fail("position {} exceeds the model's maximum length of {} positions", pos[t], config_.max_len);
   const Tensor ids_row = ids.view({1, tokens}), pos_row = positions.view({1, tokens});
   const Embeddings& e = decoder_.embed;
-  ag::Var x = ag::embedding(c.tape.param(*e.tokens), ids_row, config_.embedding_scale,
-                            config_.freeze_pad_embedding ? config_.pad_id : -1);
+  ag::Var x = token_embedding(c, *e.tokens, ids_row);
   if (e.sinusoid.defined()) x = ag::add(x, ag::embedding(c.tape.leaf(e.sinusoid), pos_row, 1.0f));
   if (e.positions) x = ag::add(x, ag::embedding(c.tape.param(*e.positions), pos_row, 1.0f));
   if (e.has_norm) x = e.norm.forward(c, x);

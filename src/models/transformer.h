@@ -149,6 +149,7 @@ class Transformer {
  private:
   Stack build_stack(const char* name, Parameter* tokens, int layers, bool cross_attn);
   ag::Var embed(nn::Context& c, const Embeddings& e, const Tensor& ids, const Tensor& token_types) const;
+  ag::Var token_embedding(nn::Context& c, Parameter& table, const Tensor& ids) const;
   ag::Var run_stack(nn::Context& c, const Stack& stack, ag::Var x, const nn::AttentionMask& self_mask,
                     ag::Var memory, const nn::AttentionMask& cross_mask) const;
   ag::Var feed_forward(nn::Context& c, const TransformerLayer& l, ag::Var h) const;

@@ -11,11 +11,9 @@
 
 namespace tfm::nn {
 
-// Inference with a quantized weight (Parameter::quantized): whether x W^T of `rows` rows runs its quantized
-// kernel (gradients off; a bfloat16 weight only for the rows kernels::bf16_direct takes), and that product
-// plus `bias` ([N] or undefined) through kernels::quantized_linear, or an undefined Var where it does not run
-// (the caller multiplies the float32 value).
-bool uses_quantized(const Context& c, const Parameter& weight, int64_t rows);
+// x W^T + bias ([N] or undefined) for a weight in a storage type (Parameter::quantized) through
+// kernels::quantized_linear, or an undefined Var for a float32 weight (the caller multiplies its value).
+// A quantized weight has no gradient: with gradients on it is an error naming it.
 ag::Var quantized_forward(Context& c, ag::Var x, const Parameter& weight, const Tensor& bias);
 
 struct Linear {

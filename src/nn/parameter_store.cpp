@@ -35,7 +35,7 @@ ParameterList ParameterStore::list() {
 
 int64_t ParameterStore::numel() const {
   int64_t n = 0;
-  for (const Parameter& p : params_) n += p.value.numel();
+  for (const Parameter& p : params_) n += p.shape().numel();
   return n;
 }
 

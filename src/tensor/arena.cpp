@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 #include "core/error.h"
@@ -24,6 +25,12 @@ std::shared_ptr<void> aligned_alloc_shared(size_t bytes) {
   void* p = std::aligned_alloc(kAlign, round_up(bytes == 0 ? kAlign : bytes));
   if (!p) throw std::bad_alloc();
   return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+}
+
+std::shared_ptr<void> zeroed_alloc_shared(size_t bytes) {
+  std::shared_ptr<void> p = aligned_alloc_shared(bytes);
+  if (bytes < kMappedBytes) std::memset(p.get(), 0, bytes);
+  return p;
 }
 
 Arena::Arena(size_t initial_bytes) {

@@ -49,9 +49,9 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype) {
 }
 
 Tensor Tensor::zeros_persistent(const Shape& shape, DType dtype) {
-  Tensor t = empty_persistent(shape, dtype);
-  t.zero_();
-  return t;
+  auto mem = zeroed_alloc_shared(size_t(shape.numel()) * dtype_size(dtype));
+  void* p = mem.get();
+  return wrap(std::move(mem), p, shape, dtype);
 }
 
 Tensor Tensor::full(const Shape& shape, float value) {

@@ -20,6 +20,7 @@
 #include "io/checkpoint.h"
 #include "kernels/cpu/gemm.h"
 #include "models/load_model.h"
+#include "models/quantize.h"
 #include "models/transformer.h"
 #include "train/loss_scaler.h"
 #include "train/objective.h"
@@ -244,6 +245,7 @@ RunSummary run_training(const TrainConfig& cfg, const RunOptions& options) {
       LoadedModel loaded = load_model(cfg.train.init_from);
       if (!loaded.src) fail("{}: no tokenizer.json to train with", cfg.train.init_from);
       model = std::move(loaded.model);
+      dequantize_model(*model);  // a quantized model trains from its float32 values
       src_tok = loaded.src;
       tgt_tok = loaded.tgt;
       say(fmt::format("model: {} from {} ([model] ignored)", arch_name(model->config().arch),

@@ -1,8 +1,7 @@
-// Weight quantization against its definitions: INT8 rows and Q4_0 blocks round-trip within half a step,
-// Q4_0 packs a hand-worked block as llama.cpp does, and the integer kernels equal a float64 reference
-// computed from the dequantized weights and the equally quantized inputs (exact integer sums), for sizes
-// that exercise the 64-byte, 32-byte and scalar paths; bfloat16 rounds to nearest even and its kernels equal
-// the product of the rounded weights.
+// Weight storage types against their definitions: INT8 rows and Q8_0 / Q4_0 blocks round-trip within half a
+// step, Q8_0 and Q4_0 pack hand-worked blocks byte for byte as ggml does, bfloat16 rounds to nearest even,
+// and every kernel equals the scalar reference (the dequantized weights against the equally quantized input,
+// float64 sums) by NMSE, as llama.cpp's test-backend-ops compares its backends.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -40,20 +39,30 @@ TEST(Quantized, Int8RowsRoundTripWithinHalfAStep) {
   }
 }
 
-TEST(Quantized, Q4BlockAsLlamaCppPacksIt) {
+float block_scale(const QuantizedWeight& q, int64_t n, int64_t b) {
+  const uint8_t* block = q.data.data<uint8_t>() + n * row_bytes(q.format, q.cols) +
+                         b * (q.format == WeightFormat::Q8_0 ? 34 : 18);
+  return f16_to_f32(uint16_t(block[0] | block[1] << 8));
+}
+
+TEST(Quantized, Q4BlockAsGgmlPacksIt) {
   // Block of 32: the value of largest magnitude is -4 (element 5), so d = -4 / -8 = 0.5 and
-  // q = round(x / 0.5) + 8: x = -4 -> 0, x = 3.5 -> 15, x = 0.26 -> round(0.52) + 8 = 9, x = 0 -> 8.
+  // q = min(15, trunc(x / 0.5 + 8.5)): x = -4 -> 0, x = 3.5 -> 15, x = 0.26 -> trunc(9.02) = 9, x = 0 -> 8,
+  // x = 0.25 -> trunc(9.0) = 9 (a tie rounds up, as ggml's + 8.5 does).
   std::vector<float> w(32, 0.0f);
   w[5] = -4.0f;
   w[20] = 3.5f;
   w[1] = 0.26f;
+  w[2] = 0.25f;
   const QuantizedWeight q = quantize_weight(w.data(), 1, 32, WeightFormat::Q4_0);
-  EXPECT_FLOAT_EQ(q.scale.f32()[0], 0.5f);
+  ASSERT_EQ(q.data.shape(), (Shape{1, 18}));
   const uint8_t* p = q.data.data<uint8_t>();
-  EXPECT_EQ(p[5] & 0x0F, 0);  // element 5: low nibble of byte 5
-  EXPECT_EQ(p[4] >> 4, 15);   // element 20 = 4 + 16: high nibble of byte 4
-  EXPECT_EQ(p[1] & 0x0F, 9);
-  EXPECT_EQ(p[0] & 0x0F, 8);
+  EXPECT_EQ(p[0] | p[1] << 8, 0x3800);  // 0.5 in float16, little-endian, before the nibbles
+  EXPECT_EQ(p[2 + 5] & 0x0F, 0);        // element 5: low nibble of byte 5
+  EXPECT_EQ(p[2 + 4] >> 4, 15);         // element 20 = 4 + 16: high nibble of byte 4
+  EXPECT_EQ(p[2 + 1] & 0x0F, 9);
+  EXPECT_EQ(p[2 + 2] & 0x0F, 9);
+  EXPECT_EQ(p[2 + 0] & 0x0F, 8);
   std::vector<float> back(32);
   dequantize_weight(q, back.data());
   EXPECT_FLOAT_EQ(back[5], -4.0f);
@@ -61,64 +70,101 @@ TEST(Quantized, Q4BlockAsLlamaCppPacksIt) {
   EXPECT_FLOAT_EQ(back[1], 0.5f);
 }
 
-TEST(Quantized, Q4BlocksRoundTripWithinHalfAStep) {
+TEST(Quantized, Q8BlockAsGgmlPacksIt) {
+  // max |x| = 31.75 (element 7): d = 31.75 / 127 = 0.25, q = round(x / d), halves away from zero:
+  // 31.75 -> 127, -0.125 -> -0.5 -> -1, 0.375 -> 1.5 -> 2, 0.1 -> 0.4 -> 0.
+  std::vector<float> w(32, 0.0f);
+  w[7] = 31.75f;
+  w[9] = -0.125f;
+  w[31] = 0.375f;
+  w[3] = 0.1f;
+  const QuantizedWeight q = quantize_weight(w.data(), 1, 32, WeightFormat::Q8_0);
+  ASSERT_EQ(q.data.shape(), (Shape{1, 34}));
+  const uint8_t* p = q.data.data<uint8_t>();
+  EXPECT_EQ(p[0] | p[1] << 8, 0x3400);  // 0.25 in float16
+  EXPECT_EQ(int8_t(p[2 + 7]), 127);
+  EXPECT_EQ(int8_t(p[2 + 9]), -1);
+  EXPECT_EQ(int8_t(p[2 + 31]), 2);
+  EXPECT_EQ(int8_t(p[2 + 3]), 0);
+  std::vector<float> back(32);
+  dequantize_weight(q, back.data());
+  EXPECT_EQ(back[7], 31.75f);
+  EXPECT_EQ(back[9], -0.25f);
+  EXPECT_EQ(back[31], 0.5f);
+}
+
+TEST(Quantized, BlocksRoundTripWithinHalfAStep) {
   const int64_t rows = 3, cols = 96;
   const std::vector<float> w = random_values(size_t(rows * cols), 2);
-  const QuantizedWeight q = quantize_weight(w.data(), rows, cols, WeightFormat::Q4_0);
-  std::vector<float> back(w.size());
-  dequantize_weight(q, back.data());
-  for (int64_t n = 0; n < rows; ++n)
-    for (int64_t k = 0; k < cols; ++k) {
-      const float d = std::abs(q.scale.f32()[n * 3 + k / 32]);
-      // Within half a step, except that the top code (+7) stops short of the positive extreme.
-      EXPECT_LE(std::abs(back[size_t(n * cols + k)] - w[size_t(n * cols + k)]), d * 1.0f + 1e-6f);
-    }
-  EXPECT_THROW(quantize_weight(w.data(), 1, 40, WeightFormat::Q4_0), Error);
-}
-
-// y = x W^T + b with x quantized as the kernel quantizes it (INT8: per row; Q4_0: per block of 32),
-// accumulated in double from the dequantized values: equal to the kernel up to float rounding.
-void expect_matches_reference(WeightFormat format, int64_t m, int64_t n, int64_t k) {
-  const std::vector<float> w = random_values(size_t(n * k), 3), x = random_values(size_t(m * k), 4, 2.0f),
-                           b = random_values(size_t(n), 5);
-  const QuantizedWeight q = quantize_weight(w.data(), n, k, format);
-  std::vector<float> wq(w.size());
-  dequantize_weight(q, wq.data());
-  const int64_t group = format == WeightFormat::Int8 ? k : 32;
-  std::vector<double> xq(x.size());
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t g = 0; g < k; g += group) {
-      float amax = 0;
-      for (int64_t j = g; j < g + group; ++j) amax = std::max(amax, std::abs(x[size_t(i * k + j)]));
-      const float scale = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0.0f;
-      for (int64_t j = g; j < g + group; ++j)
-        xq[size_t(i * k + j)] = double(std::lrint(x[size_t(i * k + j)] * inv)) * scale;
-    }
-  std::vector<float> y(size_t(m * n));
-  quantized_linear(x.data(), m, q, b.data(), y.data());
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t o = 0; o < n; ++o) {
-      double want = b[size_t(o)], exact = b[size_t(o)];
-      for (int64_t j = 0; j < k; ++j) {
-        want += xq[size_t(i * k + j)] * wq[size_t(o * k + j)];
-        exact += double(x[size_t(i * k + j)]) * w[size_t(o * k + j)];
+  for (WeightFormat format : {WeightFormat::Q8_0, WeightFormat::Q4_0}) {
+    const QuantizedWeight q = quantize_weight(w.data(), rows, cols, format);
+    std::vector<float> back(w.size());
+    dequantize_weight(q, back.data());
+    for (int64_t n = 0; n < rows; ++n)
+      for (int64_t k = 0; k < cols; ++k) {
+        const float d = std::abs(block_scale(q, n, k / 32));
+        // Within half a step (plus the float16 scale's rounding), except that Q4_0's top code (+7) stops
+        // short of the positive extreme.
+        const float bound = format == WeightFormat::Q8_0
+                                ? d * 0.5f + std::abs(w[size_t(n * cols + k)]) * 1e-3f
+                                : d * 1.0f + 1e-3f;
+        EXPECT_LE(std::abs(back[size_t(n * cols + k)] - w[size_t(n * cols + k)]), bound)
+            << format_name(format);
       }
-      EXPECT_NEAR(y[size_t(i * n + o)], want, 1e-4 * (1 + std::abs(want))) << "row " << i << " output " << o;
-      EXPECT_NEAR(y[size_t(i * n + o)], exact,
-                  (format == WeightFormat::Int8 ? 0.05 : 0.6) * std::sqrt(double(k)))
-          << "far from the float product";
+    EXPECT_THROW(quantize_weight(w.data(), 1, 40, format), Error);
+  }
+}
+
+// Every kernel (the direct ones for 1..8 rows, the panel GEMM for more, row-invariant mode) against the
+// scalar reference, by the normalized mean squared error test-backend-ops uses (sum (y - r)^2 / sum r^2),
+// and the reference against the float product of the unquantized weights (the type's own error).
+TEST(Quantized, EveryKernelMatchesTheScalarReference) {
+  for (WeightFormat format :
+       {WeightFormat::BF16, WeightFormat::F16, WeightFormat::Int8, WeightFormat::Q8_0, WeightFormat::Q4_0})
+    for (auto [m, n, k] : {std::tuple{1, 7, 256}, {2, 5, 96}, {3, 9, 768}, {8, 33, 128}, {40, 70, 96}}) {
+      const std::vector<float> w = random_values(size_t(n * k), 3), x = random_values(size_t(m * k), 4, 2.0f),
+                               b = random_values(size_t(n), 5);
+      const QuantizedWeight q = quantize_weight(w.data(), n, k, format);
+      std::vector<float> y(size_t(m * n)), ref(y.size()), exact(y.size());
+      quantized_linear(x.data(), m, q, b.data(), y.data());
+      reference_linear(x.data(), m, q, b.data(), ref.data());
+      gemm_reference(false, true, m, n, k, 1.0f, x.data(), k, w.data(), k, 0.0f, exact.data(), n);
+      double err = 0, norm = 0, type_err = 0;
+      for (size_t i = 0; i < y.size(); ++i) {
+        exact[i] += b[i % size_t(n)];
+        err += (double(y[i]) - ref[i]) * (double(y[i]) - ref[i]);
+        type_err += (double(ref[i]) - exact[i]) * (double(ref[i]) - exact[i]);
+        norm += double(ref[i]) * ref[i];
+      }
+      // The direct kernels sum in float32 (1e-12); the panel path multiplies the float32 input by the
+      // dequantized weights, so the integer types differ there by their input's quantization.
+      const bool panel = m > kDirectRows && format != WeightFormat::BF16 && format != WeightFormat::F16;
+      EXPECT_LT(err / norm, panel ? 1e-3 : 1e-10) << format_name(format) << " " << m << "x" << n << "x" << k;
+      const double type_bound = format == WeightFormat::Q4_0   ? 2e-2
+                                : format == WeightFormat::BF16 ? 1e-4
+                                                               : 1e-3;
+      EXPECT_LT(type_err / norm, type_bound) << format_name(format);
+      RowInvariantGemmScope invariant;
+      std::vector<float> all(y.size()), alone(static_cast<size_t>(n));
+      quantized_linear(x.data(), m, q, b.data(), all.data());
+      for (int64_t i = 0; i < m; ++i) {
+        quantized_linear(x.data() + i * k, 1, q, b.data(), alone.data());
+        for (int64_t o = 0; o < n; ++o)
+          ASSERT_EQ(all[size_t(i * n + o)], alone[size_t(o)]) << format_name(format) << " row " << i;
+        for (int64_t o = 0; o < n; ++o)
+          ASSERT_NEAR(all[size_t(i * n + o)], ref[size_t(i * n + o)],
+                      1e-4 * (1 + std::abs(ref[size_t(i * n + o)])));
+      }
     }
 }
 
-TEST(Quantized, Int8KernelEqualsTheIntegerReference) {
-  expect_matches_reference(WeightFormat::Int8, 3, 7, 256);  // 64-byte steps
-  expect_matches_reference(WeightFormat::Int8, 2, 5, 100);  // 64 + scalar tail
-  expect_matches_reference(WeightFormat::Int8, 1, 4, 96);   // 64 + 32
-}
-
-TEST(Quantized, Q4KernelEqualsTheIntegerReference) {
-  expect_matches_reference(WeightFormat::Q4_0, 3, 7, 256);
-  expect_matches_reference(WeightFormat::Q4_0, 1, 5, 32);
+TEST(Quantized, FormatsByName) {
+  EXPECT_EQ(format_named("q8_0"), WeightFormat::Q8_0);
+  EXPECT_EQ(format_named("int4"), WeightFormat::Q4_0);
+  EXPECT_EQ(format_named("f16"), WeightFormat::F16);
+  EXPECT_THROW(format_named("q5_k"), Error);
+  EXPECT_EQ(row_bytes(WeightFormat::Q4_0, 64), 36);
+  EXPECT_EQ(row_bytes(WeightFormat::Q8_0, 64), 68);
 }
 
 // bfloat16: the top 16 bits of the float rounded to nearest, ties to even (hand-worked values), and back
@@ -146,37 +192,6 @@ TEST(Quantized, Bf16RoundsToNearestEven) {
   std::vector<float> rb(r.size());
   dequantize_weight(qr, rb.data());
   for (size_t i = 0; i < r.size(); ++i) EXPECT_LE(std::abs(rb[i] - r[i]), std::abs(r[i]) * 0x1p-8f);
-}
-
-// Both bfloat16 paths (a few rows from the stored bits, more through the float32 GEMM) against a float64
-// product of the rounded weights: float32 accumulation is all they may lose. Row-invariant mode gives every
-// row what it gets alone.
-TEST(Quantized, Bf16KernelEqualsTheRoundedWeightsProduct) {
-  for (auto [m, n, k] : {std::tuple{1, 7, 256}, {3, 5, 100}, {8, 9, 768}, {40, 6, 96}}) {
-    const std::vector<float> w = random_values(size_t(n * k), 3), x = random_values(size_t(m * k), 4, 2.0f),
-                             b = random_values(size_t(n), 5);
-    const QuantizedWeight q = quantize_weight(w.data(), n, k, WeightFormat::BF16);
-    std::vector<float> wq(w.size()), y(static_cast<size_t>(m * n));
-    dequantize_weight(q, wq.data());
-    quantized_linear(x.data(), m, q, b.data(), y.data());
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t o = 0; o < n; ++o) {
-        double want = b[size_t(o)], magnitude = std::abs(b[size_t(o)]);
-        for (int64_t j = 0; j < k; ++j) {
-          want += double(x[size_t(i * k + j)]) * wq[size_t(o * k + j)];
-          magnitude += std::abs(double(x[size_t(i * k + j)]) * wq[size_t(o * k + j)]);
-        }
-        EXPECT_NEAR(y[size_t(i * n + o)], want, 1e-6 * magnitude)
-            << m << " rows, row " << i << " output " << o;
-      }
-    RowInvariantGemmScope invariant;
-    std::vector<float> all(static_cast<size_t>(m * n)), alone(static_cast<size_t>(n));
-    quantized_linear(x.data(), m, q, b.data(), all.data());
-    for (int64_t i = 0; i < m; ++i) {
-      quantized_linear(x.data() + i * k, 1, q, b.data(), alone.data());
-      for (int64_t o = 0; o < n; ++o) EXPECT_EQ(all[size_t(i * n + o)], alone[size_t(o)]) << "row " << i;
-    }
-  }
 }
 
 }  // namespace

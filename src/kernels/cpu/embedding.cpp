@@ -20,6 +20,20 @@ void embedding_forward(const float* table, int64_t vocab, int64_t dim, const int
   }
 }
 
+void quantized_embedding_forward(const QuantizedWeight& table, const int64_t* ids, int64_t rows, float scale,
+                                 float* y) {
+  const int64_t dim = table.cols;
+  for (int64_t r = 0; r < rows; ++r)
+    if (ids[r] < 0 || ids[r] >= table.rows)
+      fail("token id {} at position {} is outside the vocabulary of {}", ids[r], r, table.rows);
+#pragma omp parallel for schedule(static) if (rows * dim > (1 << 15))
+  for (int64_t r = 0; r < rows; ++r) {
+    float* dst = y + r * dim;
+    dequantize_rows(table, ids[r], 1, dst);
+    for (int64_t c = 0; c < dim; ++c) dst[c] *= scale;
+  }
+}
+
 void embedding_backward(const float* dy, const int64_t* ids, int64_t rows, int64_t dim, float scale,
                         float* dtable, int64_t padding_idx) {
   // Rows may repeat an id, so threads split the columns, not the rows (deterministic, race-free).

@@ -158,12 +158,52 @@ const uint16_t* packed_bf16(const float* X, int64_t rows, int64_t cols, int64_t 
   });
 }
 
+// Whether oneDNN has a bfloat16 matmul on this CPU: AVX-512 cores and later do, AVX2-only ones do not.
+bool has_bf16_matmul() {
+  static const bool has = [] {
+    try {
+      const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+      const dnnl::memory::dims dims = {16, 16};
+      const dnnl::memory::desc ab(dims, dnnl::memory::data_type::bf16, dnnl::memory::format_tag::ab);
+      const dnnl::memory::desc c(dims, dnnl::memory::data_type::f32, dnnl::memory::format_tag::ab);
+      dnnl::matmul::primitive_desc(dnnl::matmul::desc(ab, ab, c), engine);
+      return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return has;
+}
+
+// X rounded to bfloat16 values, kept as floats (for CPUs without oneDNN's bfloat16 matmul).
+const float* packed_bf16_values(const float* X, int64_t rows, int64_t cols, int64_t ld, int slot) {
+  return packed<float>(X, rows, cols, ld, slot, [](const float* src, float* dst, int64_t n) {
+#pragma omp simd
+    for (int64_t c = 0; c < n; ++c) dst[c] = bf16_to_f32(to_bf16(src[c]));
+  });
+}
+
+// C = alpha A B + beta C for packed float operands: one float32 sgemm.
+void sgemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* a,
+                  int64_t a_cols, const float* b, int64_t b_cols, float beta, float* C, int64_t ldc) {
+  dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, a, a_cols, b,
+                                b_cols, beta, C, ldc);
+  TFM_CHECK(st == dnnl_success, "dnnl_sgemm failed ({})", int(st));
+}
+
 // gemm() in bfloat16: both operands packed, then one oneDNN matmul, a batch of one with dense batch
 // strides (a batch stride of 0 makes oneDNN see an unusual layout and fall back to its reference loops).
+// Without a bfloat16 matmul, the operands rounded to bfloat16 and a float32 product: the same products
+// (exact in float32), summed in float32 as well.
 void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   const int64_t a_rows = trans_a ? K : M, a_cols = trans_a ? M : K;
   const int64_t b_rows = trans_b ? N : K, b_cols = trans_b ? K : N;
+  if (!has_bf16_matmul()) {
+    const float* a = packed_bf16_values(A, a_rows, a_cols, lda, 0);
+    const float* b = packed_bf16_values(B, b_rows, b_cols, ldb, 1);
+    return sgemm_packed(trans_a, trans_b, M, N, K, alpha, a, a_cols, b, b_cols, beta, C, ldc);
+  }
   const uint16_t* a = packed_bf16(A, a_rows, a_cols, lda, 0);
   const uint16_t* b = packed_bf16(B, b_rows, b_cols, ldb, 1);
   matmul(Key{1, M, N, K, a_cols, b_cols, ldc, M * K, K * N, M * ldc, std::bit_cast<uint32_t>(alpha),
@@ -192,9 +232,7 @@ void gemm_f16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
   const int64_t a_cols = trans_a ? M : K, b_cols = trans_b ? K : N;
   const float* a = packed_f16(A, trans_a ? K : M, a_cols, lda, 0);
   const float* b = packed_f16(B, trans_b ? N : K, b_cols, ldb, 1);
-  dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, a, a_cols, b,
-                                b_cols, beta, C, ldc);
-  TFM_CHECK(st == dnnl_success, "dnnl_sgemm failed ({})", int(st));
+  sgemm_packed(trans_a, trans_b, M, N, K, alpha, a, a_cols, b, b_cols, beta, C, ldc);
 }
 
 }  // namespace

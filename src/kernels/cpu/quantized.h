@@ -1,47 +1,64 @@
-// Weight quantization for inference: y = x W^T + b with W [N, K] stored in 8 or 4 bits.
+// Weight storage types for inference: y = x W^T + b with W [N, K] kept in its stored type, never as a
+// float32 copy. Blocks are exactly ggml's, so GGUF tensors load as they are:
 //
-//   INT8: one symmetric scale per output row, s_n = max_k |W[n, k]| / 127, q = round(W / s_n) in
-//         [-127, 127]. The input rows are quantized the same way on the fly (one scale per row, s_m), the
-//         dot products run in int32 (AVX-512 VNNI vpdpbusd where the CPU has it) and
-//         y[m, n] = s_m s_n sum_k qx[m, k] qw[n, k] + b[n].
-//   INT4: llama.cpp's Q4_0: blocks of 32 weights along K, each with a scale d = v / -8 where v is the
-//         block's value of largest magnitude (sign kept), q = clamp(round(W / d) + 8, 0, 15), two per
-//         byte (element j of a block in the low nibble of byte j, element j + 16 in the high one);
-//         W ~ (q - 8) d. The input is quantized in blocks of 32 too (Q8_0: int8, one scale per block),
-//         and each block's integer dot product is scaled by both block scales. Needs K % 32 == 0.
-//   BF16: every weight rounded to bfloat16 (ties to even), no scale: half the bytes of float32. A few rows
-//         (decoding) multiply the stored bits directly, widened to float32 in registers (exact) and
-//         accumulated in float32 against the float32 input, threads over N: the weights stream once, at
-//         2 bytes each. More rows (a prompt) widen the weight into float32 per call and run the float32
-//         GEMM, whose speed that conversion barely touches.
+//   BF16: every weight rounded to bfloat16 (ties to even).                         2 bytes a weight
+//   F16:  every weight rounded to IEEE half precision (ties to even).               2 bytes a weight
+//   INT8: one symmetric scale per output row, s_n = max_k |W[n, k]| / 127, q = round(W / s_n).
+//   Q8_0: blocks of 32 weights along K, each {float16 d; int8 q[32]} (34 bytes): d = max |w| / 127,
+//         q = round(w / d) (half away from zero), w ~ d q.                         1.0625 bytes a weight
+//   Q4_0: blocks of 32, each {float16 d; uint8 q[16]} (18 bytes): d = v / -8 where v is the block's value
+//         of largest magnitude (sign kept), q = min(15, trunc(w / d + 8.5)), element j of the block in the
+//         low nibble of byte j and element j + 16 in the high one; w ~ d (q - 8).    0.5625 bytes a weight
+//
+// The products (ggml's way for the integer types): INT8 quantizes each input row once (one scale per row)
+// and Q8_0 / Q4_0 quantize it once in Q8_0 blocks; each block's (row's) integer dot product is scaled by both
+// scales. BF16 / F16 widen the weights to float32 in registers and multiply the float32 input.
+// A few rows (decoding, kDirectRows at a time) run the direct kernels: threads split the output rows and
+// the weights stream once. More rows (a prompt) widen a panel of output rows at a time into float32 (a
+// cache-sized buffer, never the whole matrix) and multiply it with the float32 GEMM. Row-invariant mode
+// (tfm serve's batches, gemm.h) keeps every row on the direct kernels, whose rows never depend on the others.
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "tensor/tensor.h"
 
 namespace tfm::kernels {
 
-enum class WeightFormat { Int8, Q4_0, BF16 };
+enum class WeightFormat { Int8, Q8_0, Q4_0, BF16, F16 };
+
+inline constexpr int64_t kBlockWeights = 32;  // Q8_0 / Q4_0 block length along K
+inline constexpr int64_t kDirectRows = 8;     // input rows per pass of the direct kernels
 
 struct QuantizedWeight {
   WeightFormat format = WeightFormat::Int8;
   int64_t rows = 0, cols = 0;  // N, K
-  Tensor data;                 // Int8: I8 [N, K]; Q4_0: U8 [N, K / 2]; BF16: BF16 [N, K]
-  Tensor scale;                // Int8: F32 [N]; Q4_0: F32 [N, K / 32]; BF16: none
+  // BF16 / F16: BF16 / F16 [N, K]; Int8: I8 [N, K]; Q8_0 / Q4_0: U8 [N, row_bytes(format, K)], the blocks.
+  Tensor data;
+  Tensor scale;  // Int8: F32 [N]; otherwise undefined
 };
 
-// Quantizes a row-major float [rows, cols] matrix. Throws tfm::Error for Q4_0 when cols % 32 != 0.
+// "bf16", "f16", "int8", "q8_0", "q4_0".
+const char* format_name(WeightFormat format);
+// The format of that name (or "int4", the same as q4_0); anything else is an error listing them.
+WeightFormat format_named(const std::string& name);
+// Bytes of one stored row of `cols` weights (scales inside blocks counted; Int8's row scale not).
+int64_t row_bytes(WeightFormat format, int64_t cols);
+// Whether `format` stores in blocks of kBlockWeights (then cols must be a multiple of it).
+bool is_block_format(WeightFormat format);
+
+// Quantizes a row-major float [rows, cols] matrix. Throws tfm::Error for a block format when cols % 32 != 0.
 QuantizedWeight quantize_weight(const float* w, int64_t rows, int64_t cols, WeightFormat format);
-// The float matrix the quantized one stands for, into out [rows, cols].
-void dequantize_weight(const QuantizedWeight& q, float* out);
+// Rows [first, first + count) of the float matrix the quantized one stands for, into out [count, cols].
+void dequantize_rows(const QuantizedWeight& q, int64_t first, int64_t count, float* out);
+inline void dequantize_weight(const QuantizedWeight& q, float* out) { dequantize_rows(q, 0, q.rows, out); }
 
-// Whether a BF16 product of m rows runs from the stored bits (a few rows, or row-invariant mode); otherwise
-// quantized_linear widens the weight to float32 first, and a caller that holds that float32 matrix already
-// (Parameter::value) multiplies it instead.
-bool bf16_direct(int64_t m);
-
-// y [m, N] = x [m, K] W^T (+ bias [N] when not null), threads over N.
+// y [m, N] = x [m, K] W^T (+ bias [N] when not null).
 void quantized_linear(const float* x, int64_t m, const QuantizedWeight& w, const float* bias, float* y);
+
+// The scalar reference of the direct kernels: the same input quantization (integer types), the dequantized
+// weights, sums in float64. The kernels are tested against it.
+void reference_linear(const float* x, int64_t m, const QuantizedWeight& w, const float* bias, float* y);
 
 }  // namespace tfm::kernels

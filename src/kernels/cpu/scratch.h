@@ -8,7 +8,7 @@
 namespace tfm::kernels {
 
 // A buffer of at least n floats private to the calling thread (contents unspecified). `slot`
-// distinguishes buffers that one thread needs at the same time.
+// (0..4) distinguishes buffers that one thread needs at the same time.
 float* thread_scratch(size_t n, int slot = 0);
 
 // The same for raw bytes (other element types), in slots of their own.

@@ -73,15 +73,18 @@ double sum_exp_shifted(const float* x, float shift, int64_t n) {
 
 #else
 
+// exp(v), flushed to 0 below -103 as the vector version is (libm would return subnormals down to -104).
+inline float exp_flushed(float v) { return v < -103.0f ? 0.0f : std::exp(v); }
+
 float exp_shifted(const float* x, float shift, float* y, int64_t n) {
   float sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += y[i] = std::exp(x[i] - shift);
+  for (int64_t i = 0; i < n; ++i) sum += y[i] = exp_flushed(x[i] - shift);
   return sum;
 }
 
 double sum_exp_shifted(const float* x, float shift, int64_t n) {
   double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += std::exp(x[i] - shift);
+  for (int64_t i = 0; i < n; ++i) sum += exp_flushed(x[i] - shift);
   return sum;
 }
 
